@@ -1,0 +1,223 @@
+"""The HTTP application: hand-written ASGI for the AuthZEN hot routes, Starlette for the rest."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tether.api import authzen
+from tether.api.asgi import (
+    PROBLEM_JSON,
+    Receive,
+    Scope,
+    Send,
+    header,
+    parse_json_body,
+    read_body,
+    send_json,
+)
+from tether.api.errors import problem, problem_for
+from tether.api.openapi import openapi_document
+from tether.api.resources import resource_routes
+from tether.errors import TetherError
+from tether.services import Tether
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Tether, Any, str | None, str | None], bytes]
+SearchHandler = Callable[[Tether, Any], bytes]
+
+
+class _DecisionCounts(Collector):
+    """Reads the service's outcome counters at scrape time (nothing on the hot path)."""
+
+    def __init__(self, tether: Tether) -> None:
+        self._tether = tether
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "tether_decisions", "Decisions answered, by outcome", labels=["outcome"]
+        )
+        for outcome, count in sorted(self._tether.outcome_counts.items()):
+            family.add_metric([outcome], count)
+        yield family
+
+
+class Metrics:
+    def __init__(self, tether: Tether) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(_DecisionCounts(tether))
+        self.errors = Counter(
+            "tether_http_errors",
+            "AuthZEN requests answered with an error, by route and status",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "tether_decision_seconds",
+            "Time to answer an AuthZEN request",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+        )
+
+
+class TetherApp:
+    """The ASGI application served by ``tether serve``."""
+
+    def __init__(self, tether: Tether) -> None:
+        self.tether = tether
+        self.metrics = Metrics(tether)
+        self._limit = tether.settings.max_body_bytes
+        self._hot: dict[str, Handler] = {
+            "/access/v1/evaluation": authzen.evaluate_one,
+            "/access/v1/evaluations": authzen.evaluate_many,
+        }
+        self._search: dict[str, SearchHandler] = {
+            "/access/v1/search/subject": authzen.search_subject,
+            "/access/v1/search/resource": authzen.search_resource,
+            "/access/v1/search/action": authzen.search_action,
+        }
+        self._latency = {path: self.metrics.latency.labels(path) for path in self._hot}
+        self.starlette = Starlette(
+            routes=self._routes(), exception_handlers={HTTPException: self._http_error}
+        )
+
+    def _routes(self) -> list[Route]:
+        return [
+            Route("/healthz", self._healthz),
+            Route("/readyz", self._readyz),
+            Route("/metrics", self._metrics),
+            Route("/openapi.json", self._openapi),
+            Route("/.well-known/authzen-configuration", self._authzen_configuration),
+            *resource_routes(self.tether),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path = scope["path"]
+            handler = self._hot.get(path)
+            if handler is not None or path in self._search:
+                await self._authzen(scope, receive, send, path, handler)
+                return
+            await self.starlette(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _authzen(
+        self, scope: Scope, receive: Receive, send: Send, path: str, handler: Handler | None
+    ) -> None:
+        started = time.perf_counter()
+        # The caller's request id, else ours: echoed on every answer and kept with the decision.
+        request_id = header(scope, b"x-request-id") or uuid.uuid4().hex.encode()
+        if scope["method"] != "POST":
+            body = problem(405, f"`{path}` only accepts POST", "method_not_allowed")
+            await send_json(
+                send,
+                405,
+                body,
+                request_id=request_id,
+                content_type=PROBLEM_JSON,
+                extra_headers=[(b"allow", b"POST")],
+            )
+            return
+        try:
+            payload = parse_json_body(scope, await read_body(scope, receive, self._limit))
+            rid = request_id.decode("latin-1")
+            if handler is not None:
+                body = handler(self.tether, payload, rid, None)
+            else:
+                body = self._search[path](self.tether, payload)
+        except TetherError as exc:
+            status, body = problem_for(exc)
+            self.metrics.errors.labels(path, str(status)).inc()
+            await send_json(send, status, body, request_id=request_id, content_type=PROBLEM_JSON)
+            return
+        except Exception:  # fail closed, never leak a traceback to the caller
+            log.exception("unexpected error answering %s", path)
+            self.metrics.errors.labels(path, "500").inc()
+            body = problem(500, "internal error; the request was not authorized", "internal_error")
+            await send_json(send, 500, body, request_id=request_id, content_type=PROBLEM_JSON)
+            return
+        await send_json(send, 200, body, request_id=request_id)
+        latency = self._latency.get(path)
+        if latency is not None:
+            latency.observe(time.perf_counter() - started)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.tether.start_background()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                # Drain the decision log: a clean shutdown loses no acknowledged decision.
+                self.tether.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # --- small routes ------------------------------------------------------------------
+
+    async def _http_error(self, request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        detail = {
+            404: f"no route `{request.url.path}`",
+            405: f"method `{request.method}` is not allowed on `{request.url.path}`",
+        }.get(status, str(getattr(exc, "detail", "error")))
+        code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
+        headers = getattr(exc, "headers", None)
+        return Response(
+            problem(status, detail, code),
+            status_code=status,
+            media_type="application/problem+json",
+            headers=headers,
+        )
+
+    async def _healthz(self, _request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def _readyz(self, _request: Request) -> Response:
+        try:
+            revision = self.tether.latest_revision()
+        except Exception as exc:  # the store is what readiness is about
+            return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+        return JSONResponse(
+            {
+                "status": "ready",
+                "estate_revision": self.tether.snapshot.revision,
+                "latest_revision": revision,
+                "policies": self.tether.snapshot.engine.policy_count,
+                "decisions_written": self.tether.decision_log.written,
+            }
+        )
+
+    async def _metrics(self, _request: Request) -> Response:
+        return Response(
+            generate_latest(self.metrics.registry), media_type="text/plain; version=0.0.4"
+        )
+
+    async def _openapi(self, _request: Request) -> Response:
+        return Response(orjson.dumps(openapi_document()), media_type="application/json")
+
+    async def _authzen_configuration(self, request: Request) -> Response:
+        # The configured base URL, never the client's Host header (PDP mix-up defence).
+        base = self.tether.settings.public_url
+        return Response(authzen.configuration(base), media_type="application/json")
+
+
+def create_app(tether: Tether) -> TetherApp:
+    return TetherApp(tether)

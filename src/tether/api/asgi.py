@@ -1,0 +1,82 @@
+"""Small ASGI primitives for the hot routes: read a bounded body, send JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from tether.errors import InvalidRequest, PayloadTooLarge
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+JSON = b"application/json"
+PROBLEM_JSON = b"application/problem+json"
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    declared = header(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {int(declared)} bytes exceeds the limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidRequest("client disconnected before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def parse_json_body(scope: Scope, body: bytes) -> Any:
+    content_type = header(scope, b"content-type")
+    media = (content_type or b"").split(b";", 1)[0].strip().lower()
+    if media != JSON and not (media.startswith(b"application/") and media.endswith(b"+json")):
+        shown = content_type.decode("latin-1") if content_type else "none"
+        raise InvalidRequest(
+            f"content type must be `application/json`, got `{shown}`", code="unsupported_media_type"
+        )
+    if not body.strip():
+        raise InvalidRequest("request body is empty; expected a JSON object", code="empty_body")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"request body is not valid JSON: {exc}", code="malformed_json"
+        ) from None
+
+
+async def send_json(
+    send: Send,
+    status: int,
+    body: bytes,
+    *,
+    request_id: bytes | None,
+    content_type: bytes = JSON,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if request_id is not None:
+        headers.append((b"x-request-id", request_id))
+    if extra_headers:
+        headers.extend(extra_headers)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

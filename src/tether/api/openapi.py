@@ -1,0 +1,95 @@
+"""The OpenAPI 3.1 document served at ``/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ENTITY = {
+    "type": "object",
+    "required": ["type", "id"],
+    "properties": {
+        "type": {"type": "string"},
+        "id": {"type": "string"},
+        "properties": {"type": "object"},
+    },
+}
+_ACTION = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {"name": {"type": "string"}, "properties": {"type": "object"}},
+}
+_EVALUATION = {
+    "type": "object",
+    "required": ["subject", "action", "resource"],
+    "properties": {
+        "subject": _ENTITY,
+        "action": _ACTION,
+        "resource": _ENTITY,
+        "context": {"type": "object"},
+    },
+}
+_DECISION = {
+    "type": "object",
+    "required": ["decision"],
+    "properties": {"decision": {"type": "boolean"}, "context": {"type": "object"}},
+}
+_PROBLEM = {
+    "description": "problem+json",
+    "content": {"application/problem+json": {"schema": {"type": "object"}}},
+}
+
+
+def _post(summary: str, request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
+            "responses": {
+                "200": {
+                    "description": "answer",
+                    "content": {"application/json": {"schema": response}},
+                },
+                "400": _PROBLEM,
+                "413": _PROBLEM,
+            },
+        }
+    }
+
+
+def _get(summary: str) -> dict[str, Any]:
+    return {"get": {"summary": summary, "responses": {"200": {"description": "ok"}}}}
+
+
+def openapi_document() -> dict[str, Any]:
+    search = {
+        "type": "object",
+        "properties": {"results": {"type": "array"}, "page": {"type": "object"}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "tether", "version": "0.1.0"},
+        "paths": {
+            "/access/v1/evaluation": _post("AuthZEN Access Evaluation", _EVALUATION, _DECISION),
+            "/access/v1/evaluations": _post(
+                "AuthZEN Access Evaluations (batch)",
+                {"type": "object", "properties": {"evaluations": {"type": "array"}}},
+                {"type": "object"},
+            ),
+            "/access/v1/search/subject": _post(
+                "AuthZEN Subject Search", {"type": "object"}, search
+            ),
+            "/access/v1/search/resource": _post(
+                "AuthZEN Resource Search", {"type": "object"}, search
+            ),
+            "/access/v1/search/action": _post("AuthZEN Action Search", {"type": "object"}, search),
+            "/.well-known/authzen-configuration": _get("AuthZEN PDP metadata"),
+            "/v1/identities": _get("Identity inventory"),
+            "/v1/identities/{identity_id}": _get("One identity with its entitlements"),
+            "/v1/decisions": _get(
+                "Recent decisions (filters: subject, action, outcome, since, limit)"
+            ),
+            "/healthz": _get("Liveness"),
+            "/readyz": _get("Readiness (store reachable, estate revision)"),
+            "/metrics": _get("Prometheus metrics"),
+        },
+    }

@@ -1,0 +1,57 @@
+"""tether's own read API under ``/v1`` (RFC 9457 problem+json errors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tether.api.errors import problem_for
+from tether.errors import InvalidRequest, TetherError
+from tether.inventory import list_decisions, list_identities, show_identity
+from tether.services import Tether
+
+
+def _problem(exc: TetherError) -> Response:
+    status, body = problem_for(exc)
+    return Response(body, status_code=status, media_type="application/problem+json")
+
+
+def _int_param(request: Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise InvalidRequest(f"query parameter `{name}` must be an integer from 1 to {maximum}")
+    return int(raw)
+
+
+def resource_routes(tether: Tether) -> list[Route]:
+    async def identities(request: Request) -> Response:
+        return JSONResponse({"identities": list_identities(tether.engine)})
+
+    async def identity(request: Request) -> Response:
+        try:
+            return JSONResponse(show_identity(tether.engine, request.path_params["identity_id"]))
+        except TetherError as exc:
+            return _problem(exc)
+
+    async def decisions(request: Request) -> Response:
+        try:
+            limit = _int_param(request, "limit", 100, 10_000)
+            filters: dict[str, Any] = {
+                key: request.query_params.get(key)
+                for key in ("subject", "action", "outcome", "since")
+            }
+            rows = list_decisions(tether.engine, limit=limit, **filters)
+        except TetherError as exc:
+            return _problem(exc)
+        return JSONResponse({"decisions": rows})
+
+    return [
+        Route("/v1/identities", identities),
+        Route("/v1/identities/{identity_id:path}", identity),
+        Route("/v1/decisions", decisions),
+    ]

@@ -1,0 +1,91 @@
+"""Settings: read once at start-up, passed down; domain code never reads the environment.
+
+Precedence: explicit arguments > ``TETHER_*`` environment variables > defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from tether.errors import InvalidRequest
+
+DEFAULT_DB_URL = "sqlite:///.tether/tether.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything tether can be configured with."""
+
+    database_url: str = DEFAULT_DB_URL
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # How long a decision event may wait in memory before it is committed. A crash
+    # (SIGKILL, power loss of the process) loses at most this window of decisions.
+    flush_interval_ms: int = 50
+    max_body_bytes: int = 1_000_000
+    # How often a server checks the store for a new estate revision (hot reload).
+    reload_interval_ms: int = 500
+    # tether's public base URL (PDP identifier, token issuer); derived from host/port if unset.
+    issuer: str = ""
+    audience: str = "tether"
+    search_page_size: int = 100
+
+    @property
+    def public_url(self) -> str:
+        return (self.issuer or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Return a copy with every non-``None`` override applied."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def database_url_from(value: str) -> str:
+    """Accept a SQLAlchemy URL or a plain path (which means SQLite)."""
+    if "://" in value:
+        if value.startswith("postgresql://"):
+            return "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+    return f"sqlite:///{Path(value)}"
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from ``TETHER_*`` variables, then apply explicit overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        raw = env.get(f"TETHER_{f.name.upper()}")
+        if raw is None:
+            continue
+        if f.type in ("int", int):
+            try:
+                values[f.name] = int(raw)
+            except ValueError:
+                raise InvalidRequest(
+                    f"environment variable `TETHER_{f.name.upper()}` must be an integer, "
+                    f"got `{raw}`"
+                ) from None
+        else:
+            values[f.name] = raw
+    settings = Settings(**values).with_overrides(**overrides)
+    for name, (low, high) in _RANGES.items():
+        value = getattr(settings, name)
+        if not low <= value <= high:
+            raise InvalidRequest(
+                f"setting `{name}` (`TETHER_{name.upper()}`) must be from {low} to {high}, "
+                f"got `{value}`"
+            )
+    return replace(settings, database_url=database_url_from(settings.database_url))
+
+
+# Bounds that keep a typo from becoming a busy loop or a server that refuses every body.
+_RANGES = {
+    "port": (0, 65535),
+    "flush_interval_ms": (0, 60_000),
+    "max_body_bytes": (1, 2**31),
+    "reload_interval_ms": (10, 3_600_000),
+    "search_page_size": (1, 100_000),
+}

@@ -1,0 +1,158 @@
+"""Reader of the ``identities`` section: identities, their workload proof and entitlements.
+
+An identity's ``workload`` is how it proves itself: a SPIFFE ID (SPIFFE-ID.md §2) or an
+OIDC ``{issuer, subject}`` pair. Two identities may not share a workload: a proof must
+name exactly one identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tether.estate._fields import Fields, expect_list, expect_map, where
+from tether.estate._model import IDENTITY_KINDS, Entitlement, Identity, Where
+from tether.estate._patterns import ResourcePattern, parse_pattern, text_problem
+from tether.estate._sections import MAX_ID, MAX_NAME, LoadContext, read_parents
+from tether.estate._spiffe import spiffe_id_problem
+from tether.estate._yaml import Node
+
+# Attributes tether sets itself from the identity's fields.
+RESERVED_ATTRIBUTES = ("kind", "class", "owner")
+
+
+def read_identities(node: Node, ctx: LoadContext) -> None:
+    for entry in expect_list(node, ctx.problems, "`identities`"):
+        if expect_map(entry, ctx.problems, "an `identities` entry"):
+            _read_identity(entry, ctx)
+
+
+def _read_identity(entry: Node, ctx: LoadContext) -> None:
+    named = entry.value.get("id")
+    label = f"identity `{named.value}`" if named and isinstance(named.value, str) else "an identity"
+    fields = Fields(
+        entry,
+        ctx.problems,
+        what=label,
+        required=["id", "kind"],
+        optional=["class", "owner", "workload", "attributes", "parents", "entitlements"],
+    )
+    identity_id = fields.string("id", max_length=MAX_ID)
+    if identity_id is not None and (problem := text_problem(identity_id, "identity id")):
+        fields.fail("id", problem)
+        identity_id = None
+    if identity_id is not None and not ctx.claim("identity", identity_id, where(entry)):
+        fields.ok = False
+    kind = fields.string("kind")
+    if kind is not None and kind not in IDENTITY_KINDS:
+        fields.fail(
+            "kind",
+            f"kind `{kind}` is not one of " + ", ".join(f"`{k}`" for k in IDENTITY_KINDS),
+        )
+        kind = None
+    workload_class = _workload_class(fields, ctx, kind)
+    owner = fields.string("owner", max_length=MAX_ID)
+    workload = _workload(fields, ctx)
+    attributes, attribute_lines = fields.attributes("attributes")
+    for name in RESERVED_ATTRIBUTES:
+        if name in attributes:
+            ctx.problems.add(
+                attribute_lines[name],
+                f"attribute `{name}` is reserved: tether sets it from the identity's `{name}`",
+            )
+            fields.ok = False
+    parents = read_parents(fields)
+    entitlements = _entitlements(fields, identity_id or "?")
+    if fields.ok and identity_id is not None and kind is not None:
+        ctx.identities[identity_id] = Identity(
+            id=identity_id,
+            kind=kind,
+            workload_class=workload_class,
+            owner=owner,
+            workload=workload,
+            attributes=attributes,
+            parents=parents,
+            entitlements=entitlements,
+            where=where(entry),
+            attribute_lines=attribute_lines,
+        )
+
+
+def _workload_class(fields: Fields, ctx: LoadContext, kind: str | None) -> str | None:
+    if not ctx.declared("class"):
+        return fields.string("class", max_length=MAX_NAME)
+    if not fields.has("class") and kind not in (None, "user"):
+        declared = ", ".join(f"`{c}`" for c in sorted(ctx.declared("class")))
+        fields.problems.add(fields.node, f"{fields.what} needs a `class` (one of {declared})")
+        fields.ok = False
+        return None
+    return ctx.reference(fields, "class", "class", MAX_NAME)
+
+
+def _workload(fields: Fields, ctx: LoadContext) -> str | Mapping[str, str] | None:
+    node = fields.get("workload")
+    if node is None:
+        return None
+    if node.is_map:
+        proof = Fields(
+            node, ctx.problems, what=f"`workload` of {fields.what}", required=["issuer", "subject"]
+        )
+        issuer, subject = proof.string("issuer"), proof.string("subject")
+        if not proof.ok or issuer is None or subject is None:
+            fields.ok = False
+            return None
+        if not ctx.claim("workload", f"{issuer} {subject}", where(node)):
+            fields.ok = False
+        return {"issuer": issuer, "subject": subject}
+    spiffe_id = fields.string("workload")
+    if spiffe_id is None:
+        return None
+    problem = spiffe_id_problem(spiffe_id)
+    if problem:
+        fields.fail("workload", f"`{spiffe_id}` is not a SPIFFE ID: {problem}")
+        return None
+    if not ctx.claim("workload", spiffe_id, where(node)):
+        fields.ok = False
+    return spiffe_id
+
+
+def _entitlements(fields: Fields, identity_id: str) -> tuple[Entitlement, ...]:
+    node = fields.get("entitlements")
+    items = expect_list(node, fields.problems, f"`entitlements` of {fields.what}")
+    if node is not None and node.value is not None and not node.is_seq:
+        fields.ok = False
+    result: list[Entitlement] = []
+    for index, entry in enumerate(items, start=1):
+        if not expect_map(entry, fields.problems, f"an entitlement of {fields.what}"):
+            fields.ok = False
+            continue
+        grant = Fields(
+            entry,
+            fields.problems,
+            what=f"entitlement {index} of {fields.what}",
+            required=["actions", "resources"],
+        )
+        actions: list[str] = []
+        for action, item in grant.strings("actions"):
+            problem = text_problem(action, "action")
+            if problem:
+                grant.problems.add(item, problem)
+                grant.ok = False
+            elif action == "*":
+                grant.problems.add(item, "list the actions explicitly; `*` is not an action")
+                grant.ok = False
+            elif action not in actions:
+                actions.append(action)
+        patterns: list[ResourcePattern] = []
+        for text, item in grant.strings("resources"):
+            pattern = parse_pattern(text)
+            if isinstance(pattern, str):
+                grant.problems.add(item, pattern)
+                grant.ok = False
+            elif pattern not in patterns:
+                patterns.append(pattern)
+        if not grant.ok:
+            fields.ok = False
+            continue
+        at = Where(entry.file, entry.line)
+        result.append(Entitlement(identity_id, index, tuple(actions), tuple(patterns), at))
+    return tuple(result)

@@ -1,0 +1,128 @@
+"""A compiled estate: what `tether apply` stores and what a server loads to decide.
+
+It is plain JSON-able data (the ``bundle``) so that every replica builds the same
+:class:`~tether.policy.PolicyEngine` from the store, without the estate files.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.policy import EntityRecord, EntityRef, Outcome, PolicyEngine, PolicySpec
+
+
+@dataclass(frozen=True)
+class ResourceRule:
+    """Sensitivity of resources by pattern: ``type:id-glob`` (``*`` matches anything)."""
+
+    pattern: str
+    data_class: str | None
+    level: int
+
+
+@dataclass(frozen=True)
+class CompiledEstate:
+    """Policies (files + compiled entitlements), entities, schema and resource rules."""
+
+    policies: Sequence[PolicySpec]
+    entities: Sequence[EntityRecord]
+    schema_text: str | None = None
+    resource_rules: Sequence[ResourceRule] = ()
+    classes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def engine(self) -> PolicyEngine:
+        return PolicyEngine(self.policies, self.entities, schema_text=self.schema_text)
+
+    def classifier(self) -> ResourceClassifier:
+        return ResourceClassifier(self.resource_rules)
+
+    def to_bundle(self) -> dict[str, Any]:
+        return {
+            "policies": [
+                {
+                    "id": p.id,
+                    "file": p.file,
+                    "line": p.line,
+                    "effect": p.effect,
+                    "outcome": p.outcome.value,
+                    "obligations": dict(p.obligations),
+                    "est": p.est,
+                }
+                for p in self.policies
+            ],
+            "entities": [
+                {
+                    "type": e.type,
+                    "id": e.id,
+                    "attrs": dict(e.attrs),
+                    "parents": [{"type": r.type, "id": r.id} for r in e.parents],
+                }
+                for e in self.entities
+            ],
+            "schema": self.schema_text,
+            "resource_rules": [
+                {"pattern": r.pattern, "data_class": r.data_class, "level": r.level}
+                for r in self.resource_rules
+            ],
+            "classes": {k: dict(v) for k, v in self.classes.items()},
+        }
+
+    @classmethod
+    def from_bundle(cls, bundle: Mapping[str, Any]) -> CompiledEstate:
+        return cls(
+            policies=[
+                PolicySpec(
+                    id=p["id"],
+                    file=p["file"],
+                    line=p["line"],
+                    effect=p["effect"],
+                    outcome=Outcome(p["outcome"]),
+                    obligations=p["obligations"],
+                    est=p["est"],
+                )
+                for p in bundle["policies"]
+            ],
+            entities=[
+                EntityRecord(
+                    e["type"],
+                    e["id"],
+                    e["attrs"],
+                    tuple(EntityRef(r["type"], r["id"]) for r in e["parents"]),
+                )
+                for e in bundle["entities"]
+            ],
+            schema_text=bundle.get("schema"),
+            resource_rules=[ResourceRule(**r) for r in bundle.get("resource_rules", [])],
+            classes=bundle.get("classes", {}),
+        )
+
+
+EMPTY_ESTATE = CompiledEstate(policies=(), entities=())
+
+
+class ResourceClassifier:
+    """Finds the data class of a resource; the most sensitive matching rule wins."""
+
+    def __init__(self, rules: Sequence[ResourceRule]) -> None:
+        ordered = sorted((r for r in rules if r.data_class), key=lambda r: -r.level)
+        self._rules = [(re.compile(fnmatch.translate(r.pattern)), r) for r in ordered]
+        self._cache: dict[str, tuple[str | None, int]] = {}
+
+    def classify(self, ref: EntityRef) -> tuple[str | None, int]:
+        """Return ``(data_class, level)``; ``(None, 0)`` when no rule matches."""
+        key = f"{ref.type}:{ref.id}"
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        result: tuple[str | None, int] = (None, 0)
+        for regex, rule in self._rules:
+            if regex.match(key):
+                result = (rule.data_class, rule.level)
+                break
+        if len(self._cache) < 100_000:
+            self._cache[key] = result
+        return result

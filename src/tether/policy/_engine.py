@@ -1,0 +1,244 @@
+"""The decision engine: Cedar (via cedarpy) with pre-parsed handles, tether outcomes on top.
+
+Cedar answers Allow/Deny and names the determining policies; tether reads the
+``@outcome`` and ``@obligations`` annotations of those policies to refine the answer
+into ``allow``, ``constrain``, ``approval_required`` or ``deny``. Any evaluation
+error is a deny carrying the error: Cedar on its own skips an erroring permit and
+may still allow through another one; tether does not.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import cedarpy
+
+from tether.policy._model import EMPTY, Decision, DecisionRequest, EntityRef, Outcome
+from tether.policy._obligations import check_obligation_kinds, merge_obligations
+from tether.policy._source import PolicySpec
+from tether.policy.errors import PolicyInvalid
+
+_IDENTIFIER = re.compile(r"^[_a-zA-Z][_a-zA-Z0-9]*(::[_a-zA-Z][_a-zA-Z0-9]*)*$")
+RESERVED_CONTEXT_KEYS = ("tether", "action")
+NO_PERMIT = "no-permit-matched"
+
+
+@dataclass(frozen=True)
+class EntityRecord:
+    """An entity of the estate in Cedar's JSON form."""
+
+    type: str
+    id: str
+    attrs: Mapping[str, Any]
+    parents: Sequence[EntityRef] = ()
+
+    def to_cedar(self, extra_attrs: Mapping[str, Any] = EMPTY) -> dict[str, Any]:
+        attrs = dict(extra_attrs)
+        attrs.update(self.attrs)  # the estate's attributes win over request properties
+        return {
+            "uid": {"type": self.type, "id": self.id},
+            "attrs": to_cedar_value(attrs),
+            "parents": [{"type": p.type, "id": p.id} for p in self.parents],
+        }
+
+
+class PolicyEngine:
+    """An immutable, pre-parsed policy set plus entity graph; ``decide`` is pure."""
+
+    def __init__(
+        self,
+        policies: Sequence[PolicySpec],
+        entities: Iterable[EntityRecord] = (),
+        *,
+        schema_text: str | None = None,
+    ) -> None:
+        self.policies = {p.id: p for p in policies}
+        if len(self.policies) != len(policies):
+            seen: set[str] = set()
+            dupes = sorted({p.id for p in policies if p.id in seen or seen.add(p.id)})  # type: ignore[func-returns-value]
+            raise PolicyInvalid(f"duplicate policy id(s): {', '.join(dupes)}")
+        check_obligation_kinds((p.id, p.obligations) for p in policies)
+        est = {
+            "staticPolicies": {p.id: p.est for p in policies},
+            "templates": {},
+            "templateLinks": [],
+        }
+        try:
+            self._policy_set = cedarpy.PolicySet.from_json_str(json.dumps(est))
+        except ValueError as exc:
+            raise PolicyInvalid(f"cedar rejected the policy set: {exc}") from None
+        self._entity_records = {(e.type, e.id): e for e in entities}
+        self._entity_json = [e.to_cedar() for e in self._entity_records.values()]
+        try:
+            self._entities = cedarpy.Entities.from_json_str(json.dumps(self._entity_json))
+        except ValueError as exc:
+            raise PolicyInvalid(f"cedar rejected the entities: {exc}") from None
+        self.schema_text = schema_text
+        self._outcome_of = {p.id: p.outcome for p in policies}
+        self._obligations_of = {p.id: p.obligations for p in policies if p.obligations}
+        # approval_required forbids only offer approval for a request that is otherwise
+        # permitted; this set (built only when such forbids exist) answers that question.
+        self._without_approval_forbids: Any = None
+        if any(_is_approval_forbid(p) for p in policies):
+            rest = {
+                "staticPolicies": {p.id: p.est for p in policies if not _is_approval_forbid(p)},
+                "templates": {},
+                "templateLinks": [],
+            }
+            self._without_approval_forbids = cedarpy.PolicySet.from_json_str(json.dumps(rest))
+
+    @property
+    def policy_count(self) -> int:
+        return len(self.policies)
+
+    def entity(self, ref: EntityRef) -> EntityRecord | None:
+        return self._entity_records.get((ref.type, ref.id))
+
+    def entities_of_type(self, entity_type: str) -> list[EntityRecord]:
+        return [e for (t, _), e in self._entity_records.items() if t == entity_type]
+
+    def decide(
+        self, request: DecisionRequest, extra_context: Mapping[str, Any] = EMPTY
+    ) -> Decision:
+        """Evaluate one request. Never raises for bad request content: it denies."""
+        subject, resource = request.subject, request.resource
+        if not _IDENTIFIER.match(subject.type) or not _IDENTIFIER.match(resource.type):
+            bad = subject.type if not _IDENTIFIER.match(subject.type) else resource.type
+            return _error_decision(f"entity type `{bad}` is not a valid Cedar type name")
+        try:
+            cedar_request = {
+                "principal": {"type": subject.type, "id": subject.id},
+                "action": {"type": "Action", "id": request.action},
+                "resource": {"type": resource.type, "id": resource.id},
+                # Inside the try: a context nested too deeply is a deny, not a crash.
+                "context": build_context(request, extra_context),
+            }
+            entities = self._entities_for(request)
+            result = cedarpy.is_authorized(cedar_request, self._policy_set, entities)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            return _error_decision(f"evaluation failed: {exc}")
+        decision = self._interpret(result)
+        if decision.outcome is Outcome.APPROVAL_REQUIRED and not result.allowed:
+            return self._approval_or_deny(decision, cedar_request, entities)
+        return decision
+
+    def _approval_or_deny(
+        self, decision: Decision, cedar_request: dict[str, Any], entities: Any
+    ) -> Decision:
+        """Approval is only on offer when the request is permitted but for approval forbids."""
+        try:
+            result = cedarpy.is_authorized(cedar_request, self._without_approval_forbids, entities)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            return _error_decision(f"evaluation failed: {exc}")
+        underlying = self._interpret(result)
+        if not underlying.permits and underlying.outcome is not Outcome.APPROVAL_REQUIRED:
+            return underlying
+        return decision
+
+    def _interpret(self, result: Any) -> Decision:
+        diagnostics = result.diagnostics
+        errors = diagnostics.errors
+        reasons: list[str] = diagnostics.reasons
+        if errors:
+            return Decision(Outcome.DENY, (*reasons, "evaluation-error"), errors=tuple(errors))
+        if not reasons:
+            return Decision(Outcome.DENY, (NO_PERMIT,))
+        outcome_of = self._outcome_of
+        if not result.allowed:
+            # Determining policies are forbids: approval_required only if none is a plain deny.
+            outcomes = {outcome_of[r] for r in reasons}
+            outcome = Outcome.DENY if Outcome.DENY in outcomes else Outcome.APPROVAL_REQUIRED
+            return Decision(outcome, tuple(reasons))
+        if len(reasons) == 1:
+            outcome = outcome_of[reasons[0]]
+        else:
+            outcome = max((outcome_of[r] for r in reasons), key=lambda o: o.precedence)
+        if outcome is Outcome.CONSTRAIN:
+            obligations = merge_obligations(
+                self._obligations_of[r] for r in reasons if r in self._obligations_of
+            )
+            return Decision(outcome, tuple(reasons), obligations)
+        return Decision(outcome, tuple(reasons))
+
+    def _entities_for(self, request: DecisionRequest) -> Any:
+        added: list[dict[str, Any]] = []
+        replaced: dict[tuple[str, str], dict[str, Any]] = {}
+        for ref, props in (
+            (request.subject, request.subject_properties),
+            (request.resource, request.resource_properties),
+        ):
+            if not props:
+                continue
+            known = self._entity_records.get((ref.type, ref.id))
+            if known is None:
+                added.append(EntityRecord(ref.type, ref.id, {}).to_cedar(props))
+            elif not set(props) <= set(known.attrs):
+                replaced[(ref.type, ref.id)] = known.to_cedar(props)
+        if not added and not replaced:
+            return self._entities
+        if len(added) == 2 and added[0]["uid"] == added[1]["uid"]:
+            added = [added[0]]
+        if not replaced:
+            return self._entities.with_added_json_str(json.dumps(added))
+        # Slow path: a known entity gains request-asserted attributes; rebuild the graph.
+        merged = [replaced.get((e["uid"]["type"], e["uid"]["id"]), e) for e in self._entity_json]
+        return cedarpy.Entities.from_json_str(json.dumps(merged + added))
+
+
+def build_context(request: DecisionRequest, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The Cedar context: the caller's context minus reserved keys, plus tether's own."""
+    context: dict[str, Any] = {}
+    if request.context:
+        context = to_cedar_value(
+            {k: v for k, v in request.context.items() if k not in RESERVED_CONTEXT_KEYS}
+        )
+    context["action"] = (
+        to_cedar_value(request.action_properties) if request.action_properties else {}
+    )
+    context["tether"] = dict(extra)
+    return context
+
+
+def to_cedar_value(value: Any) -> Any:
+    """Turn JSON into Cedar JSON: drop nulls, floats become ``decimal`` or strings."""
+    if isinstance(value, Mapping):
+        return {str(k): to_cedar_value(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [to_cedar_value(v) for v in value if v is not None]
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else str(value)
+    if isinstance(value, float):
+        text = format(Decimal(repr(value)).normalize(), "f")
+        if "." not in text:
+            text += ".0"
+        if len(text.split(".")[1]) <= 4 and abs(value) < 9e14:
+            return {"__extn": {"fn": "decimal", "arg": text}}
+        return text
+    return str(value)
+
+
+def _is_approval_forbid(spec: PolicySpec) -> bool:
+    return spec.effect == "forbid" and spec.outcome is Outcome.APPROVAL_REQUIRED
+
+
+def _error_decision(message: str) -> Decision:
+    return Decision(Outcome.DENY, ("evaluation-error",), errors=(message,))
+
+
+def scope_action_names(specs: Iterable[PolicySpec]) -> set[str]:
+    """Action names a policy set mentions in its scopes (``==`` and ``in [...]``)."""
+    names: set[str] = set()
+    for spec in specs:
+        scope = spec.est.get("action", {})
+        if "entity" in scope:
+            names.add(scope["entity"]["id"])
+        for entity in scope.get("entities", []):
+            names.add(entity["id"])
+    return names

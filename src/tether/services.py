@@ -1,0 +1,237 @@
+"""The application service: one object the HTTP edge, the CLI and the SDK all call.
+
+It owns the store, the live policy snapshot (hot-reloaded when `tether apply` writes
+a new estate revision) and the batching decision log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from tether.config import Settings
+from tether.estate.compiled import EMPTY_ESTATE, CompiledEstate, ResourceClassifier
+from tether.policy import (
+    Decision,
+    DecisionRequest,
+    EntityRef,
+    PolicyEngine,
+    PolicyInvalid,
+    scope_action_names,
+)
+from tether.store import migrate
+from tether.store.decision_log import DecisionLog
+from tether.store.engine import check_reachable, open_engine
+from tether.store.tables import estate_revisions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PolicySnapshot:
+    """Everything a decision needs, swapped atomically on reload."""
+
+    revision: int | None
+    estate: CompiledEstate
+    engine: PolicyEngine
+    classifier: ResourceClassifier
+    action_names: frozenset[str]
+
+
+@dataclass(frozen=True)
+class RecordedDecision:
+    decision_id: str
+    decision: Decision
+
+
+def _snapshot(revision: int | None, estate: CompiledEstate) -> PolicySnapshot:
+    actions = scope_action_names(estate.policies)
+    return PolicySnapshot(
+        revision, estate, estate.engine(), estate.classifier(), frozenset(actions)
+    )
+
+
+class Tether:
+    """tether's core, bound to one store."""
+
+    def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or open_engine(settings.database_url)
+        check_reachable(self.engine)
+        migrate.upgrade(self.engine)
+        self.decision_log = DecisionLog(self.engine, flush_interval_ms=settings.flush_interval_ms)
+        self.snapshot = _snapshot(None, EMPTY_ESTATE)
+        self.outcome_counts: Counter[str] = Counter()
+        self._unloadable_revision: int | None = None
+        self.reload()
+        self._stop = threading.Event()
+        self._reloader: threading.Thread | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start_background(self) -> None:
+        """Start watching the store for new estate revisions (hot reload)."""
+        if self._reloader is None:
+            self._reloader = threading.Thread(target=self._watch, name="tether-reload", daemon=True)
+            self._reloader.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._reloader is not None:
+            self._reloader.join(timeout=5)
+        self.decision_log.close()
+
+    def _watch(self) -> None:
+        interval = self.settings.reload_interval_ms / 1000
+        while not self._stop.wait(interval):
+            try:
+                self.reload()
+            except Exception:  # keep serving the last good snapshot
+                log.exception(
+                    "reloading the estate failed; keeping revision %s", self.snapshot.revision
+                )
+
+    def latest_revision(self) -> int | None:
+        with self.engine.connect() as connection:
+            value = connection.execute(select(func.max(estate_revisions.c.revision))).scalar()
+        return int(value) if value is not None else None
+
+    def reload(self) -> bool:
+        """Load the newest estate revision if it differs from the live one."""
+        latest = self.latest_revision()
+        if latest in (self.snapshot.revision, self._unloadable_revision):
+            return False
+        with self.engine.connect() as connection:
+            bundle = connection.execute(
+                select(estate_revisions.c.bundle).where(estate_revisions.c.revision == latest)
+            ).scalar_one()
+        try:
+            snapshot = _snapshot(latest, CompiledEstate.from_bundle(bundle))
+        except Exception as exc:
+            # Not retried until a newer revision arrives: the same bundle fails the same way.
+            self._unloadable_revision = latest
+            raise PolicyInvalid(f"estate revision `{latest}` cannot be loaded: {exc!r}") from exc
+        self.snapshot = snapshot
+        log.info("loaded estate revision %s", latest)
+        return True
+
+    # --- decisions -------------------------------------------------------------------------
+
+    def decide(self, request: DecisionRequest) -> Decision:
+        """Evaluate without recording (used by search)."""
+        snap = self.snapshot
+        return snap.engine.decide(request, self._tether_context(snap, request))
+
+    def evaluate(
+        self, request: DecisionRequest, *, request_id: str | None = None, caller: str | None = None
+    ) -> RecordedDecision:
+        """Evaluate one request and record it as a decision event."""
+        started = time.perf_counter_ns()
+        snap = self.snapshot
+        decision = snap.engine.decide(request, self._tether_context(snap, request))
+        decision_id = uuid.uuid4().hex
+        self.outcome_counts[decision.outcome.value] += 1
+        self.decision_log.record(
+            {
+                "decision_id": decision_id,
+                "at": datetime.now(UTC),
+                "subject_type": request.subject.type,
+                "subject_id": request.subject.id,
+                "action": request.action,
+                "resource_type": request.resource.type,
+                "resource_id": request.resource.id,
+                "outcome": decision.outcome.value,
+                "decision": decision.permits,
+                "reasons": list(decision.reasons),
+                "obligations": dict(decision.obligations),
+                "errors": list(decision.errors),
+                "context": dict(request.context),
+                "request_id": request_id,
+                "caller": caller,
+                "estate_revision": snap.revision,
+                "duration_us": (time.perf_counter_ns() - started) // 1000,
+            }
+        )
+        return RecordedDecision(decision_id, decision)
+
+    @staticmethod
+    def _tether_context(snap: PolicySnapshot, request: DecisionRequest) -> dict[str, Any]:
+        data_class, level = snap.classifier.classify(request.resource)
+        context: dict[str, Any] = {
+            "subject_id": request.subject.id,
+            "resource_id": request.resource.id,
+            "sensitivity": level,
+        }
+        if data_class is not None:
+            context["data_class"] = data_class
+        return context
+
+    # --- search (AuthZEN 1.0 §8) ---------------------------------------------------------
+
+    def search_subjects(self, subject_type: str, request: DecisionRequest) -> list[EntityRef]:
+        snap = self.snapshot
+        candidates = [EntityRef(e.type, e.id) for e in snap.engine.entities_of_type(subject_type)]
+        return self._permitted(
+            (
+                c,
+                DecisionRequest(
+                    c,
+                    request.action,
+                    request.resource,
+                    request.context,
+                    {},
+                    request.resource_properties,
+                    request.action_properties,
+                ),
+            )
+            for c in candidates
+        )
+
+    def search_resources(self, resource_type: str, request: DecisionRequest) -> list[EntityRef]:
+        snap = self.snapshot
+        candidates = [EntityRef(e.type, e.id) for e in snap.engine.entities_of_type(resource_type)]
+        return self._permitted(
+            (
+                c,
+                DecisionRequest(
+                    request.subject,
+                    request.action,
+                    c,
+                    request.context,
+                    request.subject_properties,
+                    {},
+                    request.action_properties,
+                ),
+            )
+            for c in candidates
+        )
+
+    def search_actions(self, request: DecisionRequest) -> list[str]:
+        names = sorted(self.snapshot.action_names)
+        return [
+            name
+            for name in names
+            if self.decide(
+                DecisionRequest(
+                    request.subject,
+                    name,
+                    request.resource,
+                    request.context,
+                    request.subject_properties,
+                    request.resource_properties,
+                )
+            ).permits
+        ]
+
+    def _permitted(self, pairs: Iterable[tuple[EntityRef, DecisionRequest]]) -> list[EntityRef]:
+        found = [ref for ref, req in pairs if self.decide(req).permits]
+        return sorted(found, key=lambda r: r.id)

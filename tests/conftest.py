@@ -1,0 +1,219 @@
+"""Shared fixtures: store backends (SQLite and a real PostgreSQL) and a real tether server.
+
+PostgreSQL is required: the URL comes from ``TETHER_TEST_POSTGRES_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/postgres``). If it cannot be reached the
+PostgreSQL-parametrised tests FAIL with the reason; they are only left out when
+``TETHER_TEST_POSTGRES=off`` is set, and then the run says so loudly at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from tether.store import migrate
+from tether.store.engine import open_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("TETHER_SHARED_DATA", ROOT.parent / "shared" / "data"))
+EXAMPLES = ROOT / "examples"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TETHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+POSTGRES_OFF = os.environ.get("TETHER_TEST_POSTGRES", "").lower() == "off"
+BACKENDS = ["sqlite"] if POSTGRES_OFF else ["sqlite", "postgresql"]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if POSTGRES_OFF:
+        terminalreporter.write_line(
+            "WARNING: TETHER_TEST_POSTGRES=off: the PostgreSQL backend was NOT tested", red=True
+        )
+
+
+def _psycopg_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """Create a throw-away database on the real server; yield its SQLAlchemy URL."""
+    import psycopg
+
+    name = f"tether_test_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is required at {POSTGRES_ADMIN_URL} ({exc}); "
+            "start it or set TETHER_TEST_POSTGRES=off to test SQLite only",
+            pytrace=False,
+        )
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    yield _psycopg_url(f"{base}/{name}")
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _fresh_schema_url(postgres_url: str) -> str:
+    """A fresh PostgreSQL schema per test, so tests never see each other's rows."""
+    import psycopg
+
+    schema = f"t_{secrets.token_hex(6)}"
+    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{schema}"')
+    return f"{postgres_url}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL for an empty store, once per backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/tether.db"
+    postgres_url: str = request.getfixturevalue("postgres_server")
+    return _fresh_schema_url(postgres_url)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Engine]:
+    """A migrated store on each backend."""
+    engine = open_engine(db_url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """A real ``tether serve`` in a subprocess."""
+
+    url: str
+    db_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10)
+
+    def stop(self, sig: int | None = None) -> int:
+        if self.process.poll() is None:
+            if sig is None:
+                self.process.terminate()
+            else:
+                self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return int(self.process.returncode)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def tether_cli() -> list[str]:
+    exe = shutil.which("tether", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-m", "tether.cli"]
+
+
+def start_server(
+    tmp_path: Path,
+    *,
+    db_url: str,
+    estate: Path | None = None,
+    extra: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> ServerProcess:
+    """Start ``tether serve``; ``env`` adds to (or overrides) the inherited environment."""
+    port = free_port()
+    log_path = tmp_path / f"server-{port}.log"
+    command = [*tether_cli(), "serve", "--port", str(port), "--db", db_url]
+    if estate is not None:
+        command += ["--estate", str(estate)]
+    command += extra or []
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env={**os.environ, **env} if env else None,
+        )
+    server = ServerProcess(f"http://127.0.0.1:{port}", db_url, process, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"tether serve exited with {process.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"tether serve did not become healthy:\n{server.log()}")
+
+
+ServerFactory = Callable[..., ServerProcess]
+
+
+def _server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
+    started: list[ServerProcess] = []
+
+    def start(
+        *,
+        db_url: str,
+        estate: Path | None = None,
+        extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> ServerProcess:
+        server = start_server(tmp_path, db_url=db_url, estate=estate, extra=extra, env=env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
+    """Start real servers (``start(db_url=..., estate=..., env=...)``); all stopped afterwards."""
+    yield from _server_factory(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    """Like ``server_factory``, but the servers live for the whole test module."""
+    yield from _server_factory(tmp_path_factory.mktemp("servers"))
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Like ``db_url`` (an empty store per backend), shared by a whole test module."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('store')}/tether.db"
+    postgres_url: str = request.getfixturevalue("postgres_server")
+    return _fresh_schema_url(postgres_url)

@@ -1,0 +1,227 @@
+"""The HTTP surface of a real ``tether serve``: probes, metrics, OpenAPI, routing and limits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+# Fixtures from tests/conftest.py: a server factory and the ServerProcess it returns.
+ServerFactory = Callable[..., Any]
+ServerProcess = Any
+pytestmark = pytest.mark.slow
+
+BODY_LIMIT = 4096
+EVALUATION = {
+    "subject": {"type": "user", "id": "alice"},
+    "action": {"name": "read"},
+    "resource": {"type": "doc", "id": "d1"},
+}
+
+
+@pytest.fixture(scope="module")
+def server(
+    module_server_factory: ServerFactory,
+    module_db_url: str,
+    estate_writer: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> ServerProcess:
+    estate: Path = estate_writer(tmp_path_factory.mktemp("estate"))
+    return module_server_factory(
+        db_url=module_db_url, estate=estate, env={"TETHER_MAX_BODY_BYTES": str(BODY_LIMIT)}
+    )
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[httpx.Client]:
+    with server.client() as c:
+        yield c
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["error_code"] == code
+    assert body["detail"]
+    return body
+
+
+def test_healthz(client: httpx.Client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_reports_the_store_and_the_live_revision(client: httpx.Client) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ready"
+    assert body["estate_revision"] == body["latest_revision"] == 1
+    assert body["policies"] >= 1
+
+
+def test_evaluation_answers_and_echoes_the_request_id(client: httpx.Client) -> None:
+    response = client.post(
+        "/access/v1/evaluation", json=EVALUATION, headers={"X-Request-ID": "req-42"}
+    )
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == "req-42"
+    body = response.json()
+    assert body["decision"] is True
+    assert body["context"]["outcome"] == "allow"
+    assert body["context"]["reasons"] == ["allow-read"]
+    assert len(body["context"]["decision_id"]) >= 16
+
+
+def test_metrics_are_prometheus_text_with_the_decision_latency_histogram(
+    client: httpx.Client,
+) -> None:
+    for _ in range(3):
+        assert client.post("/access/v1/evaluation", json=EVALUATION).status_code == 200
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = _samples(response.text)
+    route = 'route="/access/v1/evaluation"'
+    assert "# TYPE tether_decision_seconds histogram" in response.text
+    count = next(
+        v
+        for k, v in samples.items()
+        if k.startswith("tether_decision_seconds_count{") and route in k
+    )
+    assert count >= 3
+    buckets = [k for k in samples if k.startswith("tether_decision_seconds_bucket{") and route in k]
+    assert any('le="+Inf"' in k for k in buckets)
+    assert samples['tether_decisions_total{outcome="allow"}'] >= 3
+
+
+def _samples(text: str) -> dict[str, float]:
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def test_openapi_lists_the_authzen_paths(client: httpx.Client) -> None:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    document = orjson.loads(response.content)
+    assert document["openapi"].startswith("3.")
+    paths = document["paths"]
+    for path in (
+        "/access/v1/evaluation",
+        "/access/v1/evaluations",
+        "/access/v1/search/subject",
+        "/access/v1/search/resource",
+        "/access/v1/search/action",
+    ):
+        assert "post" in paths[path], path
+    assert "get" in paths["/.well-known/authzen-configuration"]
+
+
+def test_unknown_route_is_404(client: httpx.Client) -> None:
+    assert client.get("/no/such/route").status_code == 404
+    assert client.post("/access/v1/evaluationz", json=EVALUATION).status_code == 404
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_wrong_method_on_evaluation_is_405(client: httpx.Client, method: str) -> None:
+    response = client.request(method, "/access/v1/evaluation")
+    assert_problem(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
+
+
+def test_body_over_the_limit_is_413(client: httpx.Client) -> None:
+    big = {**EVALUATION, "context": {"padding": "x" * BODY_LIMIT}}
+    body = assert_problem(client.post("/access/v1/evaluation", json=big), 413, "payload_too_large")
+    assert str(BODY_LIMIT) in body["detail"]
+    # The server is fine afterwards.
+    assert client.post("/access/v1/evaluation", json=EVALUATION).status_code == 200
+
+
+def test_streamed_body_over_the_limit_is_413(server: ServerProcess) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"context": {"padding": "'
+        for _ in range(BODY_LIMIT // 512 + 2):
+            yield b"x" * 512
+        yield b'"}}'
+
+    with server.client() as client:
+        response = client.post(
+            "/access/v1/evaluation",
+            content=chunks(),
+            headers={"content-type": "application/json"},
+        )
+    assert "content-length" not in response.request.headers
+    assert_problem(response, 413, "payload_too_large")
+
+
+def test_body_just_under_the_limit_is_accepted(client: httpx.Client) -> None:
+    overhead = len(orjson.dumps({**EVALUATION, "context": {"padding": ""}}))
+    body = orjson.dumps({**EVALUATION, "context": {"padding": "x" * (BODY_LIMIT - overhead)}})
+    assert len(body) == BODY_LIMIT
+    response = client.post(
+        "/access/v1/evaluation", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "code", "mentions"),
+    [
+        (b"{", "application/json", "malformed_json", "not valid JSON"),
+        (b"", "application/json", "empty_body", "empty"),
+        (b"{}", "text/plain", "unsupported_media_type", "text/plain"),
+        (b"[]", "application/json", "authzen_request_invalid", "JSON object"),
+        (
+            b'{"action": {"name": "read"}}',
+            "application/json",
+            "authzen_request_invalid",
+            "`subject`",
+        ),
+    ],
+)
+def test_bad_requests_are_400_problems_naming_what_is_wrong(
+    client: httpx.Client, content: bytes, content_type: str, code: str, mentions: str
+) -> None:
+    response = client.post(
+        "/access/v1/evaluation", content=content, headers={"content-type": content_type}
+    )
+    body = assert_problem(response, 400, code)
+    assert mentions in body["detail"]
+
+
+def test_a_hostile_request_is_recorded_without_costing_others_their_record(
+    client: httpx.Client,
+) -> None:
+    # Over-long ids and NUL bytes exceed what PostgreSQL columns take; the batch they
+    # share with ordinary decisions must still be stored, the hostile one included.
+    hostile = {**EVALUATION, "subject": {"type": "user", "id": "x" * 3000 + "\u0000"}}
+    ids = []
+    for body, headers in (
+        (EVALUATION, {}),
+        (hostile, {"X-Request-ID": "r" * 300}),
+        (EVALUATION, {}),
+    ):
+        response = client.post("/access/v1/evaluation", json=body, headers=headers)
+        assert response.status_code == 200, response.text
+        ids.append(response.json()["context"]["decision_id"])
+    deadline = time.monotonic() + 3
+    while True:
+        listed = client.get("/v1/decisions", params={"limit": 100})
+        assert listed.status_code == 200
+        stored = {row["decision_id"] for row in listed.json()["decisions"]}
+        if set(ids) <= stored:
+            break
+        assert time.monotonic() < deadline, f"missing {set(ids) - stored}"
+        time.sleep(0.05)
