@@ -147,9 +147,7 @@ def run_inprocess(
             problem = check_agreement(SERVICE, service(), expected)
             if problem:
                 report.problems.append(problem)
-            median, per_round = time_mix(
-                service, mix, rounds=rounds, round_seconds=round_seconds
-            )
+            median, per_round = time_mix(service, mix, rounds=rounds, round_seconds=round_seconds)
             report.timings.append(Timing(SERVICE, median, per_round, "decision row committed"))
             tether.decision_log.flush(timeout=60)
             with tether.engine.connect() as connection:
