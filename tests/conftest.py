@@ -27,7 +27,9 @@ from tether.store import migrate
 from tether.store.engine import open_engine
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("TETHER_SHARED_DATA", ROOT.parent / "shared" / "data"))
+# A verbatim copy of ../shared/data (external material; see its README for sources and
+# licences), so the suite runs from any checkout.
+SHARED_DATA = Path(os.environ.get("TETHER_SHARED_DATA", ROOT / "tests" / "data" / "shared"))
 EXAMPLES = ROOT / "examples"
 POSTGRES_ADMIN_URL = os.environ.get(
     "TETHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
