@@ -39,8 +39,12 @@ from bench.estate import BenchEstate, install_estate
 
 ROOT = Path(__file__).resolve().parent.parent
 EVALUATION = "/access/v1/evaluation"
+EVALUATIONS = "/access/v1/evaluations"
 HELLO = "/hello"
+HELLO_NAME = "Starlette hello-world"
 TETHER = "tether /access/v1/evaluation"
+BATCH = 10  # items per /access/v1/evaluations request
+TETHER_BATCH = f"tether /access/v1/evaluations ×{BATCH}"
 SERVER_CORE = 0
 LOAD_CORE = 1
 
@@ -109,15 +113,25 @@ class HttpTarget:
     name: str
     load: LoadResult
     server_cpu_us: float  # server process CPU time per 2xx response
-    client_ok_total: int  # 2xx wrk saw over warm-up and measured run
-    server_ok: int | None = None  # 200s the server sent (tether: from /metrics)
-    rows: int | None = None  # decision rows in the store after a clean stop
+    client_ok_total: int  # 2xx the load generator saw over warm-up and measured run
+    per_request: int = 1  # decisions per request
 
     @property
-    def every_decision_recorded(self) -> bool | None:
-        if self.rows is None or self.server_ok is None:
-            return None
-        return self.rows == self.server_ok and self.rows >= self.client_ok_total
+    def decisions_per_second(self) -> float:
+        return self.load.per_second * self.per_request
+
+
+@dataclass(frozen=True)
+class LogCheck:
+    """Decisions answered with 200 versus decision rows stored, for one tether server run."""
+
+    server_sent: int  # decisions in 200 answers the server sent (its /metrics counts)
+    client_received: int  # decisions in 200 answers the load generator received
+    rows: int  # rows in `decisions` after a clean stop
+
+    @property
+    def every_decision_recorded(self) -> bool:
+        return self.rows == self.server_sent and self.rows >= self.client_received
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,7 @@ class HttpReport:
     connections: int
     pinned: bool
     notes: list[str]
+    log_check: LogCheck | None
 
     def get(self, name: str) -> HttpTarget:
         return next(t for t in self.targets if t.name == name)
@@ -140,14 +155,20 @@ def ensure_wrk() -> str | None:
     if found or not shutil.which("apt-get") or os.geteuid() != 0:
         return found
     print("wrk is not installed: installing the Debian package (apt-get install -y wrk) ...")
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": False}
-    if subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], **quiet).returncode != 0:  # type: ignore[call-overload]
-        subprocess.run(["apt-get", "update", "-q"], **quiet)  # type: ignore[call-overload]
-        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], **quiet)  # type: ignore[call-overload]
+    if _quiet(["apt-get", "install", "-y", "-q", "wrk"]) != 0:
+        _quiet(["apt-get", "update", "-q"])
+        _quiet(["apt-get", "install", "-y", "-q", "wrk"])
     found = shutil.which("wrk")
     if found is None:
         print("could not install wrk; falling back to the asyncio + httpx load generator")
     return found
+
+
+def _quiet(command: list[str]) -> int:
+    done = subprocess.run(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+    )
+    return done.returncode
 
 
 def _pin(core: int) -> list[str]:
@@ -334,14 +355,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-_COUNT = re.compile(r'^tether_decision_seconds_count\{route="/access/v1/evaluation"\} (\S+)$', re.M)
+_COUNT = re.compile(r'^tether_decision_seconds_count\{route="([^"]+)"\} (\S+)$', re.M)
 
 
-def served_decisions(base: str) -> int:
-    """200 answers the server sent on the evaluation route (its latency histogram count)."""
+def served_answers(base: str) -> dict[str, int]:
+    """200 answers the server sent per AuthZEN route (its latency histogram counts)."""
     text = httpx.get(f"{base}/metrics", timeout=10).text
-    found = _COUNT.search(text)
-    return int(float(found.group(1))) if found else 0
+    return {route: int(float(count)) for route, count in _COUNT.findall(text)}
 
 
 def count_rows(database: Path) -> int:
@@ -370,7 +390,7 @@ def _load(
 def run_http(
     estate: BenchEstate, *, connections: int = 32, seconds: float = 10, warmup: float = 2
 ) -> HttpReport:
-    """Load the hello-world and tether's evaluation endpoint in turn; verify the log."""
+    """Load the hello-world, then tether's evaluation endpoints; verify the decision log."""
     notes: list[str] = []
     wrk = ensure_wrk()
     if wrk is None:
@@ -378,62 +398,88 @@ def run_http(
     pinned = bool(_pin(SERVER_CORE))
     if not pinned:
         notes.append("not pinned: taskset missing or fewer than 2 cores")
-    bodies = [json.dumps(r.authzen_body(), separators=(",", ":")) for r in estate.requests]
-    raw_bodies = [b.encode() for b in bodies]
+    single = [_compact(r.authzen_body()) for r in estate.requests]
+    items = [r.authzen_body() for r in estate.requests]
+    batches = [_compact({"evaluations": items[i : i + BATCH]}) for i in range(0, len(items), BATCH)]
     targets: list[HttpTarget] = []
     with tempfile.TemporaryDirectory(prefix="tether-bench-http-") as folder:
-        script = Path(folder) / "authzen.lua"
-        script.write_text(wrk_script(bodies))
 
         def measure(
-            name: str, process: subprocess.Popen[bytes], base: str, path: str
-        ) -> tuple[LoadResult, int, float]:
+            name: str,
+            process: subprocess.Popen[bytes],
+            base: str,
+            path: str,
+            bodies: list[str],
+            per_request: int = 1,
+        ) -> HttpTarget:
+            script = Path(folder) / f"load-{len(targets)}.lua"
+            script.write_text(wrk_script(bodies))
             load = functools.partial(
-                _load, wrk, base, path, script, raw_bodies, connections=connections
+                _load,
+                wrk,
+                base,
+                path,
+                script,
+                [b.encode() for b in bodies],
+                connections=connections,
             )
             warm = load(seconds=warmup)
             before = cpu_seconds(process.pid)
             result = load(seconds=seconds)
             cpu_us = (cpu_seconds(process.pid) - before) * 1e6 / max(result.ok, 1)
-            print(f"  {name}: {result.per_second:,.0f}/s, p99 {result.p99_ms:.2f} ms", flush=True)
-            return result, warm.ok + result.ok, cpu_us
+            target = HttpTarget(name, result, cpu_us, warm.ok + result.ok, per_request)
+            print(
+                f"  {name}: {target.decisions_per_second:,.0f}/s, p99 {result.p99_ms:.2f} ms",
+                flush=True,
+            )
+            targets.append(target)
+            return target
 
-        hello = "Starlette hello-world"
         with uvicorn_server("bench.server:hello_app", {}) as (process, base):
-            load, client_ok, cpu_us = measure(hello, process, base, HELLO)
-        targets.append(HttpTarget(hello, load, cpu_us, client_ok))
+            measure(HELLO_NAME, process, base, HELLO, single)
 
         database = Path(folder) / "tether.db"
         install_estate(f"sqlite:///{database}", estate)
         env = {"TETHER_DATABASE_URL": f"sqlite:///{database}"}
         with uvicorn_server("bench.server:tether_app", env) as (process, base):
-            load, client_ok, cpu_us = measure(TETHER, process, base, EVALUATION)
-            server_ok = served_decisions(base)
+            one = measure(TETHER, process, base, EVALUATION, single)
+            many = measure(TETHER_BATCH, process, base, EVALUATIONS, batches, BATCH)
+            sent = served_answers(base)
             stop(process)
-        rows = count_rows(database)
-        targets.append(HttpTarget(TETHER, load, cpu_us, client_ok, server_ok, rows))
-    return HttpReport(targets, connections, pinned, notes)
+        check = LogCheck(
+            server_sent=sent.get(EVALUATION, 0) + BATCH * sent.get(EVALUATIONS, 0),
+            client_received=one.client_ok_total + BATCH * many.client_ok_total,
+            rows=count_rows(database),
+        )
+    return HttpReport(targets, connections, pinned, notes, check)
+
+
+def _compact(document: object) -> str:
+    return json.dumps(document, separators=(",", ":"))
 
 
 def format_http(report: HttpReport) -> str:
-    hello = report.targets[0].load.per_second or 1.0
+    hello = report.get(HELLO_NAME).load.per_second or 1.0
     header = (
-        f"{'target':<30} {'req/s':>9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
-        f"{'server CPU µs/req':>17} {'× hello':>8}"
+        f"{'target':<34} {'req/s':>8} {'decisions/s':>11} {'p50 ms':>7} {'p90 ms':>7} "
+        f"{'p99 ms':>7} {'CPU µs/req':>10} {'req/s × hello':>13}"
     )
     lines = [header, "-" * len(header)]
     for t in report.targets:
         load = t.load
+        decisions = f"{t.decisions_per_second:>11,.0f}" if t.name != HELLO_NAME else f"{'-':>11}"
         lines.append(
-            f"{t.name:<30} {load.per_second:>9,.0f} {load.p50_ms:>7.2f} {load.p90_ms:>7.2f} "
-            f"{load.p99_ms:>7.2f} {t.server_cpu_us:>17.0f} {load.per_second / hello:>7.2f}×"
+            f"{t.name:<34} {load.per_second:>8,.0f} {decisions} {load.p50_ms:>7.2f} "
+            f"{load.p90_ms:>7.2f} {load.p99_ms:>7.2f} {t.server_cpu_us:>10.0f} "
+            f"{load.per_second / hello:>12.2f}×"
         )
     lines.append("")
     first = report.targets[0].load
     lines.append(
-        f"{report.connections} connections, {first.seconds:.1f} s per run, load by "
-        f"{first.generator}; server: uvicorn, 1 worker, uvloop + httptools"
+        f"{report.connections} connections, {first.seconds:.1f} s per run after a warm-up, "
+        f"load by {first.generator}; server: uvicorn, 1 worker, uvloop + httptools"
         + (", pinned to core 0 (load on core 1)" if report.pinned else "")
+        + "; CPU = server process user+system time"
     )
     for t in report.targets:
         if t.load.non_2xx or t.load.socket_errors:
@@ -441,14 +487,14 @@ def format_http(report: HttpReport) -> str:
                 f"{t.name}: {t.load.non_2xx} non-2xx responses, "
                 f"{t.load.socket_errors} socket errors"
             )
-        recorded = t.every_decision_recorded
-        if recorded is not None:
-            in_flight = (t.rows or 0) - t.client_ok_total
-            lines.append(
-                f"{t.name}: 200 responses sent by the server {t.server_ok:,}, received by "
-                f"{t.load.generator} {t.client_ok_total:,} (+{in_flight} in flight at cut-off); "
-                f"decision rows {t.rows:,}; every decision recorded: "
-                + ("yes" if recorded else "NO")
-            )
+    check = report.log_check
+    if check is not None:
+        lines.append(
+            f"decisions in 200 answers: sent by the server {check.server_sent:,}, received by "
+            f"{first.generator} {check.client_received:,} "
+            f"(+{check.server_sent - check.client_received} in flight at cut-off); "
+            f"rows in `decisions` {check.rows:,}; every decision recorded: "
+            + ("yes" if check.every_decision_recorded else "NO")
+        )
     lines += report.notes
     return "\n".join(lines)

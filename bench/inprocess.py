@@ -10,10 +10,19 @@ last ``round_seconds``; after a warm-up round, ``rounds`` rounds are timed with
 * ``tether Tether.evaluate``: the service call the HTTP edge makes: classification, the
   core, a decision id and the row queued to the batching writer, which commits to a
   temporary SQLite store on a thread of this process (its cost lands in the timing).
+* ``tether ASGI app, no socket``: the AuthZEN route as uvicorn calls it (body parsing,
+  validation, ``Tether.evaluate``, JSON answer, metrics) with in-memory receive/send:
+  the HTTP figures minus the server's socket and protocol work.
+
+tether slices its policy set per principal (a ``principal == E`` policy cannot apply to
+anyone else), so next to cedarpy raw on the full set the table shows cedarpy raw on the
+same slices: the like-for-like measure of tether's own overhead. A sweep (every identity
+asking every question of the mix) first checks that slicing changes no answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import statistics
 import tempfile
@@ -21,7 +30,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import orjson
 from sqlalchemy import func, select
 
 from bench.estate import BenchEstate, install_estate
@@ -29,9 +40,13 @@ from bench.peers import (
     MixRunner,
     casbin_runner,
     cedarpy_runner,
+    cedarpy_sliced_runner,
     check_agreement,
     floor_runner,
+    sweep_disagreements,
 )
+from tether.api.app import create_app
+from tether.api.asgi import Message
 from tether.config import Settings
 from tether.services import Tether
 from tether.store.tables import decisions
@@ -40,8 +55,10 @@ FLOOR = "plain-Python floor (dict lookup)"
 CASBIN = "pycasbin (RBAC + deny rules)"
 RAW_SCHEMA = "cedarpy raw, with Schema"
 RAW_NO_SCHEMA = "cedarpy raw, no Schema"
+RAW_SLICED = "cedarpy raw, per-principal slices"
 CORE = "tether PolicyEngine.decide"
 SERVICE = "tether Tether.evaluate (+ SQLite log)"
+ASGI = "tether ASGI app, no socket (+ log)"
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,7 @@ class InProcessReport:
     timings: list[Timing] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     recorded: tuple[int, int] | None = None  # (decisions evaluated, rows in the store)
+    swept: int = 0  # requests of the slicing sweep
 
     def get(self, name: str) -> Timing:
         return next(t for t in self.timings if t.name == name)
@@ -95,10 +113,12 @@ def time_mix(
 
 
 def run_inprocess(
-    estate: BenchEstate, *, rounds: int = 7, round_seconds: float = 0.4
+    estate: BenchEstate, *, rounds: int = 7, round_seconds: float = 0.4, sweep_stride: int = 1
 ) -> InProcessReport:
     """Time every contender on the estate's mix; check each against tether's answers."""
     report = InProcessReport()
+    report.problems += sweep_disagreements(estate, sweep_stride)[:10]
+    report.swept = len(estate.identities[::sweep_stride]) * len(estate.requests)
     mix = len(estate.requests)
     requests = [r.decision_request() for r in estate.requests]
     expected_outcomes = [r.expected for r in estate.requests]
@@ -121,6 +141,7 @@ def run_inprocess(
         (CASBIN, casbin_runner(estate), "approval = deny, constrain = allow"),
         (RAW_SCHEMA, cedarpy_runner(estate, with_schema=True), ""),
         (RAW_NO_SCHEMA, cedarpy_runner(estate, with_schema=False), ""),
+        (RAW_SLICED, cedarpy_sliced_runner(estate), "the evaluation tether performs"),
         (CORE, core, "outcomes + obligations + approval re-check"),
     ]
     for name, runner, note in contenders:
@@ -137,11 +158,8 @@ def run_inprocess(
         tether = Tether(Settings(database_url=url))
         try:
             evaluate = tether.evaluate
-            calls = 0
 
             def service() -> list[bool]:
-                nonlocal calls
-                calls += mix
                 return [evaluate(request).decision.permits for request in requests]
 
             problem = check_agreement(SERVICE, service(), expected)
@@ -149,14 +167,60 @@ def run_inprocess(
                 report.problems.append(problem)
             median, per_round = time_mix(service, mix, rounds=rounds, round_seconds=round_seconds)
             report.timings.append(Timing(SERVICE, median, per_round, "decision row committed"))
+
+            asgi = _asgi_runner(create_app(tether), estate)
+            problem = check_agreement(ASGI, asgi(), expected)
+            if problem:
+                report.problems.append(problem)
+            median, per_round = time_mix(asgi, mix, rounds=rounds, round_seconds=round_seconds)
+            report.timings.append(Timing(ASGI, median, per_round, "HTTP minus the socket"))
             tether.decision_log.flush(timeout=60)
             with tether.engine.connect() as connection:
                 rows = connection.execute(select(func.count()).select_from(decisions)).scalar()
-            report.recorded = (calls, int(rows or 0))
+            # Every Tether.evaluate call counts its outcome: the number of decisions made.
+            report.recorded = (sum(tether.outcome_counts.values()), int(rows or 0))
         finally:
             tether.close()
             tether.engine.dispose()
     return report
+
+
+def _asgi_runner(app: Callable[..., Any], estate: BenchEstate) -> MixRunner:
+    """The AuthZEN evaluation route called as uvicorn calls it, minus the socket."""
+    bodies = [orjson.dumps(r.authzen_body()) for r in estate.requests]
+    loop = asyncio.new_event_loop()
+    answers: list[bool] = []
+
+    async def call(body: bytes) -> None:
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/access/v1/evaluation",
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                answers.append(bool(orjson.loads(message["body"])["decision"]))
+
+        await app(scope, receive, send)
+
+    async def mix() -> None:
+        for body in bodies:
+            await call(body)
+
+    def run() -> list[bool]:
+        answers.clear()
+        loop.run_until_complete(mix())
+        return list(answers)
+
+    return run
 
 
 def format_inprocess(report: InProcessReport) -> str:
@@ -171,10 +235,21 @@ def format_inprocess(report: InProcessReport) -> str:
         )
     lines.append("")
     lines.append(f"ratios are against the faster cedarpy raw variant: {raw.name}")
+    sliced = report.get(RAW_SLICED).us_per_decision
+    core = report.get(CORE).us_per_decision
+    lines.append(
+        f"like for like (same per-principal slices): tether core {core / sliced:.2f}× "
+        f"cedarpy raw, {core - sliced:+.1f} µs per decision"
+    )
+    if report.swept:
+        lines.append(
+            f"slicing sweep: {report.swept:,} requests, tether and cedarpy raw (full set) "
+            + ("agree" if not any("tether" in p for p in report.problems) else "DISAGREE")
+        )
     spread = {
         t.name: f"{min(t.rounds_us):.1f}–{max(t.rounds_us):.1f}"
         for t in report.timings
-        if t.name in (CORE, raw.name, SERVICE)
+        if t.name in (CORE, raw.name, RAW_SLICED, SERVICE)
     }
     lines.append("round spread (µs/decision): " + "; ".join(f"{k}: {v}" for k, v in spread.items()))
     if report.recorded is not None:

@@ -12,6 +12,8 @@ each to tether's answers so that nobody is timed giving wrong answers fast.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -128,6 +130,64 @@ def cedarpy_runner(estate: BenchEstate, *, with_schema: bool) -> MixRunner:
     if errors:
         raise RuntimeError(f"cedarpy raw fails on the bench requests: {errors[:3]}")
     return run
+
+
+def cedarpy_sliced_runner(estate: BenchEstate) -> MixRunner:
+    """cedarpy raw on per-principal slices: the shared policies plus the principal's own.
+
+    This is the evaluation tether performs (it slices by ``principal == E`` scopes), so the
+    gap between this and tether's core is tether's own overhead, like for like.
+    """
+    shared: list[str] = []
+    own: dict[tuple[str, str], list[str]] = {}
+    for spec in estate.compiled.policies:
+        scope = spec.est.get("principal", {})
+        text = _policy_text(spec.est)
+        if scope.get("op") == "==":
+            entity = scope["entity"]
+            own.setdefault((entity["type"], entity["id"]), []).append(text)
+        else:
+            shared.append(text)
+    entities = cedarpy.Entities.from_json_str(estate.entities_json)
+    shared_set = cedarpy.PolicySet.from_str("\n".join(shared))
+    cases: list[tuple[dict[str, Any], Any]] = []
+    for r in estate.requests:
+        texts = own.get((r.subject.type, r.subject.id))
+        policies = cedarpy.PolicySet.from_str("\n".join(shared + texts)) if texts else shared_set
+        cases.append((estate.cedar_request(r), policies))
+    is_authorized = cedarpy.is_authorized
+
+    def run() -> list[bool]:
+        return [is_authorized(r, policies, entities).allowed for r, policies in cases]
+
+    return run
+
+
+def _policy_text(est: Any) -> str:
+    document = {"staticPolicies": {"p": est}, "templates": {}, "templateLinks": []}
+    return str(cedarpy.PolicySet.from_json_str(json.dumps(document))).strip()
+
+
+def sweep_disagreements(estate: BenchEstate, stride: int = 1) -> list[str]:
+    """Every identity (every ``stride``-th) asking every question of the mix: tether's
+    permit/refuse must equal cedarpy raw's allow/deny on the full, unsliced policy set."""
+    policies = cedarpy.PolicySet.from_str(estate.policy_text)
+    entities = cedarpy.Entities.from_json_str(estate.entities_json)
+    engine = estate.compiled.engine()
+    problems: list[str] = []
+    for identity in estate.identities[::stride]:
+        for template in estate.requests:
+            request = dataclasses.replace(template, subject=identity.ref)
+            cedar_request = estate.cedar_request(request)
+            extra = dict(cedar_request["context"]["tether"])
+            decision = engine.decide(request.decision_request(), extra)
+            raw = cedarpy.is_authorized(cedar_request, policies, entities)
+            if decision.permits != raw.allowed or (decision.errors and not raw.diagnostics.errors):
+                problems.append(
+                    f"{identity.id} {request.action} {request.resource}: tether "
+                    f"{decision.outcome.value}, cedarpy raw {raw.decision.value}"
+                )
+    return problems
 
 
 def check_agreement(name: str, answers: Sequence[bool], expected: Sequence[bool]) -> str | None:

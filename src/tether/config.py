@@ -33,6 +33,9 @@ class Settings:
     issuer: str = ""
     audience: str = "tether"
     search_page_size: int = 100
+    # Encrypts signing keys at rest: a 0600 file (created on first use) or inline base64.
+    master_key_file: str = ".tether/master.key"
+    master_key: str = ""
 
     @property
     def public_url(self) -> str:

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -32,6 +33,7 @@ from tether.store import migrate
 from tether.store.decision_log import DecisionLog
 from tether.store.engine import check_reachable, open_engine
 from tether.store.tables import estate_revisions
+from tether.tokens import KeyRing, load_or_create_master_key
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,10 @@ class Tether:
         self.engine = engine or open_engine(settings.database_url)
         check_reachable(self.engine)
         migrate.upgrade(self.engine)
+        self.keys = KeyRing(
+            self.engine,
+            load_or_create_master_key(Path(settings.master_key_file), settings.master_key or None),
+        )
         self.decision_log = DecisionLog(self.engine, flush_interval_ms=settings.flush_interval_ms)
         self.snapshot = _snapshot(None, EMPTY_ESTATE)
         self.outcome_counts: Counter[str] = Counter()

@@ -32,10 +32,23 @@ from tether.api.asgi import (
 from tether.api.errors import problem, problem_for
 from tether.api.openapi import openapi_document
 from tether.api.resources import resource_routes
+from tether.api.routing import declare, public, secured
+from tether.callers import Role
 from tether.errors import TetherError
 from tether.services import Tether
 
 log = logging.getLogger(__name__)
+
+READERS = (Role.AUDITOR, Role.ADMIN)
+AUTHZEN_PATHS = (
+    "/access/v1/evaluation",
+    "/access/v1/evaluations",
+    "/access/v1/search/subject",
+    "/access/v1/search/resource",
+    "/access/v1/search/action",
+)
+for _path in AUTHZEN_PATHS:
+    declare(_path, ("POST",), (Role.PEP,))
 
 Handler = Callable[[Tether, Any, str | None, str | None], bytes]
 SearchHandler = Callable[[Tether, Any], bytes]
@@ -98,11 +111,11 @@ class TetherApp:
 
     def _routes(self) -> list[Route]:
         return [
-            Route("/healthz", self._healthz),
-            Route("/readyz", self._readyz),
-            Route("/metrics", self._metrics),
-            Route("/openapi.json", self._openapi),
-            Route("/.well-known/authzen-configuration", self._authzen_configuration),
+            public("/healthz", self._healthz),
+            public("/readyz", self._readyz),
+            secured("/metrics", self._metrics, roles=READERS),
+            public("/openapi.json", self._openapi),
+            public("/.well-known/authzen-configuration", self._authzen_configuration),
             *resource_routes(self.tether),
         ]
 

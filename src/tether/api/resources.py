@@ -9,9 +9,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tether.api.errors import problem_for
+from tether.api.routing import secured
+from tether.callers import Role
 from tether.errors import InvalidRequest, TetherError
 from tether.inventory import list_decisions, list_identities, show_identity
 from tether.services import Tether
+
+READERS = (Role.AUDITOR, Role.ADMIN)
 
 
 def _problem(exc: TetherError) -> Response:
@@ -51,7 +55,7 @@ def resource_routes(tether: Tether) -> list[Route]:
         return JSONResponse({"decisions": rows})
 
     return [
-        Route("/v1/identities", identities),
-        Route("/v1/identities/{identity_id:path}", identity),
-        Route("/v1/decisions", decisions),
+        secured("/v1/identities", identities, roles=READERS),
+        secured("/v1/identities/{identity_id:path}", identity, roles=READERS),
+        secured("/v1/decisions", decisions, roles=READERS),
     ]

@@ -12,6 +12,7 @@ from tether.cli.output import EXIT_BAD_INPUT, console, emit_json, errors_to_exit
 from tether.estate import apply_estate
 from tether.store import migrate
 from tether.store.engine import check_reachable, open_engine
+from tether.tokens import KeyRing, load_or_create_master_key
 
 
 def init(db: DbOption = None, as_json: JsonOption = False) -> None:
@@ -21,11 +22,22 @@ def init(db: DbOption = None, as_json: JsonOption = False) -> None:
         engine = open_engine(settings.database_url)
         check_reachable(engine)
         migrate.upgrade(engine)
+        master = load_or_create_master_key(
+            Path(settings.master_key_file), settings.master_key or None
+        )
+        signing_key = KeyRing(engine, master).active()
     url = engine.url.render_as_string(hide_password=True)
     if as_json:
-        emit_json({"database": url, "schema_revision": migrate.head_revision()})
+        emit_json(
+            {
+                "database": url,
+                "schema_revision": migrate.head_revision(),
+                "signing_key": signing_key.kid,
+            }
+        )
     else:
         console.print(f"store ready at [bold]{url}[/] (schema {migrate.head_revision()})")
+        console.print(f"signing key [bold]{signing_key.kid}[/] ({signing_key.alg})")
 
 
 def apply(

@@ -82,15 +82,23 @@ class PolicyEngine:
         self._outcome_of = {p.id: p.outcome for p in policies}
         self._obligations_of = {p.id: p.obligations for p in policies if p.obligations}
         # approval_required forbids only offer approval for a request that is otherwise
-        # permitted; this set (built only when such forbids exist) answers that question.
-        self._without_approval_forbids: Any = None
-        if any(_is_approval_forbid(p) for p in policies):
-            rest = {
-                "staticPolicies": {p.id: p.est for p in policies if not _is_approval_forbid(p)},
-                "templates": {},
-                "templateLinks": [],
-            }
-            self._without_approval_forbids = cedarpy.PolicySet.from_json_str(json.dumps(rest))
+        # permitted; a set without them (built only when such forbids exist) answers that.
+        self._has_approval_forbids = any(_is_approval_forbid(p) for p in policies)
+        # Slicing by principal: Cedar evaluates every policy of a set, so one decision
+        # costs time linear in the estate. A policy scoped `principal == E` can neither
+        # apply to nor error for a request by anyone but E (the scope is evaluated first),
+        # so E is judged by the shared policies plus its own: the same answer from a set
+        # of a few policies. Sets per principal are built on first use.
+        self._shared: list[PolicySpec] = []
+        self._own: dict[tuple[str, str], list[PolicySpec]] = {}
+        for p in policies:
+            principal = _scoped_principal(p)
+            if principal is None:
+                self._shared.append(p)
+            else:
+                self._own.setdefault(principal, []).append(p)
+        self._shared_sets = self._policy_sets(self._shared)
+        self._sets_of: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     @property
     def policy_count(self) -> int:
@@ -119,20 +127,44 @@ class PolicyEngine:
                 "context": build_context(request, extra_context),
             }
             entities = self._entities_for(request)
-            result = cedarpy.is_authorized(cedar_request, self._policy_set, entities)
+            policy_set, without_approval_forbids = self._sets_for(subject)
+            result = cedarpy.is_authorized(cedar_request, policy_set, entities)
         except (ValueError, TypeError, RuntimeError) as exc:
             return _error_decision(f"evaluation failed: {exc}")
         decision = self._interpret(result)
         if decision.outcome is Outcome.APPROVAL_REQUIRED and not result.allowed:
-            return self._approval_or_deny(decision, cedar_request, entities)
+            return self._approval_or_deny(
+                decision, cedar_request, entities, without_approval_forbids
+            )
         return decision
 
+    def _policy_sets(self, specs: Sequence[PolicySpec]) -> tuple[Any, Any]:
+        """The Cedar set of ``specs`` and, when approval forbids exist, the set without them."""
+        without = None
+        if self._has_approval_forbids:
+            without = _policy_set(p for p in specs if not _is_approval_forbid(p))
+        return _policy_set(specs), without
+
+    def _sets_for(self, subject: EntityRef) -> tuple[Any, Any]:
+        key = (subject.type, subject.id)
+        own = self._own.get(key)
+        if own is None:
+            return self._shared_sets
+        sets = self._sets_of.get(key)
+        if sets is None:  # bounded: one entry per principal the policies name
+            sets = self._sets_of[key] = self._policy_sets(self._shared + own)
+        return sets
+
     def _approval_or_deny(
-        self, decision: Decision, cedar_request: dict[str, Any], entities: Any
+        self,
+        decision: Decision,
+        cedar_request: dict[str, Any],
+        entities: Any,
+        without_approval_forbids: Any,
     ) -> Decision:
         """Approval is only on offer when the request is permitted but for approval forbids."""
         try:
-            result = cedarpy.is_authorized(cedar_request, self._without_approval_forbids, entities)
+            result = cedarpy.is_authorized(cedar_request, without_approval_forbids, entities)
         except (ValueError, TypeError, RuntimeError) as exc:
             return _error_decision(f"evaluation failed: {exc}")
         underlying = self._interpret(result)
@@ -222,6 +254,27 @@ def to_cedar_value(value: Any) -> Any:
             return {"__extn": {"fn": "decimal", "arg": text}}
         return text
     return str(value)
+
+
+def _policy_set(specs: Iterable[PolicySpec]) -> Any:
+    est = {"staticPolicies": {p.id: p.est for p in specs}, "templates": {}, "templateLinks": []}
+    return cedarpy.PolicySet.from_json_str(json.dumps(est))
+
+
+def _scoped_principal(spec: PolicySpec) -> tuple[str, str] | None:
+    """The one principal a policy's scope names (``principal == E``), else ``None``."""
+    scope = spec.est.get("principal")
+    if not isinstance(scope, Mapping) or scope.get("op") != "==":
+        return None
+    entity = scope.get("entity")
+    if isinstance(entity, Mapping) and "__entity" in entity:
+        entity = entity["__entity"]
+    if not isinstance(entity, Mapping):
+        return None
+    entity_type, entity_id = entity.get("type"), entity.get("id")
+    if isinstance(entity_type, str) and isinstance(entity_id, str):
+        return (entity_type, entity_id)
+    return None
 
 
 def _is_approval_forbid(spec: PolicySpec) -> bool:

@@ -19,22 +19,26 @@ def _config() -> Config:
     return config
 
 
+def head_revisions() -> frozenset[str]:
+    """Every head: each feature area grows its own migration branch from ``0001``."""
+    return frozenset(ScriptDirectory.from_config(_config()).get_heads())
+
+
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(_config()).get_current_head()
-    assert head is not None
-    return head
+    """The heads as one printable string (``0001`` or ``0002+0003``)."""
+    return "+".join(sorted(head_revisions()))
 
 
-def current_revision(engine: Engine) -> str | None:
+def current_revisions(engine: Engine) -> frozenset[str]:
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return frozenset(MigrationContext.configure(connection).get_current_heads())
 
 
 def upgrade(engine: Engine) -> None:
     """Bring the database to the latest schema; a no-op when it already is."""
-    if current_revision(engine) == head_revision():
+    if current_revisions(engine) == head_revisions():
         return
     config = _config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, "heads")

@@ -23,9 +23,9 @@ def test_decision_indexes_exist(store: Engine) -> None:
 
 
 def test_store_is_at_head_and_upgrade_is_a_no_op(store: Engine) -> None:
-    assert migrate.current_revision(store) == migrate.head_revision()
+    assert migrate.current_revisions(store) == migrate.head_revisions()
     migrate.upgrade(store)
-    assert migrate.current_revision(store) == migrate.head_revision()
+    assert migrate.current_revisions(store) == migrate.head_revisions()
 
 
 def test_decision_id_is_unique(store: Engine) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from tether.store.tables import metadata
+from tether.store.schema import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only reached by a bare `alembic` call

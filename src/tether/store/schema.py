@@ -1,0 +1,11 @@
+"""The whole store schema: the core tables plus every feature area's tables.
+
+Import ``metadata`` from here (not from ``tables``) when you need all of it, e.g. in
+migrations and schema tests. Each feature area keeps its tables in its own module and
+its migrations on its own Alembic branch from ``0001``.
+"""
+
+from tether.store import key_tables as key_tables
+from tether.store.tables import metadata
+
+__all__ = ["metadata"]
