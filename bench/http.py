@@ -4,24 +4,23 @@ Each target runs in its own ``uvicorn`` process, one worker, ``--loop uvloop --h
 httptools --no-access-log``, pinned to core 0 with ``taskset`` when the machine has two
 cores or more; ``wrk`` (the Debian package) is pinned to core 1 and POSTs the benchmark
 mix as AuthZEN evaluation bodies over 32 connections. Without ``wrk`` (and no way to
-install it) an asyncio + httpx generator with the same 32 connections stands in; it is
-slower than the server, so its figures are a floor.
+install it) an asyncio generator with the same 32 keep-alive connections stands in; it can
+be slower than the server, so its figures are a floor.
 
-After the tether run the server is stopped cleanly (SIGTERM drains the batching decision
-log) and the rows in its ``decisions`` table are counted: they must equal the number of
-200 responses the server sent (its ``tether_decision_seconds`` count), and may exceed
-what ``wrk`` counted only by requests still in flight when ``wrk`` stopped.
+tether is measured on ``/access/v1/evaluation`` (one decision per request, the acceptance
+figure) and on ``/access/v1/evaluations`` with 10 items per request (decisions per
+second when a PEP batches). After both runs the server is stopped cleanly (SIGTERM drains
+the batching decision log) and the rows in its ``decisions`` table are counted: they must
+equal the decisions in the 200 answers the server sent (counted by ``bench/server.py``),
+and may exceed what ``wrk`` received only by requests in flight when ``wrk`` stopped.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import json
 import os
-import re
-import shutil
 import signal
 import socket
 import sqlite3
@@ -36,6 +35,15 @@ from pathlib import Path
 import httpx
 
 from bench.estate import BenchEstate, install_estate
+from bench.load import (
+    SERVER_CORE,
+    LoadResult,
+    ensure_wrk,
+    pin,
+    run_async_load,
+    run_wrk,
+    wrk_script,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EVALUATION = "/access/v1/evaluation"
@@ -45,67 +53,6 @@ HELLO_NAME = "Starlette hello-world"
 TETHER = "tether /access/v1/evaluation"
 BATCH = 10  # items per /access/v1/evaluations request
 TETHER_BATCH = f"tether /access/v1/evaluations ×{BATCH}"
-SERVER_CORE = 0
-LOAD_CORE = 1
-
-LUA = """\
-local bodies = {
-%(bodies)s
-}
-local prepared = {}
-local next_index = 0
-
-function setup(thread)
-  thread:set("offset", next_index)
-  next_index = next_index + 7
-end
-
-function init(args)
-  for i, body in ipairs(bodies) do
-    prepared[i] = wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
-  end
-  counter = offset or 0
-end
-
-function request()
-  counter = counter %% #prepared + 1
-  return prepared[counter]
-end
-
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_JSON {"requests": %%.0f, "duration_us": %%.0f, "connect": %%.0f, "read": %%.0f, ' ..
-    '"write": %%.0f, "status": %%.0f, "timeout": %%.0f, "p50_us": %%.0f, "p90_us": %%.0f, ' ..
-    '"p99_us": %%.0f, "mean_us": %%.1f, "max_us": %%.0f}\\n',
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency.mean, latency.max))
-end
-"""
-
-
-@dataclass(frozen=True)
-class LoadResult:
-    """What one load run saw from the client side."""
-
-    generator: str
-    requests: int  # responses received
-    non_2xx: int
-    socket_errors: int
-    seconds: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
-
-    @property
-    def ok(self) -> int:
-        return self.requests - self.non_2xx
-
-    @property
-    def per_second(self) -> float:
-        return self.ok / self.seconds if self.seconds else 0.0
 
 
 @dataclass(frozen=True)
@@ -125,7 +72,7 @@ class HttpTarget:
 class LogCheck:
     """Decisions answered with 200 versus decision rows stored, for one tether server run."""
 
-    server_sent: int  # decisions in 200 answers the server sent (its /metrics counts)
+    server_sent: int  # decisions in 200 answers the server sent (counted by bench/server.py)
     client_received: int  # decisions in 200 answers the load generator received
     rows: int  # rows in `decisions` after a clean stop
 
@@ -146,137 +93,6 @@ class HttpReport:
         return next(t for t in self.targets if t.name == name)
 
 
-# --- the load generator --------------------------------------------------------------------
-
-
-def ensure_wrk() -> str | None:
-    """The path of ``wrk``; installs the Debian package when missing and we are root."""
-    found = shutil.which("wrk")
-    if found or not shutil.which("apt-get") or os.geteuid() != 0:
-        return found
-    print("wrk is not installed: installing the Debian package (apt-get install -y wrk) ...")
-    if _quiet(["apt-get", "install", "-y", "-q", "wrk"]) != 0:
-        _quiet(["apt-get", "update", "-q"])
-        _quiet(["apt-get", "install", "-y", "-q", "wrk"])
-    found = shutil.which("wrk")
-    if found is None:
-        print("could not install wrk; falling back to the asyncio + httpx load generator")
-    return found
-
-
-def _quiet(command: list[str]) -> int:
-    done = subprocess.run(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
-    )
-    return done.returncode
-
-
-def _pin(core: int) -> list[str]:
-    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
-        return ["taskset", "-c", str(core)]
-    return []
-
-
-def wrk_script(bodies: Sequence[str]) -> str:
-    quoted = ",\n".join(f"  [==[{b}]==]" for b in bodies)
-    return LUA % {"bodies": quoted}
-
-
-def run_wrk(wrk: str, url: str, script: Path, *, connections: int, seconds: float) -> LoadResult:
-    command = [
-        *_pin(LOAD_CORE),
-        wrk,
-        "-t1",
-        f"-c{connections}",
-        f"-d{max(1, round(seconds))}s",
-        "--timeout",
-        "5s",
-        "-s",
-        str(script),
-        url,
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")
-    data = json.loads(line.removeprefix("BENCH_JSON "))
-    socket_errors = sum(int(data[k]) for k in ("connect", "read", "write", "timeout"))
-    return LoadResult(
-        generator="wrk",
-        requests=int(data["requests"]),
-        non_2xx=int(data["status"]),
-        socket_errors=socket_errors,
-        seconds=data["duration_us"] / 1e6,
-        p50_ms=data["p50_us"] / 1000,
-        p90_ms=data["p90_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
-        max_ms=data["max_us"] / 1000,
-    )
-
-
-def run_async_load(
-    url: str, bodies: Sequence[bytes], *, connections: int, seconds: float
-) -> LoadResult:
-    """The stand-in for wrk: ``connections`` keep-alive clients looping over the mix."""
-    pinned = False
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
-        previous = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {LOAD_CORE})
-        pinned = True
-    try:
-        return asyncio.run(_async_load(url, bodies, connections, seconds))
-    finally:
-        if pinned:
-            os.sched_setaffinity(0, previous)
-
-
-async def _async_load(
-    url: str, bodies: Sequence[bytes], connections: int, seconds: float
-) -> LoadResult:
-    latencies: list[float] = []
-    statuses: list[int] = []
-    errors = 0
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    headers = {"content-type": "application/json"}
-    started = time.perf_counter()
-    deadline = started + seconds
-
-    async def worker(offset: int, client: httpx.AsyncClient) -> None:
-        nonlocal errors
-        index = offset
-        while time.perf_counter() < deadline:
-            body = bodies[index % len(bodies)]
-            index += 1
-            sent = time.perf_counter()
-            try:
-                response = await client.post(url, content=body, headers=headers)
-            except httpx.HTTPError:
-                errors += 1
-                continue
-            latencies.append(time.perf_counter() - sent)
-            statuses.append(response.status_code)
-
-    async with httpx.AsyncClient(limits=limits, timeout=5.0) as client:
-        await asyncio.gather(*(worker(7 * i, client) for i in range(connections)))
-    elapsed = time.perf_counter() - started
-    ordered = sorted(latencies) or [0.0]
-
-    def percentile(p: float) -> float:
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
-
-    return LoadResult(
-        generator="asyncio+httpx",
-        requests=len(statuses),
-        non_2xx=sum(1 for s in statuses if not 200 <= s < 300),
-        socket_errors=errors,
-        seconds=elapsed,
-        p50_ms=percentile(50),
-        p90_ms=percentile(90),
-        p99_ms=percentile(99),
-        max_ms=ordered[-1] * 1000,
-    )
-
-
 # --- the servers ---------------------------------------------------------------------------
 
 
@@ -292,7 +108,7 @@ def uvicorn_server(
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = _free_port()
     command = [
-        *_pin(SERVER_CORE),
+        *pin(SERVER_CORE),
         sys.executable,
         "-m",
         "uvicorn",
@@ -355,15 +171,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-_COUNT = re.compile(r'^tether_decision_seconds_count\{route="([^"]+)"\} (\S+)$', re.M)
-
-
-def served_answers(base: str) -> dict[str, int]:
-    """200 answers the server sent per AuthZEN route (its latency histogram counts)."""
-    text = httpx.get(f"{base}/metrics", timeout=10).text
-    return {route: int(float(count)) for route, count in _COUNT.findall(text)}
-
-
 def count_rows(database: Path) -> int:
     with contextlib.closing(sqlite3.connect(database)) as connection:
         return int(connection.execute("SELECT count(*) FROM decisions").fetchone()[0])
@@ -394,8 +201,8 @@ def run_http(
     notes: list[str] = []
     wrk = ensure_wrk()
     if wrk is None:
-        notes.append("load from asyncio+httpx (wrk unavailable): the client is the bottleneck")
-    pinned = bool(_pin(SERVER_CORE))
+        notes.append("load from the asyncio generator (wrk unavailable): it may be the bottleneck")
+    pinned = bool(pin(SERVER_CORE))
     if not pinned:
         notes.append("not pinned: taskset missing or fewer than 2 cores")
     single = [_compact(r.authzen_body()) for r in estate.requests]
@@ -413,7 +220,7 @@ def run_http(
             per_request: int = 1,
         ) -> HttpTarget:
             script = Path(folder) / f"load-{len(targets)}.lua"
-            script.write_text(wrk_script(bodies))
+            script.write_text(wrk_script(bodies, connections))
             load = functools.partial(
                 _load,
                 wrk,
@@ -440,12 +247,17 @@ def run_http(
 
         database = Path(folder) / "tether.db"
         install_estate(f"sqlite:///{database}", estate)
-        env = {"TETHER_DATABASE_URL": f"sqlite:///{database}"}
+        counts = Path(folder) / "answers.json"
+        env = {
+            "TETHER_DATABASE_URL": f"sqlite:///{database}",
+            "TETHER_MASTER_KEY_FILE": str(Path(folder) / "master.key"),
+            "BENCH_COUNTS_FILE": str(counts),
+        }
         with uvicorn_server("bench.server:tether_app", env) as (process, base):
             one = measure(TETHER, process, base, EVALUATION, single)
             many = measure(TETHER_BATCH, process, base, EVALUATIONS, batches, BATCH)
-            sent = served_answers(base)
-            stop(process)
+            stop(process)  # SIGTERM: the decision log drains, the answer counts are written
+        sent: dict[str, int] = json.loads(counts.read_text()) if counts.is_file() else {}
         check = LogCheck(
             server_sent=sent.get(EVALUATION, 0) + BATCH * sent.get(EVALUATIONS, 0),
             client_received=one.client_ok_total + BATCH * many.client_ok_total,

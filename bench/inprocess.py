@@ -117,8 +117,8 @@ def run_inprocess(
 ) -> InProcessReport:
     """Time every contender on the estate's mix; check each against tether's answers."""
     report = InProcessReport()
-    report.problems += sweep_disagreements(estate, sweep_stride)[:10]
-    report.swept = len(estate.identities[::sweep_stride]) * len(estate.requests)
+    report.swept, disagreements = sweep_disagreements(estate, sweep_stride)
+    report.problems += disagreements[:10]
     mix = len(estate.requests)
     requests = [r.decision_request() for r in estate.requests]
     expected_outcomes = [r.expected for r in estate.requests]
@@ -155,7 +155,9 @@ def run_inprocess(
     with tempfile.TemporaryDirectory(prefix="tether-bench-") as folder:
         url = f"sqlite:///{Path(folder) / 'tether.db'}"
         install_estate(url, estate)
-        tether = Tether(Settings(database_url=url))
+        tether = Tether(
+            Settings(database_url=url, master_key_file=str(Path(folder) / "master.key"))
+        )
         try:
             evaluate = tether.evaluate
 
@@ -168,11 +170,15 @@ def run_inprocess(
             median, per_round = time_mix(service, mix, rounds=rounds, round_seconds=round_seconds)
             report.timings.append(Timing(SERVICE, median, per_round, "decision row committed"))
 
-            asgi = _asgi_runner(create_app(tether), estate)
-            problem = check_agreement(ASGI, asgi(), expected)
-            if problem:
-                report.problems.append(problem)
-            median, per_round = time_mix(asgi, mix, rounds=rounds, round_seconds=round_seconds)
+            loop = asyncio.new_event_loop()
+            try:
+                asgi = _asgi_runner(create_app(tether), estate, loop)
+                problem = check_agreement(ASGI, asgi(), expected)
+                if problem:
+                    report.problems.append(problem)
+                median, per_round = time_mix(asgi, mix, rounds=rounds, round_seconds=round_seconds)
+            finally:
+                loop.close()
             report.timings.append(Timing(ASGI, median, per_round, "HTTP minus the socket"))
             tether.decision_log.flush(timeout=60)
             with tether.engine.connect() as connection:
@@ -185,10 +191,11 @@ def run_inprocess(
     return report
 
 
-def _asgi_runner(app: Callable[..., Any], estate: BenchEstate) -> MixRunner:
+def _asgi_runner(
+    app: Callable[..., Any], estate: BenchEstate, loop: asyncio.AbstractEventLoop
+) -> MixRunner:
     """The AuthZEN evaluation route called as uvicorn calls it, minus the socket."""
     bodies = [orjson.dumps(r.authzen_body()) for r in estate.requests]
-    loop = asyncio.new_event_loop()
     answers: list[bool] = []
 
     async def call(body: bytes) -> None:

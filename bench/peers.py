@@ -22,6 +22,7 @@ import cedarpy
 from casbin.persist.adapters.string_adapter import StringAdapter
 
 from bench.estate import TABLES, BenchEstate
+from tether.policy import EntityRef
 
 # One decision function per peer: answers the whole mix, one boolean per request.
 MixRunner = Callable[[], list[bool]]
@@ -168,26 +169,30 @@ def _policy_text(est: Any) -> str:
     return str(cedarpy.PolicySet.from_json_str(json.dumps(document))).strip()
 
 
-def sweep_disagreements(estate: BenchEstate, stride: int = 1) -> list[str]:
+def sweep_disagreements(estate: BenchEstate, stride: int = 1) -> tuple[int, list[str]]:
     """Every identity (every ``stride``-th) asking every question of the mix: tether's
     permit/refuse must equal cedarpy raw's allow/deny on the full, unsliced policy set."""
     policies = cedarpy.PolicySet.from_str(estate.policy_text)
     entities = cedarpy.Entities.from_json_str(estate.entities_json)
     engine = estate.compiled.engine()
     problems: list[str] = []
-    for identity in estate.identities[::stride]:
+    swept = 0
+    # Principals no policy names (`principal == E`) are judged by the shared slice alone.
+    strangers = [EntityRef("agent", "unknown-agent"), EntityRef("service_account", "unknown")]
+    for subject in [i.ref for i in estate.identities[::stride]] + strangers:
         for template in estate.requests:
-            request = dataclasses.replace(template, subject=identity.ref)
+            request = dataclasses.replace(template, subject=subject)
+            swept += 1
             cedar_request = estate.cedar_request(request)
             extra = dict(cedar_request["context"]["tether"])
             decision = engine.decide(request.decision_request(), extra)
             raw = cedarpy.is_authorized(cedar_request, policies, entities)
             if decision.permits != raw.allowed or (decision.errors and not raw.diagnostics.errors):
                 problems.append(
-                    f"{identity.id} {request.action} {request.resource}: tether "
+                    f"{subject} {request.action} {request.resource}: tether "
                     f"{decision.outcome.value}, cedarpy raw {raw.decision.value}"
                 )
-    return problems
+    return swept, problems
 
 
 def check_agreement(name: str, answers: Sequence[bool], expected: Sequence[bool]) -> str | None:

@@ -22,10 +22,11 @@ if sys.path and Path(sys.path[0] or ".").resolve() == _ROOT / "bench":
     sys.path[0] = str(_ROOT)
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
+from collections.abc import Iterator, Sequence  # noqa: E402
 from dataclasses import asdict  # noqa: E402
 from importlib import metadata  # noqa: E402
 from typing import Any  # noqa: E402
@@ -107,12 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "inprocess"):
         print("== in-process (median of rounds, µs per decision) ==", flush=True)
         rounds, round_seconds = (5, 0.2) if args.quick else (9, 0.5)
-        inproc = run_inprocess(
-            estate,
-            rounds=rounds,
-            round_seconds=round_seconds,
-            sweep_stride=5 if args.quick else 1,
-        )
+        with _pinned(0):  # the core the HTTP server gets: one core, its threads included
+            inproc = run_inprocess(
+                estate,
+                rounds=rounds,
+                round_seconds=round_seconds,
+                sweep_stride=5 if args.quick else 1,
+            )
         print(format_inprocess(inproc) + "\n", flush=True)
     if args.only in (None, "http"):
         print("== HTTP (POST AuthZEN evaluation bodies) ==", flush=True)
@@ -131,6 +133,20 @@ def main(argv: list[str] | None = None) -> int:
     if http is not None and http.log_check is not None:
         failed = failed or not http.log_check.every_decision_recorded
     return 1 if failed else 0
+
+
+@contextlib.contextmanager
+def _pinned(core: int) -> Iterator[None]:
+    """Run on one core (Linux, two cores or more), as the HTTP server does."""
+    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
+        yield
+        return
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {core})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, previous)
 
 
 def _unrecorded(report: InProcessReport) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 
 import cedarpy
 
+from tether.policy._cedar import CedarAnswer, authorize
 from tether.policy._model import EMPTY, Decision, DecisionRequest, EntityRef, Outcome
 from tether.policy._obligations import check_obligation_kinds, merge_obligations
 from tether.policy._source import PolicySpec
@@ -128,7 +129,7 @@ class PolicyEngine:
             }
             entities = self._entities_for(request)
             policy_set, without_approval_forbids = self._sets_for(subject)
-            result = cedarpy.is_authorized(cedar_request, policy_set, entities)
+            result = authorize(cedar_request, policy_set, entities)
         except (ValueError, TypeError, RuntimeError) as exc:
             return _error_decision(f"evaluation failed: {exc}")
         decision = self._interpret(result)
@@ -164,7 +165,7 @@ class PolicyEngine:
     ) -> Decision:
         """Approval is only on offer when the request is permitted but for approval forbids."""
         try:
-            result = cedarpy.is_authorized(cedar_request, without_approval_forbids, entities)
+            result = authorize(cedar_request, without_approval_forbids, entities)
         except (ValueError, TypeError, RuntimeError) as exc:
             return _error_decision(f"evaluation failed: {exc}")
         underlying = self._interpret(result)
@@ -172,10 +173,9 @@ class PolicyEngine:
             return underlying
         return decision
 
-    def _interpret(self, result: Any) -> Decision:
-        diagnostics = result.diagnostics
-        errors = diagnostics.errors
-        reasons: list[str] = diagnostics.reasons
+    def _interpret(self, result: CedarAnswer) -> Decision:
+        errors = result.errors
+        reasons = result.reasons
         if errors:
             return Decision(Outcome.DENY, (*reasons, "evaluation-error"), errors=tuple(errors))
         if not reasons:

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.exc import OperationalError
 
-from tether.store.decision_log import DecisionLog
+from tether.store.decision_log import _COLUMNS, DecisionLog
 from tether.store.tables import decisions
 
 
@@ -110,8 +110,8 @@ def test_no_row_waits_longer_than_one_interval_plus_one_commit(
         if statement.lstrip().upper().startswith("INSERT INTO DECISIONS"):
             time.sleep(commit)
             now = time.monotonic()
-            for params in context.compiled_parameters:
-                committed_at[params["decision_id"]] = now
+            for params in _params if _many else [_params]:
+                committed_at[params[_COLUMNS.index("decision_id")]] = now
 
     event.listen(store, "after_cursor_execute", slow_insert)
     log = open_log(store, logs, flush_interval_ms=int(interval * 1000))
