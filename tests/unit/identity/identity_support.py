@@ -25,7 +25,7 @@ from tether.errors import Unauthenticated
 from tether.identity import TrustStore, VerifiedWorkload, verify_jwt_svid, verify_workload_proof
 from tether.identity.errors import IdentityProofError
 
-_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+_DATA = Path(__file__).resolve().parents[2] / "data" / "shared"  # vendored ../shared/data
 SPIFFE_DATA = Path(os.environ.get("TETHER_SHARED_DATA", _DATA)) / "spiffe"
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
