@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from tether.callers import add_api_key
 from tether.estate import CompiledEstate, ResourceRule
 from tether.policy import (
     DecisionRequest,
@@ -406,8 +407,9 @@ def build_estate(identity_count: int = 200) -> BenchEstate:
     )
 
 
-def install_estate(database_url: str, estate: BenchEstate) -> None:
-    """Migrate a store and record the estate as its newest revision (what a server loads)."""
+def install_estate(database_url: str, estate: BenchEstate) -> str:
+    """Migrate a store, record the estate as its newest revision (what a server loads),
+    and return a PEP API key: the AuthZEN endpoints answer authenticated callers only."""
     engine = open_engine(database_url)
     try:
         migrate.upgrade(engine)
@@ -422,5 +424,6 @@ def install_estate(database_url: str, estate: BenchEstate) -> None:
                     bundle=estate.compiled.to_bundle(),
                 )
             )
+        return add_api_key(engine, "bench-pep", actor="bench").key
     finally:
         engine.dispose()

@@ -188,10 +188,17 @@ def _load(
     *,
     connections: int,
     seconds: float,
+    authorization: str = "",
 ) -> LoadResult:
     if wrk is not None:
         return run_wrk(wrk, base + path, script, connections=connections, seconds=seconds)
-    return run_async_load(base + path, bodies, connections=connections, seconds=seconds)
+    return run_async_load(
+        base + path,
+        bodies,
+        connections=connections,
+        seconds=seconds,
+        authorization=authorization,
+    )
 
 
 def run_http(
@@ -218,9 +225,10 @@ def run_http(
             path: str,
             bodies: list[str],
             per_request: int = 1,
+            authorization: str = "",
         ) -> HttpTarget:
             script = Path(folder) / f"load-{len(targets)}.lua"
-            script.write_text(wrk_script(bodies, connections))
+            script.write_text(wrk_script(bodies, connections, authorization))
             load = functools.partial(
                 _load,
                 wrk,
@@ -229,6 +237,7 @@ def run_http(
                 script,
                 [b.encode() for b in bodies],
                 connections=connections,
+                authorization=authorization,
             )
             warm = load(seconds=warmup)
             before = cpu_seconds(process.pid)
@@ -246,7 +255,7 @@ def run_http(
             measure(HELLO_NAME, process, base, HELLO, single)
 
         database = Path(folder) / "tether.db"
-        install_estate(f"sqlite:///{database}", estate)
+        authorization = "Bearer " + install_estate(f"sqlite:///{database}", estate)
         counts = Path(folder) / "answers.json"
         env = {
             "TETHER_DATABASE_URL": f"sqlite:///{database}",
@@ -254,8 +263,8 @@ def run_http(
             "BENCH_COUNTS_FILE": str(counts),
         }
         with uvicorn_server("bench.server:tether_app", env) as (process, base):
-            one = measure(TETHER, process, base, EVALUATION, single)
-            many = measure(TETHER_BATCH, process, base, EVALUATIONS, batches, BATCH)
+            one = measure(TETHER, process, base, EVALUATION, single, 1, authorization)
+            many = measure(TETHER_BATCH, process, base, EVALUATIONS, batches, BATCH, authorization)
             stop(process)  # SIGTERM: the decision log drains, the answer counts are written
         sent: dict[str, int] = json.loads(counts.read_text()) if counts.is_file() else {}
         check = LogCheck(

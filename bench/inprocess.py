@@ -154,7 +154,7 @@ def run_inprocess(
 
     with tempfile.TemporaryDirectory(prefix="tether-bench-") as folder:
         url = f"sqlite:///{Path(folder) / 'tether.db'}"
-        install_estate(url, estate)
+        key = install_estate(url, estate)
         tether = Tether(
             Settings(database_url=url, master_key_file=str(Path(folder) / "master.key"))
         )
@@ -172,7 +172,7 @@ def run_inprocess(
 
             loop = asyncio.new_event_loop()
             try:
-                asgi = _asgi_runner(create_app(tether), estate, loop)
+                asgi = _asgi_runner(create_app(tether), estate, loop, key)
                 problem = check_agreement(ASGI, asgi(), expected)
                 if problem:
                     report.problems.append(problem)
@@ -192,7 +192,7 @@ def run_inprocess(
 
 
 def _asgi_runner(
-    app: Callable[..., Any], estate: BenchEstate, loop: asyncio.AbstractEventLoop
+    app: Callable[..., Any], estate: BenchEstate, loop: asyncio.AbstractEventLoop, key: str
 ) -> MixRunner:
     """The AuthZEN evaluation route called as uvicorn calls it, minus the socket."""
     bodies = [orjson.dumps(r.authzen_body()) for r in estate.requests]
@@ -205,6 +205,7 @@ def _asgi_runner(
             "path": "/access/v1/evaluation",
             "headers": [
                 (b"content-type", b"application/json"),
+                (b"authorization", f"Bearer {key}".encode()),
                 (b"content-length", str(len(body)).encode()),
             ],
         }

@@ -41,7 +41,9 @@ end
 
 function init(args)
   for i, body in ipairs(bodies) do
-    prepared[i] = wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+    local headers = {["Content-Type"] = "application/json"}
+    headers["Authorization"] = "%(authorization)s"
+    prepared[i] = wrk.format("POST", nil, headers, body)
   end
   counter = offset or 0
 end
@@ -125,9 +127,14 @@ def pin(core: int) -> list[str]:
     return []
 
 
-def wrk_script(bodies: Sequence[str], connections: int) -> str:
+def wrk_script(bodies: Sequence[str], connections: int, authorization: str = "") -> str:
     quoted = ",\n".join(f"  [==[{b}]==]" for b in bodies)
-    return LUA % {"bodies": quoted, "connections": connections, "ramp_ms": RAMP_MS}
+    return LUA % {
+        "bodies": quoted,
+        "connections": connections,
+        "ramp_ms": RAMP_MS,
+        "authorization": authorization,
+    }
 
 
 def run_wrk(wrk: str, url: str, script: Path, *, connections: int, seconds: float) -> LoadResult:
@@ -163,7 +170,12 @@ def run_wrk(wrk: str, url: str, script: Path, *, connections: int, seconds: floa
 
 
 def run_async_load(
-    url: str, bodies: Sequence[bytes], *, connections: int, seconds: float
+    url: str,
+    bodies: Sequence[bytes],
+    *,
+    connections: int,
+    seconds: float,
+    authorization: str = "",
 ) -> LoadResult:
     """The stand-in for wrk: ``connections`` keep-alive HTTP/1.1 connections, each sending
     the mix in a closed loop (raw asyncio streams on uvloop: httpx itself would be the
@@ -175,20 +187,25 @@ def run_async_load(
         pinned = True
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(_async_load(url, bodies, connections, seconds))
+            return runner.run(_async_load(url, bodies, connections, seconds, authorization))
     finally:
         if pinned:
             os.sched_setaffinity(0, previous)
 
 
 async def _async_load(
-    url: str, bodies: Sequence[bytes], connections: int, seconds: float
+    url: str,
+    bodies: Sequence[bytes],
+    connections: int,
+    seconds: float,
+    authorization: str = "",
 ) -> LoadResult:
     target = httpx.URL(url)
     host, port = target.host, target.port or 80
     head = (
         f"POST {target.raw_path.decode()} HTTP/1.1\r\nHost: {host}:{port}\r\n"
         "Content-Type: application/json\r\n"
+        + (f"Authorization: {authorization}\r\n" if authorization else "")
     )
     requests = [f"{head}Content-Length: {len(b)}\r\n\r\n".encode() + b for b in bodies]
     latencies: list[float] = []

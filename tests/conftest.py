@@ -12,19 +12,22 @@ import os
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import Engine
 
+from tether.callers import Role, add_api_key, admin_token
 from tether.store import migrate
 from tether.store.engine import open_engine
+from tether.tokens import KeyRing, load_or_create_master_key
 
 ROOT = Path(__file__).resolve().parent.parent
 # A verbatim copy of ../shared/data (external material; see its README for sources and
@@ -106,17 +109,63 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The callers every test server gets (see `provision_callers`): name of the credential ->
+# what it is. `client(as_=...)` picks one.
+TEST_CALLERS = ("pep", "admin", "auditor", "approver")
+
+
+def provision_callers(db_url: str, folder: Path, suffix: str) -> dict[str, str]:
+    """Real credentials for a server whose working folder is ``folder``: a PEP API key
+    (as ``tether pep add`` makes it) and admin tokens of an admin, an auditor and an
+    approver (as ``tether admin token`` issues them), all in the store at ``db_url``.
+
+    Admin tokens are signed with the key ring sealed by ``folder/.tether/master.key``,
+    the master key the server started in ``folder`` uses. Returns credential by name.
+    """
+    engine = open_engine(db_url)
+    try:
+        migrate.upgrade(engine)
+        keys = KeyRing(engine, load_or_create_master_key(folder / ".tether" / "master.key"))
+        credentials = {"pep": add_api_key(engine, f"test-pep-{suffix}", actor="tests").key}
+        for role in (Role.ADMIN, Role.AUDITOR, Role.APPROVER):
+            issued = admin_token(
+                engine,
+                keys,
+                f"test-{role.value}-{suffix}",
+                issuer="tests",
+                roles=[role],
+                ttl_s=6 * 3600,
+                actor="tests",
+            )
+            credentials[role.value] = issued.token
+    finally:
+        engine.dispose()
+    return credentials
+
+
 @dataclass
 class ServerProcess:
-    """A real ``tether serve`` in a subprocess."""
+    """A real ``tether serve`` in a subprocess, with real credentials for its callers."""
 
     url: str
     db_url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    credentials: dict[str, str] = field(default_factory=dict)
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=10)
+    def client(self, as_: str | None = "pep", *, raw: bool = False) -> httpx.Client:
+        """An HTTP client calling as ``as_`` (a name of ``TEST_CALLERS``; ``None``: nobody).
+
+        ``raw`` sends the credential without ``Bearer`` (as the AuthZEN harness does).
+        """
+        headers = {}
+        if as_ is not None:
+            credential = self.credentials[as_]
+            headers["Authorization"] = credential if raw else f"Bearer {credential}"
+        return httpx.Client(base_url=self.url, timeout=10, headers=headers)
+
+    def auth_header(self, as_: str = "pep") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.credentials[as_]}"}
 
     def stop(self, sig: int | None = None) -> int:
         if self.process.poll() is None:
@@ -147,10 +196,16 @@ def start_server(
     estate: Path | None = None,
     extra: list[str] | None = None,
     env: dict[str, str] | None = None,
+    https: ssl.SSLContext | None = None,
 ) -> ServerProcess:
-    """Start ``tether serve``; ``env`` adds to (or overrides) the inherited environment."""
+    """Start ``tether serve``; ``env`` adds to (or overrides) the inherited environment.
+
+    With ``https`` (the client's TLS context) the server is reached over TLS: pass its
+    ``--tls-cert``/``--tls-key`` in ``extra``.
+    """
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
+    credentials = provision_callers(db_url, tmp_path, str(port))
     command = [*tether_cli(), "serve", "--port", str(port), "--db", db_url]
     if estate is not None:
         command += ["--estate", str(estate)]
@@ -163,13 +218,15 @@ def start_server(
             cwd=tmp_path,
             env={**os.environ, **env} if env else None,
         )
-    server = ServerProcess(f"http://127.0.0.1:{port}", db_url, process, log_path)
+    scheme = "https" if https else "http"
+    server = ServerProcess(f"{scheme}://127.0.0.1:{port}", db_url, process, log_path, credentials)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"tether serve exited with {process.returncode}:\n{server.log()}")
         try:
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+            health = httpx.get(f"{server.url}/healthz", timeout=1, verify=https or True)
+            if health.status_code == 200:
                 return server
         except httpx.HTTPError:
             pass
@@ -190,8 +247,11 @@ def _server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
         estate: Path | None = None,
         extra: list[str] | None = None,
         env: dict[str, str] | None = None,
+        https: ssl.SSLContext | None = None,
     ) -> ServerProcess:
-        server = start_server(tmp_path, db_url=db_url, estate=estate, extra=extra, env=env)
+        server = start_server(
+            tmp_path, db_url=db_url, estate=estate, extra=extra, env=env, https=https
+        )
         started.append(server)
         return server
 

@@ -36,6 +36,16 @@ class Settings:
     # Encrypts signing keys at rest: a 0600 file (created on first use) or inline base64.
     master_key_file: str = ".tether/master.key"
     master_key: str = ""
+    # Requests per second each caller may make, and how many it may make at once above that.
+    # Generous on purpose: a PEP in front of a busy gateway is one caller.
+    rate_limit_per_s: int = 50_000
+    rate_limit_burst: int = 100_000
+    # Bytes of request line plus headers; more is answered 431 before the app reads it.
+    max_header_bytes: int = 32_768
+    # Connections and requests served at once before the server answers 503.
+    max_concurrency: int = 4096
+    # The CA bundle (PEM) client certificates are verified against (mTLS); none: no mTLS.
+    client_ca_file: str = ""
 
     @property
     def public_url(self) -> str:
@@ -91,4 +101,8 @@ _RANGES = {
     "max_body_bytes": (1, 2**31),
     "reload_interval_ms": (10, 3_600_000),
     "search_page_size": (1, 100_000),
+    "rate_limit_per_s": (1, 1_000_000_000),
+    "rate_limit_burst": (1, 1_000_000_000),
+    "max_header_bytes": (1024, 1_048_576),
+    "max_concurrency": (1, 1_000_000),
 }

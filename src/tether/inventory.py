@@ -55,8 +55,11 @@ def list_decisions(
     action: str | None = None,
     outcome: str | None = None,
     since: str | None = None,
+    caller: str | None = None,
 ) -> list[dict[str, Any]]:
     query = select(decisions).order_by(decisions.c.seq.desc()).limit(limit)
+    if caller:
+        query = query.where(decisions.c.caller == caller)
     if subject:
         query = query.where(decisions.c.subject_id == subject)
     if action:

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from tether.callers import CallerDirectory
 from tether.config import Settings
 from tether.estate.compiled import EMPTY_ESTATE, CompiledEstate, ResourceClassifier
 from tether.policy import (
@@ -33,7 +34,7 @@ from tether.store import migrate
 from tether.store.decision_log import DecisionLog
 from tether.store.engine import check_reachable, open_engine
 from tether.store.tables import estate_revisions
-from tether.tokens import KeyRing, load_or_create_master_key
+from tether.tokens import KeyRing, TaskAuthority, TaskUse, load_or_create_master_key
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,9 @@ class Tether:
             load_or_create_master_key(Path(settings.master_key_file), settings.master_key or None),
         )
         self.decision_log = DecisionLog(self.engine, flush_interval_ms=settings.flush_interval_ms)
+        # Who may call tether over HTTP: loaded on first use, refreshed with the estate.
+        self.callers = CallerDirectory(self.engine)
+        self.tasks = TaskAuthority(self.engine, settings, self.keys, lambda: self.snapshot.estate)
         self.snapshot = _snapshot(None, EMPTY_ESTATE)
         self.outcome_counts: Counter[str] = Counter()
         self._unloadable_revision: int | None = None
@@ -95,6 +99,8 @@ class Tether:
         if self._reloader is not None:
             self._reloader.join(timeout=5)
         self.decision_log.close()
+        self.callers.close()
+        self.tasks.close()
 
     def _watch(self) -> None:
         interval = self.settings.reload_interval_ms / 1000
@@ -105,6 +111,11 @@ class Tether:
                 log.exception(
                     "reloading the estate failed; keeping revision %s", self.snapshot.revision
                 )
+            try:
+                # Revoked keys and removed roles stop working within one interval.
+                self.callers.refresh()
+            except Exception:
+                log.exception("refreshing the caller directory failed; keeping the last one")
 
     def latest_revision(self) -> int | None:
         with self.engine.connect() as connection:
@@ -138,14 +149,24 @@ class Tether:
         return snap.engine.decide(request, self._tether_context(snap, request))
 
     def evaluate(
-        self, request: DecisionRequest, *, request_id: str | None = None, caller: str | None = None
+        self,
+        request: DecisionRequest,
+        *,
+        request_id: str | None = None,
+        caller: str | None = None,
+        task: TaskUse | None = None,
     ) -> RecordedDecision:
-        """Evaluate one request and record it as a decision event."""
+        """Evaluate one request and record it as a decision event (``task``: made with a
+        task token, see ``tether.tokens.decisions``)."""
         started = time.perf_counter_ns()
         snap = self.snapshot
-        decision = snap.engine.decide(request, self._tether_context(snap, request))
+        if task is None:
+            decision = snap.engine.decide(request, self._tether_context(snap, request))
+        else:
+            decision = task.decide(snap.engine, request, self._tether_context(snap, request))
         decision_id = uuid.uuid4().hex
         self.outcome_counts[decision.outcome.value] += 1
+        context = dict(request.context) if task is None else task.recorded_context(request.context)
         self.decision_log.record(
             {
                 "decision_id": decision_id,
@@ -160,7 +181,7 @@ class Tether:
                 "reasons": list(decision.reasons),
                 "obligations": dict(decision.obligations),
                 "errors": list(decision.errors),
-                "context": dict(request.context),
+                "context": context,
                 "request_id": request_id,
                 "caller": caller,
                 "estate_revision": snap.revision,

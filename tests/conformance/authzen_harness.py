@@ -3,7 +3,10 @@
 Every conformance module talks HTTP to a real ``tether serve`` subprocess that applied
 one of the ``examples/authzen-*`` estates. One server is started per module and
 backend (SQLite, PostgreSQL) rather than per test: the vectors are many and a server
-takes a second to start.
+takes a second to start. Every call carries real credentials: ``server.client()`` sends
+the PEP API key ``start_server`` made with ``tether pep add``'s code (the interop vectors
+send it raw in ``Authorization``, as the AuthZEN harness does), and the decision log is
+read back through ``/v1/decisions`` as that PEP, which sees the decisions it asked for.
 """
 
 from __future__ import annotations

@@ -601,7 +601,9 @@ def test_discovery(server: ServerProcess, client: httpx.Client) -> None:
 def test_discovered_endpoints_answer(client: httpx.Client) -> None:
     """A PEP that only knows the metadata URL can reach every API through it."""
     metadata = client.get("/.well-known/authzen-configuration").json()
-    with httpx.Client(timeout=10) as absolute:
+    # The same PEP credentials, on absolute URLs.
+    auth = {"Authorization": client.headers["Authorization"]}
+    with httpx.Client(timeout=10, headers=auth) as absolute:
         answer = absolute.post(metadata["access_evaluation_endpoint"], json=RULE1).json()
         assert answer["decision"] is True
         batch = absolute.post(

@@ -97,7 +97,8 @@ def server(
 
 @pytest.fixture(scope="module")
 def client(server: ServerProcess) -> Iterator[httpx.Client]:
-    with server.client() as client:
+    # As the AuthZEN interop harness does: the PEP's API key raw in `Authorization`.
+    with server.client(raw=True) as client:
         yield client
 
 

@@ -48,6 +48,7 @@ class Load:
     """Client threads POSTing evaluations until told to stop or the server goes away."""
 
     url: str
+    headers: dict[str, str]  # the PEP's credentials
     acknowledged: list[tuple[str, float]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -61,7 +62,7 @@ class Load:
             self.threads.append(thread)
 
     def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=5) as client:
+        with httpx.Client(base_url=self.url, timeout=5, headers=self.headers) as client:
             while not self.stop.is_set():
                 try:
                     response = client.post("/access/v1/evaluation", json=EVALUATION)
@@ -99,7 +100,7 @@ def run_until_signal(
     env: dict[str, str] | None = None,
 ) -> tuple[Load, float, set[str]]:
     server = server_factory(db_url=db_url, estate=estate, env=env)
-    load = Load(server.url)
+    load = Load(server.url, server.auth_header("pep"))
     load.start()
     time.sleep(LOAD_BEFORE_SIGNAL_S)
     signalled_at = time.monotonic()

@@ -82,11 +82,12 @@ def test_evaluation_answers_and_echoes_the_request_id(client: httpx.Client) -> N
 
 
 def test_metrics_are_prometheus_text_with_the_decision_latency_histogram(
-    client: httpx.Client,
+    client: httpx.Client, server: ServerProcess
 ) -> None:
     for _ in range(3):
         assert client.post("/access/v1/evaluation", json=EVALUATION).status_code == 200
-    response = client.get("/metrics")
+    with server.client("auditor") as auditor:
+        response = auditor.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     samples = _samples(response.text)

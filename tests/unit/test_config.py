@@ -82,3 +82,13 @@ def test_environment_database_url_is_normalised() -> None:
 def test_database_url_accepts_urls_and_plain_paths(value: str, url: str) -> None:
     assert database_url_from(value) == url
     assert load_settings({}, database_url=value).database_url == url
+
+
+def test_caller_limits_come_from_the_environment_and_are_bounded() -> None:
+    settings = load_settings({"TETHER_RATE_LIMIT_PER_S": "5", "TETHER_RATE_LIMIT_BURST": "7"})
+    assert (settings.rate_limit_per_s, settings.rate_limit_burst) == (5, 7)
+    assert load_settings({}).rate_limit_per_s >= 20_000  # the benchmarks are one caller
+    with pytest.raises(InvalidRequest, match="rate_limit_per_s"):
+        load_settings({"TETHER_RATE_LIMIT_PER_S": "0"})
+    with pytest.raises(InvalidRequest, match="max_header_bytes"):
+        load_settings({"TETHER_MAX_HEADER_BYTES": "10"})

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from tether.api import authzen
 from tether.api.asgi import (
+    HSTS,
     PROBLEM_JSON,
     Receive,
     Scope,
@@ -27,13 +28,18 @@ from tether.api.asgi import (
     header,
     parse_json_body,
     read_body,
+    secure_headers,
     send_json,
 )
-from tether.api.errors import problem, problem_for
+from tether.api.errors import Refusal, problem, problem_for
+from tether.api.events import event_routes
+from tether.api.gate import Gate, resolve_route
+from tether.api.oauth import oauth_routes
 from tether.api.openapi import openapi_document
 from tether.api.resources import resource_routes
-from tether.api.routing import declare, public, secured
-from tether.callers import Role
+from tether.api.routing import CALLER_KEY, ROUTE_ROLES, declare, public, roles_for, secured
+from tether.api.tasks import task_routes
+from tether.callers import Caller, Role
 from tether.errors import TetherError
 from tether.services import Tether
 
@@ -108,6 +114,10 @@ class TetherApp:
         self.starlette = Starlette(
             routes=self._routes(), exception_handlers={HTTPException: self._http_error}
         )
+        # Who may call each hot path, as declared: read once, enforced by the gate.
+        self._hot_roles = {path: roles_for("POST", path) for path in AUTHZEN_PATHS}
+        self.gate = Gate(tether)
+        self._warn_undeclared()
 
     def _routes(self) -> list[Route]:
         return [
@@ -117,7 +127,20 @@ class TetherApp:
             public("/openapi.json", self._openapi),
             public("/.well-known/authzen-configuration", self._authzen_configuration),
             *resource_routes(self.tether),
+            *task_routes(self.tether),
+            *event_routes(self.tether),
+            *oauth_routes(self.tether),
         ]
+
+    def _warn_undeclared(self) -> None:
+        for route in self.starlette.routes:
+            path = getattr(route, "path", "?")
+            methods = getattr(route, "methods", None) or {"GET"}
+            for method in sorted(set(methods) - {"HEAD"}):
+                if (method, path) not in ROUTE_ROLES:
+                    log.error(
+                        "route `%s %s` declares no roles: every call is refused", method, path
+                    )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -127,9 +150,31 @@ class TetherApp:
             if handler is not None or path in self._search:
                 await self._authzen(scope, receive, send, path, handler)
                 return
-            await self.starlette(scope, receive, send)
+            resolved = resolve_route(self.starlette.routes, scope)
+            if resolved is not None:
+                template, roles = resolved
+                if roles is None or roles:  # not public: authenticate and authorize
+                    admitted = self.gate.admit(scope, template, roles)
+                    if isinstance(admitted, Refusal):
+                        await self._refuse(send, admitted, None)
+                        return
+                    scope[CALLER_KEY] = admitted
+            await self.starlette(
+                scope, receive, secure_headers(send, tls=scope.get("scheme") == "https")
+            )
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    @staticmethod
+    async def _refuse(send: Send, refusal: Refusal, request_id: bytes | None) -> None:
+        await send_json(
+            send,
+            refusal.status,
+            refusal.body,
+            request_id=request_id,
+            content_type=refusal.content_type,
+            extra_headers=refusal.headers,
+        )
 
     async def _authzen(
         self, scope: Scope, receive: Receive, send: Send, path: str, handler: Handler | None
@@ -148,11 +193,16 @@ class TetherApp:
                 extra_headers=[(b"allow", b"POST")],
             )
             return
+        admitted = self.gate.admit(scope, path, self._hot_roles[path])
+        if not isinstance(admitted, Caller):
+            self.metrics.errors.labels(path, str(admitted.status)).inc()
+            await self._refuse(send, admitted, request_id)
+            return
         try:
             payload = parse_json_body(scope, await read_body(scope, receive, self._limit))
             rid = request_id.decode("latin-1")
             if handler is not None:
-                body = handler(self.tether, payload, rid, None)
+                body = handler(self.tether, payload, rid, admitted.identity_id)
             else:
                 body = self._search[path](self.tether, payload)
         except TetherError as exc:
@@ -166,7 +216,8 @@ class TetherApp:
             body = problem(500, "internal error; the request was not authorized", "internal_error")
             await send_json(send, 500, body, request_id=request_id, content_type=PROBLEM_JSON)
             return
-        await send_json(send, 200, body, request_id=request_id)
+        tls = [HSTS] if scope.get("scheme") == "https" else None
+        await send_json(send, 200, body, request_id=request_id, extra_headers=tls)
         latency = self._latency.get(path)
         if latency is not None:
             latency.observe(time.perf_counter() - started)
@@ -179,6 +230,7 @@ class TetherApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 # Drain the decision log: a clean shutdown loses no acknowledged decision.
+                self.gate.close()
                 self.tether.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

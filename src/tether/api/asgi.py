@@ -18,6 +18,27 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 JSON = b"application/json"
 PROBLEM_JSON = b"application/problem+json"
 
+# Where the server (``tether.api.server``) puts the DER client certificate of an mTLS
+# connection: ``scope["state"][PEER_CERT_KEY]`` (``None`` without one).
+PEER_CERT_KEY = "tether.peer_cert"
+
+# On every API answer: no MIME sniffing, no caching of decisions or inventory.
+API_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+)
+# On every HTML page as well: nothing from elsewhere, no framing, no referrer.
+HTML_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+
 
 def header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope["headers"]:
@@ -73,10 +94,35 @@ async def send_json(
     content_type: bytes = JSON,
     extra_headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode()),
+        *API_HEADERS,
+    ]
     if request_id is not None:
         headers.append((b"x-request-id", request_id))
     if extra_headers:
         headers.extend(extra_headers)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def secure_headers(send: Send, *, tls: bool) -> Send:
+    """Wrap ``send`` so every answer carries the security headers (HTML pages more)."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            present = {bytes(k).lower() for k, _ in headers}
+            extra = [h for h in API_HEADERS if h[0] not in present]
+            content_type = next(
+                (bytes(v) for k, v in headers if bytes(k).lower() == b"content-type"), b""
+            )
+            if content_type.startswith(b"text/html"):
+                extra += [h for h in HTML_HEADERS if h[0] not in present]
+            if tls and HSTS[0] not in present:
+                extra.append(HSTS)
+            message = {**message, "headers": headers + extra}
+        await send(message)
+
+    return sending

@@ -28,6 +28,7 @@ from tether.api.authzen_schema import (
 from tether.errors import FieldError, InvalidRequest
 from tether.policy import Decision, DecisionRequest, EntityRef, Outcome
 from tether.services import RecordedDecision, Tether
+from tether.tokens import TOKEN_PROPERTY, UNVERIFIED_SUBJECT, bind_task_token
 
 
 def decision_json(recorded: RecordedDecision) -> dict[str, Any]:
@@ -41,6 +42,8 @@ def decision_json(recorded: RecordedDecision) -> dict[str, Any]:
         context["obligations"] = dict(decision.obligations)
     if decision.errors:
         context["errors"] = list(decision.errors)
+    if decision.error_code is not None:
+        context["error_code"] = decision.error_code
     if decision.outcome is Outcome.APPROVAL_REQUIRED:
         context["approval"] = {"required": True}
     return {"decision": decision.permits, "context": context}
@@ -51,9 +54,40 @@ INVALID_ITEM = "invalid-request"
 
 
 def evaluate_one(tether: Tether, body: Any, request_id: str | None, caller: str | None) -> bytes:
-    request = parse_evaluation(require_object_body(body))
-    recorded = tether.evaluate(request, request_id=request_id, caller=caller)
-    return orjson.dumps(decision_json(recorded))
+    return orjson.dumps(_evaluate(tether, require_object_body(body), request_id, caller))
+
+
+def _evaluate(
+    tether: Tether,
+    body: Mapping[str, Any],
+    request_id: str | None,
+    caller: str | None,
+    path: str = "",
+) -> dict[str, Any]:
+    """One evaluation; with a task token in ``subject.properties.token``, the subject and
+    the task come from the token (``tether.tokens.decisions``)."""
+    subject = body.get("subject")
+    properties = subject.get("properties") if isinstance(subject, dict) else None
+    if not isinstance(properties, dict) or TOKEN_PROPERTY not in properties:
+        request = parse_evaluation(body, path=path)
+        return decision_json(tether.evaluate(request, request_id=request_id, caller=caller))
+    assert isinstance(subject, dict)  # the task token never reaches Cedar or the log
+    subject_given = "type" in subject or "id" in subject
+    stripped = {k: v for k, v in properties.items() if k != TOKEN_PROPERTY}
+    if subject_given:
+        without = {**subject, "properties": stripped}
+    else:
+        without = {
+            "type": UNVERIFIED_SUBJECT.type,
+            "id": UNVERIFIED_SUBJECT.id,
+            "properties": stripped,
+        }
+    request = parse_evaluation({**body, "subject": without}, path=path)
+    request, task = bind_task_token(
+        tether.tasks, request, properties[TOKEN_PROPERTY], subject_given=subject_given
+    )
+    recorded = tether.evaluate(request, request_id=request_id, caller=caller, task=task)
+    return decision_json(recorded)
 
 
 def evaluate_many(tether: Tether, body: Any, request_id: str | None, caller: str | None) -> bytes:
@@ -73,13 +107,9 @@ def evaluate_many(tether: Tether, body: Any, request_id: str | None, caller: str
             )
         else:
             try:
-                request = parse_evaluation(merge_item(body, item), path="")
+                results.append(_evaluate(tether, merge_item(body, item), request_id, caller))
             except RequestInvalid as exc:
                 results.append(_item_error(index, *exc.field_errors))
-            else:
-                results.append(
-                    decision_json(tether.evaluate(request, request_id=request_id, caller=caller))
-                )
         decided = results[-1]["decision"]
         if (semantic == "deny_on_first_deny" and not decided) or (
             semantic == "permit_on_first_permit" and decided

@@ -6,6 +6,7 @@ hostile-token refusal from a typo.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -32,6 +33,7 @@ TITLES = {
     409: "Conflict",
     413: "Payload Too Large",
     415: "Unsupported Media Type",
+    431: "Request Header Fields Too Large",
     429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -68,3 +70,47 @@ def problem_for(error: errors.TetherError) -> tuple[int, bytes]:
     if field_errors:
         extra["errors"] = [{"path": f.path, "message": f.message} for f in field_errors]
     return status, problem(status, error.message, error.code, **extra)
+
+
+# --- refusals at the edge: the same error, in the form each protocol expects ----------------
+
+OAUTH_PREFIX = "/oauth2/"
+# RFC 6749 §5.2 codes for a refused caller of an OAuth endpoint.
+_OAUTH_ERROR = {401: "invalid_client", 403: "unauthorized_client", 429: "slow_down"}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An answer refusing a request: status, body, media type and extra headers."""
+
+    status: int
+    body: bytes
+    content_type: bytes
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+def refusal_for(path: str, error: errors.TetherError) -> Refusal:
+    """How the edge refuses a call to ``path``: 401 with ``WWW-Authenticate: Bearer``,
+    403, or 429 with ``Retry-After``; RFC 6749 JSON on OAuth endpoints, problem+json
+    elsewhere (AuthZEN and ``/v1``). ``error_code`` is in every form."""
+    status = status_of(error)
+    headers: list[tuple[bytes, bytes]] = []
+    if status == 401:
+        # RFC 6750 §3: no error attribute when the request carried no credentials.
+        challenge = 'Bearer realm="tether"'
+        if error.code != "credentials_missing":
+            challenge += ', error="invalid_token"'
+        headers.append((b"www-authenticate", challenge.encode()))
+    if isinstance(error, errors.RateLimited):
+        headers.append((b"retry-after", str(error.retry_after_s).encode()))
+    if path.startswith(OAUTH_PREFIX):
+        body = orjson.dumps(
+            {
+                "error": _OAUTH_ERROR.get(status, "invalid_request"),
+                "error_description": error.message,
+                "error_code": error.code,
+            }
+        )
+        return Refusal(status, body, b"application/json", headers)
+    _, body = problem_for(error)
+    return Refusal(status, body, b"application/problem+json", headers)

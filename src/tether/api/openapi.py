@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tether.api.openapi_tokens import token_paths
+
 _ENTITY = {
     "type": "object",
     "required": ["type", "id"],
@@ -60,6 +62,32 @@ def _get(summary: str) -> dict[str, Any]:
     return {"get": {"summary": summary, "responses": {"200": {"description": "ok"}}}}
 
 
+# How callers authenticate (see README "Who may call tether"); public routes override it.
+_SECURITY_SCHEMES = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "a PEP API key (`tpk_…`, also accepted without `Bearer`), a JWT-SVID, "
+        "an OIDC token or an admin token",
+    },
+    "mtls": {"type": "mutualTLS", "description": "an X.509-SVID (with `--client-ca`)"},
+}
+_PUBLIC = ("/healthz", "/readyz", "/openapi.json")
+
+
+def _secure(paths: dict[str, Any]) -> dict[str, Any]:
+    """Refusals every secured operation may answer; no security on the public ones."""
+    for path, operations in paths.items():
+        for operation in operations.values():
+            if path in _PUBLIC or path.startswith("/.well-known/"):
+                operation["security"] = []
+                continue
+            operation.setdefault("responses", {}).update(
+                {"401": _PROBLEM, "403": _PROBLEM, "429": _PROBLEM}
+            )
+    return paths
+
+
 def openapi_document() -> dict[str, Any]:
     search = {
         "type": "object",
@@ -68,28 +96,36 @@ def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "tether", "version": "0.1.0"},
-        "paths": {
-            "/access/v1/evaluation": _post("AuthZEN Access Evaluation", _EVALUATION, _DECISION),
-            "/access/v1/evaluations": _post(
-                "AuthZEN Access Evaluations (batch)",
-                {"type": "object", "properties": {"evaluations": {"type": "array"}}},
-                {"type": "object"},
-            ),
-            "/access/v1/search/subject": _post(
-                "AuthZEN Subject Search", {"type": "object"}, search
-            ),
-            "/access/v1/search/resource": _post(
-                "AuthZEN Resource Search", {"type": "object"}, search
-            ),
-            "/access/v1/search/action": _post("AuthZEN Action Search", {"type": "object"}, search),
-            "/.well-known/authzen-configuration": _get("AuthZEN PDP metadata"),
-            "/v1/identities": _get("Identity inventory"),
-            "/v1/identities/{identity_id}": _get("One identity with its entitlements"),
-            "/v1/decisions": _get(
-                "Recent decisions (filters: subject, action, outcome, since, limit)"
-            ),
-            "/healthz": _get("Liveness"),
-            "/readyz": _get("Readiness (store reachable, estate revision)"),
-            "/metrics": _get("Prometheus metrics"),
-        },
+        "components": {"securitySchemes": _SECURITY_SCHEMES},
+        "security": [{"bearer": []}, {"mtls": []}],
+        "paths": _secure(
+            {
+                "/access/v1/evaluation": _post("AuthZEN Access Evaluation", _EVALUATION, _DECISION),
+                "/access/v1/evaluations": _post(
+                    "AuthZEN Access Evaluations (batch)",
+                    {"type": "object", "properties": {"evaluations": {"type": "array"}}},
+                    {"type": "object"},
+                ),
+                "/access/v1/search/subject": _post(
+                    "AuthZEN Subject Search", {"type": "object"}, search
+                ),
+                "/access/v1/search/resource": _post(
+                    "AuthZEN Resource Search", {"type": "object"}, search
+                ),
+                "/access/v1/search/action": _post(
+                    "AuthZEN Action Search", {"type": "object"}, search
+                ),
+                "/.well-known/authzen-configuration": _get("AuthZEN PDP metadata"),
+                "/v1/identities": _get("Identity inventory"),
+                "/v1/identities/{identity_id}": _get("One identity with its entitlements"),
+                "/v1/decisions": _get(
+                    "Recent decisions (filters: subject, action, outcome, since, caller, limit); "
+                    "a PEP reads only the decisions it asked for"
+                ),
+                "/healthz": _get("Liveness"),
+                "/readyz": _get("Readiness (store reachable, estate revision)"),
+                "/metrics": _get("Prometheus metrics"),
+                **token_paths(),
+            }
+        ),
     }

@@ -9,13 +9,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tether.api.errors import problem_for
-from tether.api.routing import secured
+from tether.api.routing import caller_of, secured
 from tether.callers import Role
 from tether.errors import InvalidRequest, TetherError
 from tether.inventory import list_decisions, list_identities, show_identity
 from tether.services import Tether
 
 READERS = (Role.AUDITOR, Role.ADMIN)
+# A PEP reads the decisions it asked for, and only those.
+DECISION_READERS = (*READERS, Role.PEP)
 
 
 def _problem(exc: TetherError) -> Response:
@@ -47,8 +49,11 @@ def resource_routes(tether: Tether) -> list[Route]:
             limit = _int_param(request, "limit", 100, 10_000)
             filters: dict[str, Any] = {
                 key: request.query_params.get(key)
-                for key in ("subject", "action", "outcome", "since")
+                for key in ("subject", "action", "outcome", "since", "caller")
             }
+            caller = caller_of(request)
+            if not caller.roles & frozenset(READERS):
+                filters["caller"] = caller.identity_id
             rows = list_decisions(tether.engine, limit=limit, **filters)
         except TetherError as exc:
             return _problem(exc)
@@ -57,5 +62,5 @@ def resource_routes(tether: Tether) -> list[Route]:
     return [
         secured("/v1/identities", identities, roles=READERS),
         secured("/v1/identities/{identity_id:path}", identity, roles=READERS),
-        secured("/v1/decisions", decisions, roles=READERS),
+        secured("/v1/decisions", decisions, roles=DECISION_READERS),
     ]

@@ -3,7 +3,19 @@
 Use :func:`secured` instead of ``starlette.routing.Route``. ``ROUTE_ROLES`` is the
 registry the authentication layer enforces and the route-enumeration test reads.
 A route registered with ``PUBLIC`` is reachable without credentials; only discovery
-documents, the JWKS and ``/healthz`` may be.
+documents, the JWKS and ``/healthz`` may be. A request to a route that is not in the
+registry is refused (403 ``route_undeclared``), whatever its handler would do.
+
+Inside an endpoint, :func:`caller_of` is the authenticated caller::
+
+    async def my_tasks(request: Request) -> Response:
+        caller = caller_of(request)   # tether.callers.Caller
+        ...
+
+    secured("/v1/tasks", my_tasks, roles=(Role.WORKLOAD,), methods=("POST",))
+
+Rules the declaration itself enforces: a route that changes something (any method but
+GET/HEAD) cannot name the auditor role (``tether.callers.check_declaration``).
 """
 
 from __future__ import annotations
@@ -11,16 +23,32 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
+from starlette.requests import Request
 from starlette.routing import Route
 
-from tether.callers import PUBLIC, Role
+from tether.callers import PUBLIC, Caller, Role, check_declaration
+from tether.errors import Unauthenticated
 
 ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {}
+
+# Where the HTTP edge puts the authenticated caller in the ASGI scope.
+CALLER_KEY = "tether.caller"
 
 
 def declare(path: str, methods: Collection[str], roles: Collection[Role]) -> None:
     for method in methods:
-        ROUTE_ROLES[(method.upper(), path)] = frozenset(roles)
+        granted = frozenset(roles)
+        check_declaration(method, path, granted)
+        ROUTE_ROLES[(method.upper(), path)] = granted
+
+
+def roles_for(method: str, path: str) -> frozenset[Role] | None:
+    """The roles declared for ``method`` on the route template ``path`` (HEAD as GET)."""
+    method = method.upper()
+    found = ROUTE_ROLES.get((method, path))
+    if found is None and method == "HEAD":
+        found = ROUTE_ROLES.get(("GET", path))
+    return found
 
 
 def secured(
@@ -39,3 +67,15 @@ def public(
     path: str, endpoint: Callable[..., Any], *, methods: Collection[str] = ("GET",)
 ) -> Route:
     return secured(path, endpoint, roles=PUBLIC, methods=methods)
+
+
+def caller_of(request: Request) -> Caller:
+    """The authenticated caller of a request to a secured route.
+
+    Raises:
+        Unauthenticated: the route is public (nobody was authenticated).
+    """
+    caller = request.scope.get(CALLER_KEY)
+    if not isinstance(caller, Caller):
+        raise Unauthenticated("this route is public; no caller was authenticated")
+    return caller

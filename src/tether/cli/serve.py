@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from tether.cli.common import DbOption, settings_for
 from tether.cli.output import EXIT_BAD_INPUT, console, errors_to_exit, fail
@@ -33,20 +34,42 @@ def serve(
     ] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
+    client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            help="CA bundle (PEM) that client certificates (X.509-SVIDs) must chain to: mTLS"
+        ),
+    ] = None,
+    require_client_cert: Annotated[
+        bool,
+        typer.Option(help="refuse TLS connections without a client certificate"),
+    ] = False,
 ) -> None:
-    """Serve tether over HTTP (binds 127.0.0.1 unless told otherwise)."""
-    import uvicorn
+    """Serve tether over HTTP (binds 127.0.0.1 unless told otherwise).
 
+    On a fresh store bound to loopback, the first start makes a PEP key (`local-pep`) and
+    an admin (`local-admin`) and prints the key and an admin token once.
+    """
     from tether.api.app import create_app
+    from tether.api.server import TlsFiles
+    from tether.api.server import serve as run_server
+    from tether.callers import bootstrap
     from tether.estate import apply_estate
     from tether.services import Tether
 
-    if not _is_loopback(host) and not (tls_cert and tls_key):
+    if bool(tls_cert) != bool(tls_key):
+        fail("--tls-cert and --tls-key go together", EXIT_BAD_INPUT)
+    loopback = _is_loopback(host)
+    if not loopback and not (tls_cert and tls_key):
         fail(
             f"refusing to serve on non-loopback address `{host}` without TLS; "
             "pass --tls-cert and --tls-key",
             EXIT_BAD_INPUT,
         )
+    if (client_ca or require_client_cert) and not (tls_cert and tls_key):
+        fail("--client-ca and --require-client-cert need --tls-cert and --tls-key", EXIT_BAD_INPUT)
+    if require_client_cert and not client_ca:
+        fail("--require-client-cert needs --client-ca (the CA bundle to verify with)")
     scheme = "https" if tls_cert else "http"
     with errors_to_exit():
         settings = settings_for(
@@ -54,6 +77,7 @@ def serve(
             host=host,
             port=port,
             flush_interval_ms=flush_interval_ms,
+            client_ca_file=str(client_ca) if client_ca else None,
         )
         if not settings.issuer:
             settings = settings.with_overrides(issuer=f"{scheme}://{host}:{port}")
@@ -63,19 +87,47 @@ def serve(
             tether.reload()
             state = f"revision {result.revision}" + (" (new)" if result.changed else " (unchanged)")
             console.print(f"estate [bold]{estate}[/] applied: {state}")
+        made = (
+            bootstrap(tether.engine, tether.keys, issuer=settings.public_url) if loopback else None
+        )
+    if made is not None and (made.pep or made.admin):
+        console.print(
+            "[bold]first start on this store:[/] made these callers; the secrets are shown "
+            "[bold]once[/], keep them:",
+            highlight=False,
+        )
+        if made.pep:
+            console.print(
+                f"  PEP key of [bold]{made.pep.identity_id}[/] (role pep; send "
+                "`Authorization: Bearer <key>`):",
+                highlight=False,
+            )
+            console.print(f"    {made.pep.key}", highlight=False, markup=False, soft_wrap=True)
+        if made.admin:
+            console.print(
+                f"  admin token of [bold]{made.admin.user}[/] (role admin, expires "
+                f"{made.admin.expires_at:%Y-%m-%d %H:%M} UTC; a new one: "
+                f"`tether admin token --user {made.admin.user}`):",
+                highlight=False,
+            )
+            console.print(f"    {made.admin.token}", highlight=False, markup=False, soft_wrap=True)
+    else:
+        console.print(
+            "callers: `tether pep add NAME` prints a PEP key, "
+            "`tether admin token --user NAME` an admin token",
+            highlight=False,
+        )
+    client_bundle = Path(settings.client_ca_file) if settings.client_ca_file else None
+    tls = (
+        TlsFiles(tls_cert, tls_key, client_bundle, require_client_cert)
+        if tls_cert and tls_key
+        else None
+    )
+    mtls = tls is not None and tls.client_ca is not None
     console.print(
-        f"tether listening on [bold]{scheme}://{host}:{port}[/]  "
-        f"(store {tether.engine.url.render_as_string(hide_password=True)})",
+        f"tether listening on [bold]{scheme}://{escape(host)}:{port}[/]  "
+        f"(store {tether.engine.url.render_as_string(hide_password=True)})"
+        + (f"  mTLS: client certificates verified against {client_bundle}" if mtls else ""),
         highlight=False,
     )
-    uvicorn.run(
-        create_app(tether),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        ssl_certfile=str(tls_cert) if tls_cert else None,
-        ssl_keyfile=str(tls_key) if tls_key else None,
-        timeout_graceful_shutdown=10,
-    )
+    run_server(create_app(tether), settings, tls=tls)

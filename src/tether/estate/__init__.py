@@ -13,6 +13,7 @@ Every problem names its file and line (``tether.errors.EstateProblem``).
 
 from tether.estate._apply import ApplyResult, Change, apply_estate
 from tether.estate._compile import compile_estate, entitlement_text
+from tether.estate._fields import parse_duration
 from tether.estate._load import load_estate
 from tether.estate._model import (
     CLASS_MODES,
@@ -28,7 +29,7 @@ from tether.estate._model import (
     Where,
     WorkloadClass,
 )
-from tether.estate._patterns import ResourcePattern, parse_pattern
+from tether.estate._patterns import ResourcePattern, glob_regex, parse_pattern
 from tether.estate.compiled import CompiledEstate, ResourceClassifier, ResourceRule
 
 __all__ = [
@@ -53,6 +54,8 @@ __all__ = [
     "apply_estate",
     "compile_estate",
     "entitlement_text",
+    "glob_regex",
     "load_estate",
+    "parse_duration",
     "parse_pattern",
 ]

@@ -45,6 +45,7 @@ from tether.estate._rows import (
 )
 from tether.estate.compiled import CompiledEstate
 from tether.store import tables as t
+from tether.store.caller_tables import caller_roles
 
 _T = TypeVar("_T")
 KIND_ORDER = (
@@ -54,6 +55,7 @@ KIND_ORDER = (
     "trust",
     "resource",
     "identity",
+    "roles",
     "entitlement",
     "policy",
     "exception",
@@ -64,8 +66,9 @@ KIND_ORDER = (
 class Change:
     """One difference between the store and the files.
 
-    ``kind`` is one of identity, entitlement, class, data_class, resource, policy, trust,
-    exception or schema; ``op`` is create, update or delete.
+    ``kind`` is one of identity, roles (an identity's ``tether_roles``), entitlement,
+    class, data_class, resource, policy, trust, exception or schema; ``op`` is create,
+    update or delete.
     """
 
     kind: str
@@ -288,6 +291,8 @@ def _write(connection: Connection, plan: _Plan, now: datetime) -> None:
                     values.update(created_at=now, status="active")
             if table is t.exceptions and write.op == "create":
                 values["created_at"] = now
+            if table is caller_roles:
+                values["updated_at"] = now
             if write.op == "create":
                 created.append(values)
             else:

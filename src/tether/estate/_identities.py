@@ -18,6 +18,9 @@ from tether.estate._yaml import Node
 
 # Attributes tether sets itself from the identity's fields.
 RESERVED_ATTRIBUTES = ("kind", "class", "owner")
+# What an identity may be as a caller of tether (`tether.callers.Role`); `workload` is
+# implied for any workload that proves itself, so it is not declared.
+TETHER_ROLES = ("pep", "ingest", "approver", "auditor", "admin")
 
 
 def read_identities(node: Node, ctx: LoadContext) -> None:
@@ -34,7 +37,15 @@ def _read_identity(entry: Node, ctx: LoadContext) -> None:
         ctx.problems,
         what=label,
         required=["id", "kind"],
-        optional=["class", "owner", "workload", "attributes", "parents", "entitlements"],
+        optional=[
+            "class",
+            "owner",
+            "workload",
+            "attributes",
+            "parents",
+            "entitlements",
+            "tether_roles",
+        ],
     )
     identity_id = fields.string("id", max_length=MAX_ID)
     if identity_id is not None and (problem := text_problem(identity_id, "identity id")):
@@ -62,6 +73,7 @@ def _read_identity(entry: Node, ctx: LoadContext) -> None:
             fields.ok = False
     parents = read_parents(fields)
     entitlements = _entitlements(fields, identity_id or "?")
+    tether_roles = _tether_roles(fields)
     if fields.ok and identity_id is not None and kind is not None:
         ctx.identities[identity_id] = Identity(
             id=identity_id,
@@ -74,7 +86,25 @@ def _read_identity(entry: Node, ctx: LoadContext) -> None:
             entitlements=entitlements,
             where=where(entry),
             attribute_lines=attribute_lines,
+            tether_roles=tether_roles,
         )
+
+
+def _tether_roles(fields: Fields) -> tuple[str, ...]:
+    """``tether_roles: [pep]``: what the identity may do as a caller of tether itself."""
+    roles: list[str] = []
+    for role, item in fields.strings("tether_roles"):
+        if role not in TETHER_ROLES:
+            fields.problems.add(
+                item,
+                f"`{role}` is not a tether role (one of "
+                + ", ".join(f"`{r}`" for r in TETHER_ROLES)
+                + ")",
+            )
+            fields.ok = False
+        elif role not in roles:
+            roles.append(role)
+    return tuple(sorted(roles))
 
 
 def _workload_class(fields: Fields, ctx: LoadContext, kind: str | None) -> str | None:

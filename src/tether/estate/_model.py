@@ -101,6 +101,8 @@ class Identity:
     entitlements: tuple[Entitlement, ...]
     where: Where
     attribute_lines: Mapping[str, Where] = field(default_factory=dict)
+    # Roles it holds as a caller of tether itself (`tether.callers.Role` values).
+    tether_roles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from tether.estate._model import Estate, Where
 from tether.estate._patterns import fnmatch_literal
 from tether.estate.compiled import CompiledEstate
 from tether.store import tables as t
+from tether.store.caller_tables import caller_roles
 
 ESTATE_ORIGIN = "estate"
 
@@ -51,6 +52,7 @@ OWNERSHIP = (
     TableOwnership(t.trust_anchors, "name", "trust"),
     TableOwnership(t.resource_rules, "pattern", "resource"),
     TableOwnership(t.identities, "id", "identity"),
+    TableOwnership(caller_roles, "identity_id", "roles"),
     TableOwnership(t.entitlements, "id", "entitlement"),
     TableOwnership(t.policies, "id", "policy"),
     TableOwnership(t.exceptions, "id", "exception"),
@@ -114,6 +116,13 @@ def planned_rows(estate: Estate, compiled: CompiledEstate) -> dict[str, dict[str
             "origin": ESTATE_ORIGIN,
         }
         put(t.identities, identity.id, values, identity.where)
+        if identity.tether_roles:
+            values = {
+                "identity_id": identity.id,
+                "roles": list(identity.tether_roles),
+                "origin": ESTATE_ORIGIN,
+            }
+            put(caller_roles, identity.id, values, identity.where)
         for grant in identity.entitlements:
             values = {
                 "id": grant.id,

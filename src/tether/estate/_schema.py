@@ -20,9 +20,15 @@ from tether.estate._model import Where
 from tether.estate._patterns import cedar_string
 from tether.policy import EntityRecord, PolicySpec, scope_action_names
 
+# `task` is there when the PEP passed a task token (tether.tokens.decisions).
+TASK_CONTEXT_TYPE = (
+    '{ "id": String, "purpose": String, "intent": { "actions": Set<String>, '
+    '"resources": Set<String>, "data_classes": Set<String> }, "within_intent": Bool, '
+    '"delegation_depth": Long, "actor"?: String }'
+)
 CONTEXT_TYPE = (
     '{ "action": {}, "tether": { "subject_id": String, "resource_id": String, '
-    '"sensitivity": Long, "data_class"?: String } }'
+    f'"sensitivity": Long, "data_class"?: String, "task"?: {TASK_CONTEXT_TYPE} }} }}'
 )
 HINT = (
     "; the schema was generated from the estate, declare the types in "

@@ -16,7 +16,7 @@ and Discovery 1.0 (``verify_oidc_token``). Refusals are
 
 from tether.identity._algorithms import DEFAULT_OIDC_ALGORITHMS, JWT_SVID_ALGORITHMS
 from tether.identity._binding import WorkloadBinding, resolve_identity
-from tether.identity._compact import MAX_TOKEN_BYTES
+from tether.identity._compact import MAX_TOKEN_BYTES, CompactJws, parse_compact
 from tether.identity._fetch import HttpxJwksFetcher, InMemoryJwksFetcher, JwksFetcher
 from tether.identity._jwks import JwkKeySet, JwtSvidBundle, PublicJwk
 from tether.identity._jwt_svid import verify_jwt_svid
@@ -40,6 +40,7 @@ __all__ = [
     "JWT_SVID_ALGORITHMS",
     "MAX_TOKEN_BYTES",
     "CachePolicy",
+    "CompactJws",
     "HttpxJwksFetcher",
     "IdentityProofError",
     "InMemoryJwksFetcher",
@@ -58,6 +59,7 @@ __all__ = [
     "UnknownWorkload",
     "VerifiedWorkload",
     "WorkloadBinding",
+    "parse_compact",
     "resolve_identity",
     "verify_jwt_svid",
     "verify_oidc_token",

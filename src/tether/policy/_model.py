@@ -71,12 +71,17 @@ class DecisionRequest:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The answer: an outcome, the policies that determined it, and what to enforce."""
+    """The answer: an outcome, the policies that determined it, and what to enforce.
+
+    ``error_code`` is set when tether refused before or beside the policies, with a
+    stable code (e.g. ``token_revoked`` for a revoked task token).
+    """
 
     outcome: Outcome
     reasons: tuple[str, ...]
     obligations: Mapping[str, str] = field(default_factory=dict)
     errors: tuple[str, ...] = ()
+    error_code: str | None = None
 
     @property
     def permits(self) -> bool:

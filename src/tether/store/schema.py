@@ -5,7 +5,10 @@ migrations and schema tests. Each feature area keeps its tables in its own modul
 its migrations on its own Alembic branch from ``0001``.
 """
 
+from tether.store import caller_tables as caller_tables
 from tether.store import key_tables as key_tables
+from tether.store import telemetry_tables as telemetry_tables
+from tether.store import token_tables as token_tables
 from tether.store.tables import metadata
 
 __all__ = ["metadata"]

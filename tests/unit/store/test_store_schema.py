@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, inspect
 
 from tether.store import migrate
-from tether.store.tables import metadata
+from tether.store.schema import metadata
 
 
 def test_migrations_create_every_table_and_column(store: Engine) -> None:

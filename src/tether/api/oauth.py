@@ -1,0 +1,160 @@
+"""tether's OAuth endpoints: token exchange, introspection, revocation, JWKS, metadata.
+
+* ``POST /oauth2/token`` (RFC 8693): the workload authenticates with the proof it sends
+  as ``subject_token`` (or ``actor_token`` when delegating); a valid proof confers the
+  ``workload`` role. Errors are RFC 6749 §5.2 JSON with tether's ``error_code``.
+* ``POST /oauth2/introspect`` (RFC 7662, PEPs): ``{"active": false, "error_code"}`` for any
+  token that is not active.
+* ``POST /oauth2/revoke`` (RFC 7009): 200 whatever the token, even an unknown one.
+* ``GET /.well-known/jwks.json`` and ``GET /.well-known/oauth-authorization-server``
+  (RFC 8414): public.
+
+Requests are ``application/x-www-form-urlencoded`` (RFC 6749 §4.1.3, RFC 7662 §2.1,
+RFC 7009 §2.1); answers carry ``Cache-Control: no-store`` (RFC 6749 §5.1).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tether.api.routing import public, secured
+from tether.api.tasks import gate_caller
+from tether.callers import Role
+from tether.errors import InvalidRequest, StoreUnavailable, TetherError
+from tether.services import Tether
+from tether.tokens import (
+    ExchangeRequest,
+    authorization_server_metadata,
+    exchange,
+    introspect,
+    revoke,
+    token_response,
+)
+
+log = logging.getLogger(__name__)
+
+FORM = "application/x-www-form-urlencoded"
+MAX_FORM_BYTES = 64 * 1024
+_NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
+
+
+def _json(document: Any, status: int = 200) -> Response:
+    return Response(
+        orjson.dumps(document), status_code=status, media_type="application/json", headers=_NO_STORE
+    )
+
+
+def oauth_error(exc: Exception) -> Response:
+    """An error in RFC 6749 §5.2 form, with tether's ``error_code``."""
+    if isinstance(exc, StoreUnavailable):
+        status, error = 503, "temporarily_unavailable"
+    elif isinstance(exc, TetherError):
+        status, error = 400, getattr(exc, "oauth_error", "invalid_request")
+    else:
+        log.exception("unexpected error at an OAuth endpoint")
+        status, error = 500, "server_error"
+    code = exc.code if isinstance(exc, TetherError) else "internal_error"
+    message = exc.message if isinstance(exc, TetherError) else "internal error"
+    return _json({"error": error, "error_description": message, "error_code": code}, status)
+
+
+async def read_form(request: Request) -> dict[str, list[str]]:
+    """The form parameters, each with every value it was given.
+
+    Raises:
+        InvalidRequest: not a form, too large, or not UTF-8.
+    """
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != FORM:
+        raise InvalidRequest(f"the body must be `{FORM}`", code="unsupported_media_type")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise InvalidRequest(f"the form exceeds {MAX_FORM_BYTES} bytes", code="payload_too_large")
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise InvalidRequest(f"the form exceeds {MAX_FORM_BYTES} bytes", code="payload_too_large")
+    try:
+        return parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=64)
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("the form is not UTF-8 form encoding", code="malformed_form") from None
+
+
+def _token_parameter(form: dict[str, list[str]]) -> str:
+    values = form.get("token", [])
+    if len(values) != 1 or not values[0]:
+        raise InvalidRequest("parameter `token` is required, once", code="parameter_missing")
+    return values[0]
+
+
+def oauth_routes(tether: Tether) -> list[Route]:
+    authority = tether.tasks
+
+    async def token(request: Request) -> Response:
+        try:
+            exchange_request = ExchangeRequest.from_form(await read_form(request))
+            caller = gate_caller(request)
+            issued = await run_in_threadpool(
+                exchange,
+                authority,
+                exchange_request,
+                client=caller.identity_id if caller is not None else None,
+            )
+        except Exception as exc:  # every refusal in the protocol's own form
+            return oauth_error(exc)
+        return _json(token_response(issued, time.time()))
+
+    async def introspection(request: Request) -> Response:
+        try:
+            presented = _token_parameter(await read_form(request))
+            answer = await run_in_threadpool(introspect, authority, presented)
+        except Exception as exc:
+            return oauth_error(exc)
+        return _json(answer)
+
+    async def revocation(request: Request) -> Response:
+        try:
+            presented = _token_parameter(await read_form(request))
+            caller = gate_caller(request)
+            await run_in_threadpool(
+                revoke,
+                authority,
+                presented,
+                actor=caller.identity_id if caller is not None else None,
+            )
+        except Exception as exc:
+            return oauth_error(exc)
+        return Response(b"", status_code=200, headers=_NO_STORE)
+
+    async def jwks(_request: Request) -> Response:
+        await run_in_threadpool(authority.refresh_keys)
+        return Response(
+            orjson.dumps(tether.keys.jwks()),
+            media_type="application/jwk-set+json",
+            headers={"cache-control": "max-age=60"},
+        )
+
+    async def metadata(_request: Request) -> Response:
+        document = authorization_server_metadata(tether.settings.public_url)
+        return Response(orjson.dumps(document), media_type="application/json")
+
+    return [
+        secured("/oauth2/token", token, roles=(Role.WORKLOAD,), methods=("POST",)),
+        secured("/oauth2/introspect", introspection, roles=(Role.PEP,), methods=("POST",)),
+        secured(
+            "/oauth2/revoke",
+            revocation,
+            roles=(Role.WORKLOAD, Role.PEP, Role.ADMIN),
+            methods=("POST",),
+        ),
+        public("/.well-known/jwks.json", jwks),
+        public("/.well-known/oauth-authorization-server", metadata),
+    ]

@@ -1,0 +1,296 @@
+"""``tether ingest`` and ``tether audit verify|checkpoint``: telemetry into the chained store.
+
+``ingest`` streams each file through its source's adapter into the event store
+(attributed, deduplicated, hash-chained), with a progress bar for people and one JSON
+summary with ``--json``. Exit codes: 0 when events were stored (or all were already
+there) and problems were per line only, 1 when no line of the input was an event,
+2 on bad usage or an unreadable file. ``audit verify`` exits 1 on a broken chain.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from tether.cli.common import DbOption, JsonOption, open_tether
+from tether.cli.output import (
+    EXIT_ACTION_NEEDED,
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    console,
+    emit_json,
+    err_console,
+    errors_to_exit,
+    fail,
+    table,
+)
+from tether.telemetry.audit import verify_chain
+from tether.telemetry.checkpoints import latest_checkpoint, read_export
+from tether.telemetry.errors import SourceUnreadable
+from tether.telemetry.ingest import iter_file, iter_labelled_fixture
+from tether.telemetry.model import IngestError, ObservedAccess, Source
+from tether.telemetry.paths import identity_path
+from tether.telemetry.store import EventStore, IngestSummary
+
+_SHOWN_ERRORS = 20
+
+
+class IngestSource(StrEnum):
+    CLOUDTRAIL = "cloudtrail"
+    K8S_AUDIT = "k8s-audit"
+    GCP_AUDIT = "gcp-audit"
+    AZURE_ACTIVITY = "azure-activity"
+    OTEL = "otel"
+    JSONL = "jsonl"
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    BEDROCK = "bedrock"
+    FIXTURE = "fixture"  # labelled test cases: the event of each line's `log`, any format
+
+
+def ingest(
+    source: Annotated[IngestSource, typer.Argument(help="the format of the files")],
+    files: Annotated[list[Path], typer.Argument(help="files to read (gzip accepted)")],
+    mapping: Annotated[
+        str | None,
+        typer.Option(
+            help='jsonl field mapping, e.g. \'{"principal": "actor.id", "action": "op"}\''
+        ),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest audit logs into the event store (re-ingesting a file adds nothing)."""
+    fields: dict[str, str] | None = None
+    if mapping is not None:
+        try:
+            fields = json.loads(mapping)
+        except ValueError as exc:
+            fail(f"`--mapping` is not JSON: {exc}", as_json=as_json, error_code="invalid_request")
+        if not isinstance(fields, dict):
+            fail("`--mapping` must be a JSON object", as_json=as_json, error_code="invalid_request")
+    with errors_to_exit(as_json):
+        # Every file and the mapping are checked before anything is stored.
+        streams = [(path, _stream(source, path, fields)) for path in files]
+        tether = open_tether(db)
+        try:
+            store = EventStore(tether.engine, tether.keys)
+            started = time.perf_counter()
+            summary, shown = _run(store, streams, quiet=as_json)
+            store.checkpoint()
+            elapsed = time.perf_counter() - started
+        finally:
+            tether.close()
+    seen = summary.ingested + summary.duplicates
+    code = EXIT_OK if seen or not summary.errors else EXIT_ACTION_NEEDED
+    if as_json:
+        emit_json(
+            {
+                "ingested": summary.ingested,
+                "duplicates": summary.duplicates,
+                "errors": summary.errors,
+                "discovered_identities": summary.discovered,
+                "error_lines": shown,
+                "seconds": round(elapsed, 3),
+            }
+        )
+    else:
+        rate = seen / elapsed if elapsed > 0 else 0.0
+        console.print(
+            f"ingested [bold]{summary.ingested}[/] event(s), {summary.duplicates} already "
+            f"stored, {summary.errors} line(s) skipped, {summary.discovered} new discovered "
+            f"identit{'y' if summary.discovered == 1 else 'ies'} ({rate:,.0f} events/s)"
+        )
+        if summary.errors and not seen:
+            err_console.print("[bold red]error:[/] no line of the input was an event")
+    raise SystemExit(code)
+
+
+def _stream(
+    source: IngestSource, path: Path, fields: dict[str, str] | None
+) -> Iterator[ObservedAccess | IngestError]:
+    if source is IngestSource.FIXTURE:
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise SourceUnreadable(f"cannot read `{path}`: not a readable file")
+        return iter_labelled_fixture(path)
+    return iter_file(path, Source(source.value), mapping=fields)
+
+
+def _run(
+    store: EventStore, streams: list[tuple[Path, Any]], *, quiet: bool
+) -> tuple[IngestSummary, list[str]]:
+    shown: list[str] = []
+    summary = IngestSummary()
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.completed:,.0f} events"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet,
+        transient=True,
+    )
+
+    def on_error(error: IngestError) -> None:
+        if len(shown) < _SHOWN_ERRORS * 5:
+            shown.append(str(error))
+        if not quiet and len(shown) <= _SHOWN_ERRORS:
+            progress.console.print(f"[yellow]skipped[/] {escape(str(error))}", soft_wrap=True)
+
+    with progress:
+        for path, stream in streams:
+            task = progress.add_task(path.name, total=None)
+            summary += store.ingest(
+                stream,
+                on_error=on_error,
+                on_progress=functools.partial(progress.advance, task),
+            )
+    if not quiet and summary.errors > _SHOWN_ERRORS:
+        err_console.print(f"... and {summary.errors - _SHOWN_ERRORS} more skipped line(s)")
+    return summary, shown
+
+
+audit_app = typer.Typer(help="The tamper-evident audit chain.", no_args_is_help=True)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    against: Annotated[
+        Path | None, typer.Option(help="an exported checkpoint (`audit checkpoint --export`)")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Walk the event hash chain and report the first broken link (exit 1 if any)."""
+    with errors_to_exit(as_json):
+        tether = open_tether(db)
+        try:
+            checkpoint = read_export(against, tether.keys) if against is not None else None
+            report = verify_chain(tether.engine, tether.keys, against=checkpoint)
+        finally:
+            tether.close()
+    broken = report.broken
+    if as_json:
+        emit_json(
+            {
+                "ok": report.ok,
+                "events": report.events,
+                "first_seq": report.first_seq,
+                "last_seq": report.last_seq,
+                "last_hash": report.last_hash,
+                "checkpoints": report.checkpoints,
+                "broken": None
+                if broken is None
+                else {"seq": broken.seq, "kind": str(broken.kind), "message": broken.message},
+            }
+        )
+    elif broken is None:
+        console.print(
+            f"[green]chain verified[/]: {report.events} event(s), "
+            f"{report.checkpoints} signed checkpoint(s), head {report.last_hash[:16]}"
+        )
+    else:
+        err_console.print(
+            f"[bold red]chain broken[/] at event {broken.seq} ({broken.kind}): "
+            f"{escape(broken.message)}",
+            soft_wrap=True,
+        )
+    raise SystemExit(EXIT_OK if broken is None else EXIT_ACTION_NEEDED)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    export: Annotated[
+        Path | None, typer.Option(help="write the latest signed checkpoint to this file")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Sign a checkpoint of the chain head now; with --export, keep it elsewhere."""
+    with errors_to_exit(as_json):
+        tether = open_tether(db)
+        try:
+            EventStore(tether.engine, tether.keys).checkpoint()
+            latest = latest_checkpoint(tether.engine)
+        finally:
+            tether.close()
+    if latest is None:
+        fail(
+            "the event store is empty: nothing to checkpoint",
+            as_json=as_json,
+            error_code="audit_chain_empty",
+        )
+    document = latest.export()
+    if export is not None:
+        try:
+            export.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot write `{export}`: {exc.strerror or exc}", EXIT_BAD_INPUT, as_json=as_json)
+    if as_json or export is None:
+        emit_json(document)
+    else:
+        console.print(
+            f"checkpoint of event {latest.last_event_seq} written to [bold]{escape(str(export))}[/]"
+        )
+
+
+def paths(
+    identity: Annotated[str, typer.Argument(help="the identity id")],
+    since: Annotated[
+        datetime | None, typer.Option(help="from this time (ISO 8601, UTC if no offset)")
+    ] = None,
+    until: Annotated[datetime | None, typer.Option(help="before this time")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many steps")] = 1000,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What an identity did: its events and decisions, in time order."""
+    with errors_to_exit(as_json):
+        tether = open_tether(db)
+        try:
+            steps = identity_path(
+                tether.engine,
+                identity,
+                since=_as_utc(since),
+                until=_as_utc(until),
+                limit=limit,
+            )
+        finally:
+            tether.close()
+    if as_json:
+        emit_json({"identity": identity, "steps": [step.to_json() for step in steps]})
+        return
+    table(
+        f"path of {identity} ({len(steps)} step(s))",
+        ["at", "kind", "source", "action", "resource", "outcome", "task", "tool"],
+        [
+            [
+                step.at.isoformat(timespec="seconds"),
+                step.kind,
+                step.source,
+                step.action,
+                step.resource,
+                step.outcome,
+                step.task_id,
+                step.tool_name,
+            ]
+            for step in steps
+        ],
+    )
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
