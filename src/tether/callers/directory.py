@@ -11,6 +11,8 @@ authenticator's caches check.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -92,10 +94,12 @@ class CallerDirectory:
         """Reload if the caller tables changed since the last load; ``True`` if it did."""
         with self._lock:
             with self._engine.connect() as connection:
-                fingerprint = tuple(connection.execute(_FINGERPRINT).one())
+                anchors = [dict(r) for r in connection.execute(select(trust_anchors)).mappings()]
+                # Anchor contents too: `tether trust add` may replace a bundle in place.
+                fingerprint = (*connection.execute(_FINGERPRINT).one(), _digest(anchors))
                 if not force and self._snapshot is not None and fingerprint == self._fingerprint:
                     return False
-                snapshot = self._load(connection, fingerprint)
+                snapshot = self._load(connection, anchors)
             self._snapshot = snapshot
             self._fingerprint = fingerprint
         log.debug("caller directory reloaded (generation %s)", snapshot.generation)
@@ -105,7 +109,7 @@ class CallerDirectory:
         if self._fetcher is not None:
             self._fetcher.close()
 
-    def _load(self, connection: Any, fingerprint: tuple[Any, ...]) -> DirectorySnapshot:
+    def _load(self, connection: Any, anchors: list[dict[str, Any]]) -> DirectorySnapshot:
         roles = {
             r.identity_id: parse_roles(r.roles)
             for r in connection.execute(select(caller_roles.c.identity_id, caller_roles.c.roles))
@@ -133,7 +137,6 @@ class CallerDirectory:
             r.key_id: StoredKey(r.key_id, r.identity_id, r.salt, r.secret_hash)
             for r in connection.execute(select(api_keys).where(api_keys.c.revoked_at.is_(None)))
         }
-        anchors = [dict(r) for r in connection.execute(select(trust_anchors)).mappings()]
         if self._fetcher is None and any(
             (a["settings"] or {}).get("jwks_uri") and not (a["settings"] or {}).get("jwks")
             for a in anchors
@@ -151,6 +154,11 @@ class CallerDirectory:
         )
 
 
+def _digest(anchors: list[dict[str, Any]]) -> str:
+    rows = sorted(([a["name"], a["kind"], a["settings"]] for a in anchors), key=lambda a: a[0])
+    return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def _scalar(expression: Any) -> Any:
     return expression.scalar_subquery()
 
@@ -164,5 +172,4 @@ _FINGERPRINT = select(
     _scalar(select(func.max(caller_roles.c.updated_at))),
     _scalar(select(func.count()).select_from(identities)),
     _scalar(select(func.max(identities.c.updated_at))),
-    _scalar(select(func.count()).select_from(trust_anchors)),
 )

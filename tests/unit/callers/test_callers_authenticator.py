@@ -268,3 +268,29 @@ def test_a_ca_vouches_for_its_own_trust_domain_only(world: World, tmp_path: Path
     assert refused_.value.code == "trust_domain_mismatch"
     # Without the bundle's labels only the TLS layer would stand in the way.
     assert world.authenticator.authenticate(None, issue(other, uris=(GATEWAY,)).der())
+
+
+def test_a_bundle_replaced_in_place_reloads_the_directory(world: World) -> None:
+    from caller_support import SvidSigner
+    from tether.tokens.trust import add_trust_anchor
+
+    now = datetime.now(UTC)
+    world.directory.refresh()
+    add_trust_anchor(
+        world.engine,
+        "spiffe://other.org",
+        {"jwks": SvidSigner.make("a").jwks()},
+        actor="t",
+        now=now,
+    )
+    assert world.directory.refresh() is True
+    assert world.directory.refresh() is False
+    # Same number of anchors, new keys: a rotation must still be picked up.
+    add_trust_anchor(
+        world.engine,
+        "spiffe://other.org",
+        {"jwks": SvidSigner.make("b").jwks()},
+        actor="t",
+        now=now,
+    )
+    assert world.directory.refresh() is True

@@ -1,0 +1,1 @@
+"""Drift detection: baselines, detectors, scoring, exceptions and responses."""
