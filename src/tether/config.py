@@ -46,6 +46,9 @@ class Settings:
     max_concurrency: int = 4096
     # The CA bundle (PEM) client certificates are verified against (mTLS); none: no mTLS.
     client_ca_file: str = ""
+    # How long an approval (outcome `approval_required`) may wait for a human and its
+    # retry; past it, it is expired: denied by default.
+    approval_ttl_s: int = 900
 
     @property
     def public_url(self) -> str:
@@ -105,4 +108,5 @@ _RANGES = {
     "rate_limit_burst": (1, 1_000_000_000),
     "max_header_bytes": (1024, 1_048_576),
     "max_concurrency": (1, 1_000_000),
+    "approval_ttl_s": (1, 30 * 86400),
 }

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,22 +19,28 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from tether.approvals import ApprovalService
 from tether.callers import CallerDirectory
 from tether.config import Settings
+from tether.drift.engine import DEFAULT_BASELINE_EVERY_S, DriftEngine
 from tether.estate.compiled import EMPTY_ESTATE, CompiledEstate, ResourceClassifier
 from tether.policy import (
     Decision,
     DecisionRequest,
     EntityRef,
+    Outcome,
     PolicyEngine,
     PolicyInvalid,
     scope_action_names,
 )
+from tether.signals import Transmitter, attach
 from tether.store import migrate
 from tether.store.decision_log import DecisionLog
 from tether.store.engine import check_reachable, open_engine
+from tether.store.lifecycle_tables import offboardings
 from tether.store.tables import estate_revisions
 from tether.tokens import KeyRing, TaskAuthority, TaskUse, load_or_create_master_key
+from tether.tokens.decisions import refusal
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,8 @@ class PolicySnapshot:
 class RecordedDecision:
     decision_id: str
     decision: Decision
+    # `context.approval` of an `approval_required` answer (tether.approvals).
+    approval: Mapping[str, Any] | None = None
 
 
 def _snapshot(revision: int | None, estate: CompiledEstate) -> PolicySnapshot:
@@ -61,6 +69,10 @@ def _snapshot(revision: int | None, estate: CompiledEstate) -> PolicySnapshot:
     return PolicySnapshot(
         revision, estate, estate.engine(), estate.classifier(), frozenset(actions)
     )
+
+
+def _offboarded(identity_id: str) -> Decision:
+    return refusal("identity_offboarded", f"identity `{identity_id}` is offboarded")
 
 
 class Tether:
@@ -79,9 +91,26 @@ class Tether:
         # Who may call tether over HTTP: loaded on first use, refreshed with the estate.
         self.callers = CallerDirectory(self.engine)
         self.tasks = TaskAuthority(self.engine, settings, self.keys, lambda: self.snapshot.estate)
+        # Shared Signals: CAEP SETs for revocations and key rotations (tether.signals).
+        self.signals = Transmitter(
+            self.engine,
+            self.keys,
+            issuer=settings.public_url,
+            master_key=load_or_create_master_key(
+                Path(settings.master_key_file), settings.master_key or None
+            ),
+        )
+        attach(self.tasks, self.signals)
         self.snapshot = _snapshot(None, EMPTY_ESTATE)
         self.outcome_counts: Counter[str] = Counter()
+        self.approvals = ApprovalService(self.engine, ttl_s=settings.approval_ttl_s)
+        # Offboarded identities are denied at every decision (`identity_offboarded`).
+        self.offboarded: frozenset[str] = frozenset()
+        self.refresh_offboarded()
         self._unloadable_revision: int | None = None
+        # Drift detection (started with the background work): identity -> behaviour.
+        self.drift: DriftEngine | None = None
+        self.behaviour: Mapping[str, Mapping[str, Any]] = {}
         self.reload()
         self._stop = threading.Event()
         self._reloader: threading.Thread | None = None
@@ -93,11 +122,34 @@ class Tether:
         if self._reloader is None:
             self._reloader = threading.Thread(target=self._watch, name="tether-reload", daemon=True)
             self._reloader.start()
+        self.signals.start()
+        self.start_drift()
+
+    def start_drift(self) -> DriftEngine:
+        """Start live drift detection on decisions and ingested events (once)."""
+        if self.drift is None:
+            drift = DriftEngine(
+                self.engine,
+                lambda: (self.snapshot.revision, self.snapshot.estate),
+                tasks=self.tasks.task,
+                ender=self.tasks,
+                # Ending a task already sends `session-revoked` (tether.signals.attach).
+                sink=None if self.tasks.on_sessions_revoked is not None else self.signals,
+                refresh_s=self.settings.reload_interval_ms / 1000,
+                baseline_every_s=DEFAULT_BASELINE_EVERY_S,
+            )
+            drift.start()
+            self.behaviour = drift.board.cedar
+            self.drift = drift
+        return self.drift
 
     def close(self) -> None:
         self._stop.set()
+        self.signals.close()
         if self._reloader is not None:
             self._reloader.join(timeout=5)
+        if self.drift is not None:
+            self.drift.stop()
         self.decision_log.close()
         self.callers.close()
         self.tasks.close()
@@ -116,6 +168,10 @@ class Tether:
                 self.callers.refresh()
             except Exception:
                 log.exception("refreshing the caller directory failed; keeping the last one")
+            try:
+                self.refresh_offboarded()
+            except Exception:
+                log.exception("refreshing offboarded identities failed; keeping the last set")
 
     def latest_revision(self) -> int | None:
         with self.engine.connect() as connection:
@@ -141,11 +197,19 @@ class Tether:
         log.info("loaded estate revision %s", latest)
         return True
 
+    def refresh_offboarded(self) -> None:
+        """Reload the ids of offboarded identities (``tether identity offboard``)."""
+        with self.engine.connect() as connection:
+            ids = connection.execute(select(offboardings.c.identity_id)).scalars()
+            self.offboarded = frozenset(ids)
+
     # --- decisions -------------------------------------------------------------------------
 
     def decide(self, request: DecisionRequest) -> Decision:
         """Evaluate without recording (used by search)."""
         snap = self.snapshot
+        if request.subject.id in self.offboarded:
+            return _offboarded(request.subject.id)
         return snap.engine.decide(request, self._tether_context(snap, request))
 
     def evaluate(
@@ -160,38 +224,46 @@ class Tether:
         task token, see ``tether.tokens.decisions``)."""
         started = time.perf_counter_ns()
         snap = self.snapshot
-        if task is None:
+        if request.subject.id in self.offboarded:
+            decision = _offboarded(request.subject.id)
+        elif task is None:
             decision = snap.engine.decide(request, self._tether_context(snap, request))
         else:
             decision = task.decide(snap.engine, request, self._tether_context(snap, request))
         decision_id = uuid.uuid4().hex
+        approval = None
+        if decision.outcome is Outcome.APPROVAL_REQUIRED:  # a ticket, or the approved retry
+            settled = self.approvals.settle(
+                request, decision, decision_id=decision_id, caller=caller
+            )
+            decision, approval = settled.decision, settled.approval
         self.outcome_counts[decision.outcome.value] += 1
         context = dict(request.context) if task is None else task.recorded_context(request.context)
-        self.decision_log.record(
-            {
-                "decision_id": decision_id,
-                "at": datetime.now(UTC),
-                "subject_type": request.subject.type,
-                "subject_id": request.subject.id,
-                "action": request.action,
-                "resource_type": request.resource.type,
-                "resource_id": request.resource.id,
-                "outcome": decision.outcome.value,
-                "decision": decision.permits,
-                "reasons": list(decision.reasons),
-                "obligations": dict(decision.obligations),
-                "errors": list(decision.errors),
-                "context": context,
-                "request_id": request_id,
-                "caller": caller,
-                "estate_revision": snap.revision,
-                "duration_us": (time.perf_counter_ns() - started) // 1000,
-            }
-        )
-        return RecordedDecision(decision_id, decision)
+        row = {
+            "decision_id": decision_id,
+            "at": datetime.now(UTC),
+            "subject_type": request.subject.type,
+            "subject_id": request.subject.id,
+            "action": request.action,
+            "resource_type": request.resource.type,
+            "resource_id": request.resource.id,
+            "outcome": decision.outcome.value,
+            "decision": decision.permits,
+            "reasons": list(decision.reasons),
+            "obligations": dict(decision.obligations),
+            "errors": list(decision.errors),
+            "context": context,
+            "request_id": request_id,
+            "caller": caller,
+            "estate_revision": snap.revision,
+            "duration_us": (time.perf_counter_ns() - started) // 1000,
+        }
+        self.decision_log.record(row)
+        if self.drift is not None:  # only a queue put: detection runs off the hot path
+            self.drift.submit_decision(row)
+        return RecordedDecision(decision_id, decision, approval)
 
-    @staticmethod
-    def _tether_context(snap: PolicySnapshot, request: DecisionRequest) -> dict[str, Any]:
+    def _tether_context(self, snap: PolicySnapshot, request: DecisionRequest) -> dict[str, Any]:
         data_class, level = snap.classifier.classify(request.resource)
         context: dict[str, Any] = {
             "subject_id": request.subject.id,
@@ -200,6 +272,9 @@ class Tether:
         }
         if data_class is not None:
             context["data_class"] = data_class
+        behaviour = self.behaviour.get(request.subject.id)  # drift findings (tether.drift)
+        if behaviour is not None:
+            context["behaviour"] = behaviour
         return context
 
     # --- search (AuthZEN 1.0 §8) ---------------------------------------------------------

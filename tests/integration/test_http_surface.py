@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -226,3 +227,17 @@ def test_a_hostile_request_is_recorded_without_costing_others_their_record(
             break
         assert time.monotonic() < deadline, f"missing {set(ids) - stored}"
         time.sleep(0.05)
+
+
+def test_openapi_documents_every_declared_route_with_its_roles(client: httpx.Client) -> None:
+    paths = orjson.loads(client.get("/openapi.json").content)["paths"]
+    for path in ("/v1/approvals", "/v1/findings", "/v1/paths", "/v1/reviews", "/ssf/poll"):
+        assert path in paths, path
+    for path, operations in paths.items():
+        assert "{" not in path or re.search(r"\{\w+\}", path), path  # no `:path` converters
+        for method, operation in operations.items():
+            roles = operation["x-tether-roles"]
+            if roles:
+                assert "401" in operation["responses"], (method, path)
+            else:
+                assert operation["security"] == [], (method, path)

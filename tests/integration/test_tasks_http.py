@@ -172,7 +172,9 @@ def test_a_task_token_works_within_intent_and_dies_with_its_task(
         ended = client.post(f"/v1/tasks/{task_id}/end", json={"reason": "invoices sent"})
     assert ended.status_code == 200, ended.text
     assert ended.json()["status"] == "ended"
-    assert ended.json()["revoked_tokens"] == 1
+    # The out-of-intent probes above are drift: in this `enforce` class the live engine may
+    # have ended the task (and revoked the token) first; either way it is revoked once.
+    assert ended.json()["revoked_tokens"] in (0, 1)
 
     denied = decide(pep, token, "read_invoice", ("invoice", "INV-1"))
     assert denied["decision"] is False

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tether.api import authzen
+from tether.api.approvals import approval_routes
 from tether.api.asgi import (
     HSTS,
     PROBLEM_JSON,
@@ -33,11 +34,16 @@ from tether.api.asgi import (
 )
 from tether.api.errors import Refusal, problem, problem_for
 from tether.api.events import event_routes
+from tether.api.findings import finding_routes
 from tether.api.gate import Gate, resolve_route
+from tether.api.lifecycle import lifecycle_routes
 from tether.api.oauth import oauth_routes
 from tether.api.openapi import openapi_document
+from tether.api.paths import path_routes
 from tether.api.resources import resource_routes
+from tether.api.reviews import review_routes
 from tether.api.routing import CALLER_KEY, ROUTE_ROLES, declare, public, roles_for, secured
+from tether.api.signals import signal_routes
 from tether.api.tasks import task_routes
 from tether.callers import Caller, Role
 from tether.errors import TetherError
@@ -128,8 +134,14 @@ class TetherApp:
             public("/.well-known/authzen-configuration", self._authzen_configuration),
             *resource_routes(self.tether),
             *task_routes(self.tether),
+            *approval_routes(self.tether),
             *event_routes(self.tether),
+            *path_routes(self.tether),
             *oauth_routes(self.tether),
+            *signal_routes(self.tether),
+            *lifecycle_routes(self.tether),
+            *review_routes(self.tether),
+            *finding_routes(self.tether),
         ]
 
     def _warn_undeclared(self) -> None:

@@ -45,7 +45,8 @@ def decision_json(recorded: RecordedDecision) -> dict[str, Any]:
     if decision.error_code is not None:
         context["error_code"] = decision.error_code
     if decision.outcome is Outcome.APPROVAL_REQUIRED:
-        context["approval"] = {"required": True}
+        # The ticket (id, status, expires_at, poll) of the pending approval.
+        context["approval"] = dict(recorded.approval or {"required": True})
     return {"decision": decision.permits, "context": context}
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tether.api.openapi_tokens import token_paths
+from tether.api.routing import ROUTE_ROLES
 
 _ENTITY = {
     "type": "object",
@@ -88,6 +90,20 @@ def _secure(paths: dict[str, Any]) -> dict[str, Any]:
     return paths
 
 
+_CONVERTER = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*):[a-z]+\}")
+
+
+def _declared(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every declared route is in the document with the roles that may call it
+    (``x-tether-roles``); a route without a hand-written entry gets a minimal one."""
+    for (method, template), roles in sorted(ROUTE_ROLES.items()):
+        path = _CONVERTER.sub(r"{\1}", template)
+        minimal = {"summary": f"{method} {path}", "responses": {"200": {"description": "ok"}}}
+        operation = paths.setdefault(path, {}).setdefault(method.lower(), minimal)
+        operation["x-tether-roles"] = sorted(role.value for role in roles)
+    return paths
+
+
 def openapi_document() -> dict[str, Any]:
     search = {
         "type": "object",
@@ -99,33 +115,37 @@ def openapi_document() -> dict[str, Any]:
         "components": {"securitySchemes": _SECURITY_SCHEMES},
         "security": [{"bearer": []}, {"mtls": []}],
         "paths": _secure(
-            {
-                "/access/v1/evaluation": _post("AuthZEN Access Evaluation", _EVALUATION, _DECISION),
-                "/access/v1/evaluations": _post(
-                    "AuthZEN Access Evaluations (batch)",
-                    {"type": "object", "properties": {"evaluations": {"type": "array"}}},
-                    {"type": "object"},
-                ),
-                "/access/v1/search/subject": _post(
-                    "AuthZEN Subject Search", {"type": "object"}, search
-                ),
-                "/access/v1/search/resource": _post(
-                    "AuthZEN Resource Search", {"type": "object"}, search
-                ),
-                "/access/v1/search/action": _post(
-                    "AuthZEN Action Search", {"type": "object"}, search
-                ),
-                "/.well-known/authzen-configuration": _get("AuthZEN PDP metadata"),
-                "/v1/identities": _get("Identity inventory"),
-                "/v1/identities/{identity_id}": _get("One identity with its entitlements"),
-                "/v1/decisions": _get(
-                    "Recent decisions (filters: subject, action, outcome, since, caller, limit); "
-                    "a PEP reads only the decisions it asked for"
-                ),
-                "/healthz": _get("Liveness"),
-                "/readyz": _get("Readiness (store reachable, estate revision)"),
-                "/metrics": _get("Prometheus metrics"),
-                **token_paths(),
-            }
+            _declared(
+                {
+                    "/access/v1/evaluation": _post(
+                        "AuthZEN Access Evaluation", _EVALUATION, _DECISION
+                    ),
+                    "/access/v1/evaluations": _post(
+                        "AuthZEN Access Evaluations (batch)",
+                        {"type": "object", "properties": {"evaluations": {"type": "array"}}},
+                        {"type": "object"},
+                    ),
+                    "/access/v1/search/subject": _post(
+                        "AuthZEN Subject Search", {"type": "object"}, search
+                    ),
+                    "/access/v1/search/resource": _post(
+                        "AuthZEN Resource Search", {"type": "object"}, search
+                    ),
+                    "/access/v1/search/action": _post(
+                        "AuthZEN Action Search", {"type": "object"}, search
+                    ),
+                    "/.well-known/authzen-configuration": _get("AuthZEN PDP metadata"),
+                    "/v1/identities": _get("Identity inventory"),
+                    "/v1/identities/{identity_id}": _get("One identity with its entitlements"),
+                    "/v1/decisions": _get(
+                        "Recent decisions (filters: subject, action, outcome, since, caller, "
+                        "limit); a PEP reads only the decisions it asked for"
+                    ),
+                    "/healthz": _get("Liveness"),
+                    "/readyz": _get("Readiness (store reachable, estate revision)"),
+                    "/metrics": _get("Prometheus metrics"),
+                    **token_paths(),
+                }
+            )
         ),
     }

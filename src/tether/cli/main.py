@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from tether.cli import callers, estate, inventory, keys, serve, tasks, tokens, trust
+from tether.cli import approvals as approvals_cmd
+from tether.cli import callers, estate, inventory, keys, retention, serve, tasks, tokens, trust
 from tether.cli import check as check_cmd
+from tether.cli import drift as drift_cmd
+from tether.cli import eval as eval_cmd
+from tether.cli import lifecycle as lifecycle_cmd
+from tether.cli import review as review_cmd
+from tether.cli import signals as signals_cmd
 from tether.cli import telemetry as telemetry_cmd
 
 app = typer.Typer(
@@ -25,11 +31,21 @@ app.add_typer(tasks.task_app, name="task")
 app.add_typer(tokens.token_app, name="token")
 app.add_typer(trust.trust_app, name="trust")
 app.add_typer(keys.keys_app, name="keys")
+app.add_typer(signals_cmd.signals_app, name="signals")
 app.add_typer(callers.pep_app, name="pep")
 app.add_typer(callers.admin_app, name="admin")
+app.add_typer(approvals_cmd.approvals_app, name="approvals")
 app.command()(telemetry_cmd.ingest)
 app.command()(telemetry_cmd.paths)
 app.add_typer(telemetry_cmd.audit_app, name="audit")
+app.add_typer(retention.retention_app, name="retention")
+app.add_typer(lifecycle_cmd.grants_app, name="grants")
+app.command("metrics")(lifecycle_cmd.metrics)
+app.add_typer(eval_cmd.eval_app, name="eval")
+app.command()(review_cmd.review)
+app.command()(drift_cmd.findings)
+app.add_typer(drift_cmd.exceptions_app, name="exceptions")
+app.add_typer(drift_cmd.drift_app, name="drift")
 
 
 @app.command()

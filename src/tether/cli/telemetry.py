@@ -14,7 +14,6 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,14 +32,13 @@ from tether.cli.output import (
     err_console,
     errors_to_exit,
     fail,
-    table,
 )
+from tether.cli.paths import paths as paths  # `tether paths`: registered from here
 from tether.telemetry.audit import verify_chain
 from tether.telemetry.checkpoints import latest_checkpoint, read_export
 from tether.telemetry.errors import SourceUnreadable
 from tether.telemetry.ingest import iter_file, iter_labelled_fixture
 from tether.telemetry.model import IngestError, ObservedAccess, Source
-from tether.telemetry.paths import identity_path
 from tether.telemetry.store import EventStore, IngestSummary
 
 _SHOWN_ERRORS = 20
@@ -181,6 +179,7 @@ def audit_verify(
         finally:
             tether.close()
     broken = report.broken
+    pruned = report.pruned
     if as_json:
         emit_json(
             {
@@ -190,6 +189,9 @@ def audit_verify(
                 "last_seq": report.last_seq,
                 "last_hash": report.last_hash,
                 "checkpoints": report.checkpoints,
+                "pruned": None
+                if pruned is None
+                else {"through": pruned.last_event_seq, "at": pruned.at.isoformat()},
                 "broken": None
                 if broken is None
                 else {"seq": broken.seq, "kind": str(broken.kind), "message": broken.message},
@@ -205,6 +207,11 @@ def audit_verify(
             f"[bold red]chain broken[/] at event {broken.seq} ({broken.kind}): "
             f"{escape(broken.message)}",
             soft_wrap=True,
+        )
+    if pruned is not None and not as_json:
+        console.print(
+            f"events 1-{pruned.last_event_seq} were pruned by retention "
+            f"(signed checkpoint of {pruned.at:%Y-%m-%d %H:%M:%S} UTC)"
         )
     raise SystemExit(EXIT_OK if broken is None else EXIT_ACTION_NEEDED)
 
@@ -243,54 +250,3 @@ def audit_checkpoint(
         console.print(
             f"checkpoint of event {latest.last_event_seq} written to [bold]{escape(str(export))}[/]"
         )
-
-
-def paths(
-    identity: Annotated[str, typer.Argument(help="the identity id")],
-    since: Annotated[
-        datetime | None, typer.Option(help="from this time (ISO 8601, UTC if no offset)")
-    ] = None,
-    until: Annotated[datetime | None, typer.Option(help="before this time")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="at most this many steps")] = 1000,
-    db: DbOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """What an identity did: its events and decisions, in time order."""
-    with errors_to_exit(as_json):
-        tether = open_tether(db)
-        try:
-            steps = identity_path(
-                tether.engine,
-                identity,
-                since=_as_utc(since),
-                until=_as_utc(until),
-                limit=limit,
-            )
-        finally:
-            tether.close()
-    if as_json:
-        emit_json({"identity": identity, "steps": [step.to_json() for step in steps]})
-        return
-    table(
-        f"path of {identity} ({len(steps)} step(s))",
-        ["at", "kind", "source", "action", "resource", "outcome", "task", "tool"],
-        [
-            [
-                step.at.isoformat(timespec="seconds"),
-                step.kind,
-                step.source,
-                step.action,
-                step.resource,
-                step.outcome,
-                step.task_id,
-                step.tool_name,
-            ]
-            for step in steps
-        ],
-    )
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -169,9 +169,14 @@ class ToolCatalog(Protocol):
 class Baseline(Protocol):
     """An identity's learned behaviour (see :mod:`tether.drift.baselines`)."""
 
-    identity_id: str
-    version: int
-    observations: int
+    @property
+    def identity_id(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def observations(self) -> int: ...
 
     def seen(self, dimension: str, value: str) -> bool:
         """True when ``value`` was observed for ``dimension`` (``action``, ``resource``,
@@ -233,3 +238,4 @@ class Finding:
     downgraded_from: Severity | None = None
     response: str | None = None  # none | alert | constrain | approval | revoke
     frameworks: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: EMPTY)
+    mode: Mode = Mode.MONITOR  # the identity's class mode when the finding was made

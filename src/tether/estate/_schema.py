@@ -26,9 +26,15 @@ TASK_CONTEXT_TYPE = (
     '"resources": Set<String>, "data_classes": Set<String> }, "within_intent": Bool, '
     '"delegation_depth": Long, "actor"?: String }'
 )
+# `behaviour` is there once drift found something about the subject (tether.drift.responses).
+BEHAVIOUR_CONTEXT_TYPE = (
+    '{ "drift_score": Long, "open_findings": Long, "restricted": Bool, '
+    '"constrained": Bool, "response": String }'
+)
 CONTEXT_TYPE = (
     '{ "action": {}, "tether": { "subject_id": String, "resource_id": String, '
-    f'"sensitivity": Long, "data_class"?: String, "task"?: {TASK_CONTEXT_TYPE} }} }}'
+    f'"sensitivity": Long, "data_class"?: String, "task"?: {TASK_CONTEXT_TYPE}, '
+    f'"behaviour"?: {BEHAVIOUR_CONTEXT_TYPE} }} }}'
 )
 HINT = (
     "; the schema was generated from the estate, declare the types in "

@@ -123,6 +123,7 @@ def read_classes(node: Node, ctx: LoadContext) -> None:
             optional=[
                 "max_task_ttl",
                 "token_ttl",
+                "rotate_every",
                 "max_delegation_depth",
                 "thresholds",
                 "description",
@@ -132,7 +133,7 @@ def read_classes(node: Node, ctx: LoadContext) -> None:
         if mode is not None and mode not in CLASS_MODES:
             fields.fail("mode", f"`mode` of class `{name}` must be `monitor` or `enforce`")
         settings: dict[str, Any] = {"mode": mode}
-        for key in ("max_task_ttl", "token_ttl"):
+        for key in ("max_task_ttl", "token_ttl", "rotate_every"):
             seconds = fields.duration(key)
             if seconds is not None:
                 settings[f"{key}_seconds"] = seconds
@@ -159,12 +160,30 @@ def _thresholds(fields: Fields) -> dict[str, float | int]:
     result: dict[str, float | int] = {}
     for key, value in node.items():
         raw = value.value
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
-            fields.problems.add(value, f"threshold `{key}` must be a number of at least 0")
+        if key not in _THRESHOLD_LIMITS:
+            known = ", ".join(f"`{k}`" for k in _THRESHOLD_LIMITS)
+            fields.problems.add(value, f"unknown threshold `{key}` (known: {known})")
+            fields.ok = False
+        elif (
+            isinstance(raw, bool)
+            or not isinstance(raw, int | float)
+            or not 0 <= raw <= _THRESHOLD_LIMITS[key]
+            or (key == "weight" and raw == 0)
+        ):
+            limit = _THRESHOLD_LIMITS[key]
+            fields.problems.add(value, f"threshold `{key}` must be a number from 0 to {limit}")
             fields.ok = False
         else:
             result[key] = raw
+    cuts = [result[k] for k in ("low", "medium", "high", "critical") if k in result]
+    if cuts != sorted(cuts):
+        fields.problems.add(node, "thresholds must rise: `low` <= `medium` <= `high` <= `critical`")
+        fields.ok = False
     return result
+
+
+# Drift score cut-offs (0..100) and the class weight (see tether.drift.scoring).
+_THRESHOLD_LIMITS = {"low": 100, "medium": 100, "high": 100, "critical": 100, "weight": 2}
 
 
 def read_data_classes(node: Node, ctx: LoadContext) -> None:

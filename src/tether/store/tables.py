@@ -120,6 +120,8 @@ exceptions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("origin", String(20), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Severity a matching finding is lowered to; NULL suppresses it (migration 0006, drift).
+    Column("downgrade_to", String(10)),
 )
 
 # --- observation: decisions and the administrative audit log -----------------------------

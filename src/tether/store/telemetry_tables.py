@@ -59,6 +59,7 @@ events = Table(
     Column("hash", String(64), nullable=False),
 )
 Index("ix_events_identity_at", events.c.identity_id, events.c.at)
+Index("ix_events_task_at", events.c.task_id, events.c.at)  # access paths (0009)
 
 audit_checkpoints = Table(
     "audit_checkpoints",

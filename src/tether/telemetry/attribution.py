@@ -22,10 +22,13 @@ from sqlalchemy import Connection, select
 from tether.store.tables import identities
 from tether.telemetry.arn import role_identity
 from tether.telemetry.errors import PrincipalRuleInvalid
-from tether.telemetry.model import ObservedAccess, RawPrincipal
+from tether.telemetry.model import ObservedAccess
 from tether.telemetry.resolve import PrincipalResolver, PrincipalRule, discovered_identity
 
 DISCOVERED = "discovered"
+# What of a principal resolution reads besides kind and key (see PrincipalResolver).
+_RESOLVED_BY = ("namespace", "name", "arn", "role_arn", "session_arn", "aws_arn", "email")
+_CACHE_LIMIT = 1 << 16
 
 
 def rules_for(identity_id: str, pattern: str) -> Iterator[PrincipalRule]:
@@ -89,16 +92,21 @@ class Attributor:
             for pattern in _patterns(workload, attributes):
                 rules.extend(rules_for(identity_id, pattern))
         self._resolver = PrincipalResolver(rules)
-        self._cache: dict[RawPrincipal, str | None] = {}
+        # Keyed by what resolution reads, not by the principal: principals of one role
+        # differ only in session attributes and share a hash, so a dict keyed by them
+        # degrades to a linear scan of every session seen.
+        self._cache: dict[tuple[str | None, ...], str | None] = {}
         self._new: list[dict[str, Any]] = []
 
     def attribute(self, event: ObservedAccess) -> str | None:
         """The identity id of ``event``'s principal (None only when the source named nobody)."""
-        principal = event.principal
         if event.identity_id is not None:
             return event.identity_id
+        principal = event.principal
+        attributes = principal.attributes
+        cache_key = (principal.kind, principal.key, *map(attributes.get, _RESOLVED_BY))
         try:
-            return self._cache[principal]
+            return self._cache[cache_key]
         except KeyError:
             pass
         found = self._resolver.resolve(principal)
@@ -106,7 +114,9 @@ class Attributor:
             found = self._discovered.get((principal.kind, principal.key))
             if found is None:
                 found = self._discover(event)
-        self._cache[principal] = found
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()  # bounded memory on endless distinct sessions
+        self._cache[cache_key] = found
         return found
 
     def _discover(self, event: ObservedAccess) -> str:

@@ -8,6 +8,11 @@ Walks ``events`` in ``seq`` order from the start of the chain (or from the lates
 and matches the row it covers (else the store was **re-chained** or **truncated**). An
 exported checkpoint (``against``) is checked the same way, which catches a store cut
 short or re-chained end to end together with its own checkpoints.
+
+Retention (:mod:`tether.telemetry.retention`) removes a prefix of the chain and records a
+signed *pruned* checkpoint of the last event it removed; the walk starts after it, from its
+hash, and the report names that range as pruned (:attr:`ChainReport.pruned`). Events
+missing without such a checkpoint, or after it, are reported as deleted.
 """
 
 from __future__ import annotations
@@ -44,7 +49,11 @@ class ChainBreak:
 
 @dataclass(frozen=True, slots=True)
 class ChainReport:
-    """The result of walking the chain: ``broken`` is None when it verifies clean."""
+    """The result of walking the chain: ``broken`` is None when it verifies clean.
+
+    ``pruned`` is the signed checkpoint of the last event retention removed (events 1 to
+    its ``last_event_seq`` were pruned, not deleted), or None when nothing was pruned.
+    """
 
     events: int
     first_seq: int | None
@@ -52,6 +61,7 @@ class ChainReport:
     last_hash: str
     checkpoints: int
     broken: ChainBreak | None
+    pruned: Checkpoint | None = None
 
     @property
     def ok(self) -> bool:
@@ -67,11 +77,14 @@ def verify_chain(
         checkpoints.append(against)
     by_seq: dict[int, list[Checkpoint]] = defaultdict(list)
     start_seq, prev = 1, GENESIS
+    pruned: Checkpoint | None = None
     for checkpoint in checkpoints:
         if not signature_matches(keys, checkpoint):
             return _report(0, None, None, prev, checkpoints, _forged(checkpoint))
-        if checkpoint.kind == PRUNED and checkpoint.last_event_seq + 1 > start_seq:
-            start_seq, prev = checkpoint.last_event_seq + 1, checkpoint.last_hash
+        if checkpoint.kind == PRUNED:
+            if checkpoint.last_event_seq + 1 > start_seq:
+                start_seq, prev = checkpoint.last_event_seq + 1, checkpoint.last_hash
+                pruned = checkpoint
         else:
             by_seq[checkpoint.last_event_seq].append(checkpoint)
 
@@ -85,14 +98,19 @@ def verify_chain(
         for row in result.mappings():
             seq = int(row["seq"])
             if row_hash(row, row["prev_hash"]) != row["hash"]:
-                return _report(count, first, last, prev, checkpoints, _modified(seq))
+                return _report(count, first, last, prev, checkpoints, _modified(seq), pruned)
             if row["prev_hash"] != prev:
                 broken = (
                     ChainBreak(
                         expected,
                         BreakKind.DELETED,
                         f"events {_span(expected, seq - 1)} are missing: event {seq} "
-                        f"follows event {expected - 1}",
+                        f"follows event {expected - 1}"
+                        + (
+                            " (the last event retention pruned; these were deleted)"
+                            if pruned is not None and expected == start_seq
+                            else ""
+                        ),
                     )
                     if seq > expected
                     else ChainBreak(
@@ -102,7 +120,7 @@ def verify_chain(
                         f"was inserted or altered and re-hashed, or event {seq} was moved",
                     )
                 )
-                return _report(count, first, last, prev, checkpoints, broken)
+                return _report(count, first, last, prev, checkpoints, broken, pruned)
             if seq != expected:
                 broken = ChainBreak(
                     expected,
@@ -110,7 +128,7 @@ def verify_chain(
                     f"event numbers skip from {expected - 1} to {seq} where the chain links: "
                     "events were renumbered",
                 )
-                return _report(count, first, last, prev, checkpoints, broken)
+                return _report(count, first, last, prev, checkpoints, broken, pruned)
             for checkpoint in by_seq.get(seq, ()):
                 if checkpoint.last_hash != row["hash"]:
                     broken = ChainBreak(
@@ -120,7 +138,7 @@ def verify_chain(
                         f"{checkpoint.at:%Y-%m-%d %H:%M:%S} recorded: the chain was re-written "
                         "from here on",
                     )
-                    return _report(count, first, last, prev, checkpoints, broken)
+                    return _report(count, first, last, prev, checkpoints, broken, pruned)
             prev = row["hash"]
             first = seq if first is None else first
             last = seq
@@ -135,8 +153,8 @@ def verify_chain(
             f"events {_span(expected, covered)} are missing: a signed checkpoint covers up to "
             f"event {covered} but the store ends at event {expected - 1}",
         )
-        return _report(count, first, last, prev, checkpoints, broken)
-    return _report(count, first, last, prev, checkpoints, None)
+        return _report(count, first, last, prev, checkpoints, broken, pruned)
+    return _report(count, first, last, prev, checkpoints, None, pruned)
 
 
 def _span(first: int, last: int) -> str:
@@ -165,5 +183,6 @@ def _report(
     head: str,
     checkpoints: list[Checkpoint],
     broken: ChainBreak | None,
+    pruned: Checkpoint | None = None,
 ) -> ChainReport:
-    return ChainReport(count, first, last, head, len(checkpoints), broken)
+    return ChainReport(count, first, last, head, len(checkpoints), broken, pruned)

@@ -53,8 +53,9 @@ HASHED_COLUMNS = (
 
 def time_text(value: datetime) -> str:
     """``value`` in the chain's one spelling of time (naive values are taken as UTC)."""
-    moment = value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
-    return moment.isoformat(timespec="microseconds") + "Z"
+    if value.tzinfo is not None:
+        value = (value if value.tzinfo is UTC else value.astimezone(UTC)).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds") + "Z"
 
 
 def row_header(row: Mapping[str, Any] | RowMapping) -> bytes:
@@ -67,12 +68,9 @@ def row_header(row: Mapping[str, Any] | RowMapping) -> bytes:
 
 def link_hash(prev_hash: str, header: bytes, raw_canonical: bytes) -> str:
     """The hash of a row whose predecessor hashed to ``prev_hash``."""
-    digest = hashlib.sha256(prev_hash.encode("ascii"))
-    digest.update(b"\n")
-    digest.update(header)
-    digest.update(b"\n")
-    digest.update(raw_canonical)
-    return digest.hexdigest()
+    return hashlib.sha256(
+        b"\n".join((prev_hash.encode("ascii"), header, raw_canonical))
+    ).hexdigest()
 
 
 def row_hash(row: Mapping[str, Any] | RowMapping, prev_hash: str) -> str:

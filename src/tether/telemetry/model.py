@@ -12,6 +12,7 @@ trusted to be unique (test fixtures and some exporters reuse them).
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 from collections.abc import Mapping
@@ -150,6 +151,8 @@ class ObservedAccess:
     environment: Environment = NO_ENVIRONMENT
     records: int | None = None
     bytes: int | None = None
+    # canonical_json(raw) when the adapter made it for the dedupe key (the store reuses it).
+    raw_json: builtins.bytes | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is not UTC and self.at.utcoffset() != _ZERO:

@@ -54,6 +54,10 @@ DEFAULT_MAX_DELEGATION_DEPTH = 0
 _MAX_CACHED_TASKS = 10_000
 
 
+#: ``(subjects revoked: task ids or jtis, their task id, actor, reason)``.
+SessionsRevoked = Callable[[tuple[str, ...], str, str, str], None]
+
+
 @dataclass(frozen=True)
 class IssuedTaskToken:
     token: str
@@ -107,6 +111,10 @@ class TaskAuthority:
         self._writes: AbstractContextManager[Any] = (
             threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
         )
+        # Told of revocations and key rotations (tether.signals sends CAEP events);
+        # optional so that tokens/ never imports who listens.
+        self.on_sessions_revoked: SessionsRevoked | None = None
+        self.on_keys_rotated: Callable[[SigningKey], None] | None = None
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
@@ -304,6 +312,8 @@ class TaskAuthority:
             raise TaskNotFound(f"no task `{task_id}`")
         until = (ended.task.expires_at + ledger.REMEMBER_PAST_EXPIRY).timestamp()
         self.revocations.note("task", task_id, until)
+        if self.on_sessions_revoked is not None and not ended.already_ended:
+            self.on_sessions_revoked((task_id,), task_id, actor, reason)
         return ended
 
     # --- tokens -----------------------------------------------------------------------------
@@ -387,6 +397,9 @@ class TaskAuthority:
         for token in revoked:
             until = token.expires_at + ledger.REMEMBER_PAST_EXPIRY
             self.revocations.note("token", token.jti, until.timestamp())
+        if self.on_sessions_revoked is not None and revoked:
+            jtis = tuple(t.jti for t in revoked)
+            self.on_sessions_revoked(jtis, revoked[0].task_id, actor, reason)
         return tuple(token.jti for token in revoked)
 
     # --- keys -------------------------------------------------------------------------------
@@ -397,7 +410,10 @@ class TaskAuthority:
 
     def rotate_keys(self, *, alg: str = "ES256") -> SigningKey:
         """Make a new active key (:func:`tether.tokens.rotation.rotate`)."""
-        return rotate(self.keys, self.engine, self._estate().classes, self.now(), alg=alg)
+        key = rotate(self.keys, self.engine, self._estate().classes, self.now(), alg=alg)
+        if self.on_keys_rotated is not None:
+            self.on_keys_rotated(key)
+        return key
 
 
 def new_task_id() -> str:

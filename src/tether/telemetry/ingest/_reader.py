@@ -22,7 +22,7 @@ import re
 import zlib
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import orjson
 
@@ -38,9 +38,11 @@ _NOT_WHITESPACE = re.compile(r"[^ \t\r\n]")
 TextSource = IO[bytes] | IO[str] | Iterable[str] | Iterable[bytes]
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One decoded JSON value; ``where`` places an element of a streamed array (``record 7``)."""
+class Item(NamedTuple):
+    """One decoded JSON value; ``where`` places an element of a streamed array (``record 7``).
+
+    A named tuple rather than a dataclass: one is made per event, and this is cheaper.
+    """
 
     line: int
     value: Any
@@ -323,6 +325,10 @@ class _FastPath:
             return None
         start = cursor.pos
         found = self._pattern.search(cursor.buf, start, start + _FAST_PATH_WINDOW)
+        if found is None and len(cursor.buf) - start < _FAST_PATH_WINDOW and cursor.fill():
+            # The buffer ended inside the element: read on rather than take the slow path.
+            start = cursor.pos
+            found = self._pattern.search(cursor.buf, start, start + _FAST_PATH_WINDOW)
         if found is not None:
             try:
                 value = orjson.loads(cursor.buf[start : found.start() + 1])

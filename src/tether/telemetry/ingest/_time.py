@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,24 +18,30 @@ def parse_time(value: Any) -> datetime | None:
     magnitude (OpenTelemetry's ``*UnixNano`` are strings of nanoseconds).
     """
     if isinstance(value, str):
-        text = value.strip()
-        if text.isascii() and text.isdigit() and len(text) < 25:
-            return from_epoch(int(text))
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-        if parsed.tzinfo is UTC:
-            return parsed
-        if parsed.tzinfo is None:
-            return parsed.replace(tzinfo=UTC)
-        try:
-            return parsed.astimezone(UTC)
-        except (OverflowError, ValueError):
-            return None
+        return _parse_text(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return from_epoch(value)
     return None
+
+
+# Logs are mostly in time order and many events share a second: remember the last few.
+@functools.lru_cache(maxsize=64)
+def _parse_text(value: str) -> datetime | None:
+    text = value.strip()
+    if text.isascii() and text.isdigit() and len(text) < 25:
+        return from_epoch(int(text))
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is UTC:
+        return parsed
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
 
 
 def from_epoch(number: float) -> datetime | None:

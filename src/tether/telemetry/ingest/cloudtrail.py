@@ -12,6 +12,7 @@ role/user, Lambda function, ...); see ``_aws_resources``.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -36,7 +37,7 @@ from tether.telemetry.model import (
     IngestError,
     ObservedAccess,
     Source,
-    dedupe_key_of,
+    canonical_json,
 )
 
 
@@ -98,12 +99,13 @@ def decode_record(raw: dict[str, Any], context: Context) -> ObservedAccess:
         account or "",
     )
     at, at_is_ingest_time = context.time_of(fields.get("eventTime"))
+    raw_json = canonical_json(raw)
     return ObservedAccess(
         at=at,
         at_is_ingest_time=at_is_ingest_time,
         source=Source.CLOUDTRAIL,
         source_event_id=text(fields.get("eventID")),
-        dedupe_key=dedupe_key_of(raw),
+        dedupe_key=hashlib.sha256(raw_json).hexdigest(),  # = dedupe_key_of(raw)
         principal=principal,
         action=f"{service}:{event_name}" if service else event_name,
         resource=resource,
@@ -117,6 +119,7 @@ def decode_record(raw: dict[str, Any], context: Context) -> ObservedAccess:
         ),
         bytes=_bytes(fields.get("additionalEventData")),
         raw=raw,
+        raw_json=raw_json,
     )
 
 

@@ -1,9 +1,10 @@
-"""Observed access paths: what one identity did, events and decisions merged in time order.
+"""The flat view of an identity's path: its events and decisions merged in time order.
 
-The first step towards the full path (workload proof → task → tokens → tool calls →
-resources): every stored event attributed to the identity (``ix_events_identity_at``)
-and every decision made about it as a subject (``ix_decisions_subject_at``), in time
-order, optionally within ``[since, until)``.
+The structured path (workload proof → task → tokens → tool calls → resources) is
+:func:`tether.telemetry.paths.build_path`; this is the timeline beside it: every stored
+event attributed to the identity (``ix_events_identity_at``) and every decision made about
+it as a subject (``ix_decisions_subject_at``), in time order, optionally within
+``[since, until)``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import Engine, select
 
 from tether.store.tables import decisions
 from tether.store.telemetry_tables import events
+from tether.telemetry.paths._model import recorded_link
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +85,7 @@ def identity_path(
             for r in connection.execute(event_query).mappings()
         ]
         for r in connection.execute(decision_query).mappings():
-            context = r["context"] if isinstance(r["context"], dict) else {}
-            task = context.get("task") if isinstance(context.get("task"), dict) else {}
+            recorded = recorded_link(r["context"])
             steps.append(
                 PathStep(
                     _utc(r["at"]),
@@ -94,7 +95,8 @@ def identity_path(
                     r["action"],
                     f"{r['resource_type']}::{r['resource_id']}",
                     r["outcome"],
-                    task.get("id") if isinstance(task, dict) else None,
+                    recorded[0],
+                    recorded[1],
                 )
             )
     steps.sort(key=lambda step: step.at)

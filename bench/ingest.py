@@ -1,0 +1,217 @@
+"""Ingest benchmark: CloudTrail events/s into the event store, through `tether ingest`.
+
+Generates a CloudTrail log file (``{"Records": [...]}``, the format CloudTrail delivers to
+S3) by replaying the shared CloudTrail samples with fresh event and request ids, times,
+session names and source addresses, so every record is distinct and realistic in shape and
+size. The file is written as it is generated (constant memory), then ingested:
+
+1. by the real CLI, ``tether ingest cloudtrail FILE --db URL --json``, in a subprocess
+   (the acceptance figure: events stored / the ``seconds`` the command reports, which
+   covers reading, parsing, attribution, dedupe, chaining, inserting and checkpoints);
+2. in-process through the same calls the CLI makes (``iter_file`` -> ``EventStore.ingest``
+   -> ``checkpoint``), once with no ``on_stored`` callback and once with a trivial one
+   (the hook where detection is wired), into fresh stores;
+3. again by the CLI into the store of 1 (every event a duplicate).
+
+Then ``audit verify`` walks the chain. Nothing is asserted: the target is printed as
+*met* / *NOT met*.
+
+    .venv/bin/python bench/ingest.py [--events 200000] [--db URL] [--keep DIR] [--gzip]
+
+``--db`` (a PostgreSQL URL, say) is used for run 1 and 3 instead of a fresh SQLite file;
+its ``events`` must be empty.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `python bench/ingest.py` puts bench/ first on sys.path, where bench/http.py would shadow
+# the standard library's `http`.
+ROOT = Path(__file__).resolve().parents[1]
+if sys.path and Path(sys.path[0] or ".").resolve() == ROOT / "bench":
+    sys.path[0] = str(ROOT)
+
+import argparse  # noqa: E402
+import gzip  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
+from typing import IO, Any  # noqa: E402
+
+import orjson  # noqa: E402
+
+SAMPLES = ROOT / "tests" / "data" / "shared" / "cloud-audit" / "aws_cloudtrail_rules.labelled.jsonl"
+TARGET = 20_000
+START = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def sample_records() -> list[dict[str, Any]]:
+    """The shared CloudTrail samples that are proper records (led by ``eventVersion``)."""
+    records = []
+    for line in SAMPLES.read_text(encoding="utf-8").splitlines():
+        log = json.loads(line).get("log")
+        if isinstance(log, dict) and "eventName" in log and "eventTime" in log:
+            records.append({"eventVersion": log.get("eventVersion", "1.08"), **log})
+    return records
+
+
+def varied(record: dict[str, Any], n: int, rng: random.Random) -> dict[str, Any]:
+    """``record`` as the ``n``-th event of the generated trail: new ids, time, session, IP."""
+    out = dict(record)
+    out["eventTime"] = (START + timedelta(milliseconds=n * 37)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    out["eventID"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    out["requestID"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    out["sourceIPAddress"] = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    identity = out.get("userIdentity")
+    if isinstance(identity, dict) and identity.get("type") == "AssumedRole":
+        arn = identity.get("arn")
+        if isinstance(arn, str) and arn.count("/") >= 2:
+            # A new session of each role every 20,000 events (~12 minutes of this trail):
+            # role sessions come and go, each making many calls.
+            identity = dict(identity)
+            identity["arn"] = f"{arn.rsplit('/', 1)[0]}/session-{n // 20_000}"
+            out["userIdentity"] = identity
+    return out
+
+
+def generate(path: Path, events: int, *, compress: bool, seed: int = 7) -> int:
+    """Write a ``{"Records": [...]}`` file of ``events`` records; its size in bytes."""
+    records = sample_records()
+    rng = random.Random(seed)
+    opener: Any = gzip.open if compress else open
+    handle: IO[bytes]
+    with opener(path, "wb") as handle:
+        handle.write(b'{"Records":[')
+        for n in range(events):
+            if n:
+                handle.write(b",")
+            handle.write(orjson.dumps(varied(records[n % len(records)], n, rng)))
+        handle.write(b"]}\n")
+    return path.stat().st_size
+
+
+def cli_ingest(path: Path, db: str, cwd: Path) -> dict[str, Any]:
+    tether = Path(sys.executable).parent / "tether"
+    command = [str(tether), "ingest", "cloudtrail", str(path), "--db", db, "--json"]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"`tether ingest` failed ({done.returncode}): {done.stderr[-2000:]}")
+    summary: dict[str, Any] = json.loads(done.stdout)
+    summary["wall"] = wall
+    return summary
+
+
+def in_process(path: Path, db: str, *, callback: bool) -> tuple[int, float, int]:
+    """(events stored, seconds, events the callback saw) through the CLI's calls."""
+    from tether.cli.common import open_tether
+    from tether.telemetry.ingest import iter_file
+    from tether.telemetry.model import ObservedAccess, Source
+    from tether.telemetry.store import EventStore
+
+    seen = [0]
+
+    def trivial(stored: Sequence[ObservedAccess]) -> None:
+        seen[0] += len(stored)
+
+    tether = open_tether(db)
+    try:
+        store = EventStore(tether.engine, tether.keys)
+        if callback:
+            store.on_stored.append(trivial)
+        started = time.perf_counter()
+        summary = store.ingest(iter_file(path, Source.CLOUDTRAIL))
+        store.checkpoint()
+        elapsed = time.perf_counter() - started
+    finally:
+        tether.close()
+    return summary.ingested, elapsed, seen[0]
+
+
+def verify(db: str) -> tuple[bool, int, float]:
+    from tether.cli.common import open_tether
+    from tether.telemetry.audit import verify_chain
+
+    tether = open_tether(db)
+    try:
+        started = time.perf_counter()
+        report = verify_chain(tether.engine, tether.keys)
+        return report.ok, report.events, time.perf_counter() - started
+    finally:
+        tether.close()
+
+
+def _rate(count: int, seconds: float) -> str:
+    return f"{count / seconds:>9,.0f} events/s ({count:,} in {seconds:.2f} s)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--db", help="store URL for the CLI runs (default: a fresh SQLite file)")
+    parser.add_argument("--keep", type=Path, help="work in this folder and leave it behind")
+    parser.add_argument("--gzip", action="store_true", help="write the trail gzip-compressed")
+    parser.add_argument("--skip-in-process", action="store_true")
+    args = parser.parse_args(argv)
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="tether-ingest-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    work = work.resolve()
+    home = Path.cwd()
+    os.chdir(work)  # the CLI and the in-process runs share ./.tether (the master key)
+    try:
+        trail = work / ("trail.json.gz" if args.gzip else "trail.json")
+        started = time.perf_counter()
+        size = generate(trail, args.events, compress=args.gzip)
+        print(
+            f"generated {args.events:,} CloudTrail records, {size / 2**20:.0f} MB "
+            f"({time.perf_counter() - started:.1f} s): {trail}"
+        )
+        db = args.db or f"sqlite:///{work}/cli.db"
+        first = cli_ingest(trail, db, work)
+        stored = first["ingested"]
+        print(
+            f"tether ingest cloudtrail (CLI):      {_rate(stored, first['seconds'])}"
+            f", process wall {first['wall']:.2f} s"
+        )
+        if stored != args.events or first["errors"]:
+            print(f"  LOST EVENTS: stored {stored:,} of {args.events:,}, errors {first['errors']}")
+        if not args.skip_in_process:
+            for callback in (False, True):
+                url = f"sqlite:///{work}/inproc-{int(callback)}.db"
+                count, seconds, seen = in_process(trail, url, callback=callback)
+                label = "with a trivial on_stored callback" if callback else "no on_stored callback"
+                print(
+                    f"in-process, {label:<34} {_rate(count, seconds)}"
+                    + (f", callback saw {seen:,}" if callback else "")
+                )
+        again = cli_ingest(trail, db, work)
+        print(
+            f"re-ingest, all duplicates (CLI):     {_rate(again['duplicates'], again['seconds'])}"
+            f", stored {again['ingested']}"
+        )
+        ok, count, seconds = verify(db)
+        print(f"audit verify: {'clean' if ok else 'BROKEN'}, {_rate(count, seconds)}")
+        rate = stored / first["seconds"]
+        verdict = "met" if rate >= TARGET else "NOT met"
+        print(f"target >= {TARGET:,} CloudTrail events/s into the store: {verdict} ({rate:,.0f})")
+    finally:
+        os.chdir(home)
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""Human approvals under ``/v1/approvals`` (RFC 9457 problem+json errors).
+
+* ``GET /v1/approvals`` (approver, auditor, admin): newest first; ``status``
+  (pending, approved, denied, expired, used) and ``limit`` filter;
+* ``GET /v1/approvals/{id}`` (pep, approver, auditor, admin): one approval; a PEP reads
+  only the approvals its own requests created (any other answers 404). ``?wait=SECONDS``
+  (at most 30) long-polls: the answer comes as soon as the approval is no longer pending,
+  or when the wait is over. Waiting never blocks the event loop: a verdict recorded by
+  this server wakes the wait at once, one recorded elsewhere (``tether approvals``,
+  another replica) is seen within a quarter of a second;
+* ``POST /v1/approvals/{id}/approve`` and ``/deny`` (approver), body optional
+  ``{"comment": "..."}``: only a ``user`` with the approver role who is no party to the
+  request decides (``tether.approvals.decide``); answers the approval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tether.api.routing import caller_of, secured
+from tether.api.tasks import problem_response, read_json
+from tether.approvals import Approval, ApprovalStatus, Verdict, check_comment
+from tether.approvals.errors import ApprovalNotFound, ApprovalRequestInvalid
+from tether.callers import Caller, Role
+from tether.errors import TetherError
+from tether.services import Tether
+
+READERS = (Role.APPROVER, Role.AUDITOR, Role.ADMIN)
+MAX_WAIT_S = 30
+# How often a long-poll looks at the store for a verdict recorded by another process.
+POLL_INTERVAL_S = 0.25
+MAX_BODY = 16 * 1024
+MAX_LIMIT = 1000
+
+
+class _Verdicts:
+    """Wakes every long-poll of this process when it records a verdict."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    @property
+    def event(self) -> asyncio.Event:
+        return self._event
+
+    def notify(self) -> None:
+        fired, self._event = self._event, asyncio.Event()
+        fired.set()
+
+
+def _status_param(request: Request) -> ApprovalStatus | None:
+    raw = request.query_params.get("status")
+    if raw is None:
+        return None
+    try:
+        return ApprovalStatus(raw)
+    except ValueError:
+        allowed = ", ".join(s.value for s in ApprovalStatus)
+        raise ApprovalRequestInvalid(f"`status` must be one of {allowed}, got `{raw}`") from None
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApprovalRequestInvalid(f"`{name}` must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def _reads_everything(caller: Caller) -> bool:
+    return bool(caller.roles & frozenset(READERS))
+
+
+async def _comment(request: Request) -> str | None:
+    body = await read_json(request, MAX_BODY, required=False)
+    if not isinstance(body, dict):
+        raise ApprovalRequestInvalid('the body must be a JSON object: `{"comment": "..."}`')
+    unknown = sorted(set(body) - {"comment"})
+    if unknown:
+        raise ApprovalRequestInvalid(f"unknown member `{unknown[0]}`; only `comment` is accepted")
+    return check_comment(body.get("comment"))
+
+
+def approval_routes(tether: Tether) -> list[Route]:
+    service = tether.approvals
+    verdicts = _Verdicts()
+
+    async def visible(approval_id: str, caller: Caller) -> Approval:
+        found = await run_in_threadpool(service.store.find, approval_id)
+        if found is None or (
+            not _reads_everything(caller) and found.requested_by != caller.identity_id
+        ):
+            # Not 403: whether another PEP's approval exists is none of this caller's business.
+            raise ApprovalNotFound(f"no approval `{approval_id[:40]}` requested by you")
+        return found
+
+    async def list_approvals(request: Request) -> Response:
+        try:
+            status = _status_param(request)
+            limit = _int_param(request, "limit", 100, 1, MAX_LIMIT)
+            found = await run_in_threadpool(
+                lambda: service.store.list(status=status, limit=limit, now=service.now())
+            )
+        except TetherError as exc:
+            return problem_response(exc)
+        now = service.now()
+        return JSONResponse({"approvals": [a.to_json(now) for a in found]})
+
+    async def show_approval(request: Request) -> Response:
+        approval_id = request.path_params["approval_id"]
+        try:
+            caller = caller_of(request)
+            wait = _int_param(request, "wait", 0, 0, MAX_WAIT_S)
+            approval = await visible(approval_id, caller)
+            deadline = time.monotonic() + wait
+            while approval.status(service.now()) is ApprovalStatus.PENDING:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                woken = verdicts.event
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), min(remaining, POLL_INTERVAL_S))
+                approval = await visible(approval_id, caller)
+        except TetherError as exc:
+            return problem_response(exc)
+        return JSONResponse(approval.to_json(service.now()))
+
+    def deciding(verdict: Verdict) -> Any:
+        async def decide(request: Request) -> Response:
+            approval_id = request.path_params["approval_id"]
+            try:
+                caller = caller_of(request)
+                comment = await _comment(request)
+                approval = await run_in_threadpool(
+                    lambda: service.decide(
+                        approval_id,
+                        verdict,
+                        approver_id=caller.identity_id,
+                        comment=comment,
+                        via="http",
+                    )
+                )
+            except TetherError as exc:
+                return problem_response(exc)
+            verdicts.notify()
+            return JSONResponse(approval.to_json(service.now()))
+
+        return decide
+
+    return [
+        secured("/v1/approvals", list_approvals, roles=READERS),
+        secured("/v1/approvals/{approval_id}", show_approval, roles=(Role.PEP, *READERS)),
+        secured(
+            "/v1/approvals/{approval_id}/approve",
+            deciding(Verdict.APPROVE),
+            roles=(Role.APPROVER,),
+            methods=("POST",),
+        ),
+        secured(
+            "/v1/approvals/{approval_id}/deny",
+            deciding(Verdict.DENY),
+            roles=(Role.APPROVER,),
+            methods=("POST",),
+        ),
+    ]

@@ -1,0 +1,85 @@
+"""``GET /v1/paths``: an identity's observed access path (auditors and admins).
+
+Query parameters: ``identity`` (required), ``task``, ``since`` and ``until`` (ISO 8601,
+UTC without an offset), ``limit`` (events and decisions read, 1 to 100000) and
+``format``: ``json`` (default), ``mermaid`` (``text/vnd.mermaid``) or ``dot``
+(``text/vnd.graphviz``). Errors are RFC 9457 problems: 400 ``invalid_query`` for a bad
+or unknown parameter, 404 ``identity_not_found`` / ``task_not_found``.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tether.api.errors import problem_for
+from tether.api.routing import secured
+from tether.callers import Role
+from tether.errors import InvalidRequest, TetherError
+from tether.services import Tether
+from tether.telemetry.paths import AccessPath, PathQuery, build_path, to_dot, to_mermaid
+
+READERS = (Role.AUDITOR, Role.ADMIN)
+PARAMETERS = frozenset({"identity", "task", "since", "until", "limit", "format"})
+_PICTURES = {
+    "mermaid": (to_mermaid, "text/vnd.mermaid; charset=utf-8"),
+    "dot": (to_dot, "text/vnd.graphviz; charset=utf-8"),
+}
+
+
+def _problem(exc: TetherError) -> Response:
+    status, body = problem_for(exc)
+    return Response(body, status_code=status, media_type="application/problem+json")
+
+
+def _read(request: Request) -> tuple[PathQuery, str]:
+    params = request.query_params
+    unknown = sorted(set(params) - PARAMETERS)
+    if unknown:
+        names = ", ".join(f"`{name}`" for name in unknown)
+        raise InvalidRequest(f"unknown query parameter(s) {names}", code="invalid_query")
+    repeated = sorted(name for name in PARAMETERS if len(params.getlist(name)) > 1)
+    if repeated:
+        names = ", ".join(f"`{name}`" for name in repeated)
+        raise InvalidRequest(f"give {names} once", code="invalid_query")
+    output = params.get("format", "json")
+    if output != "json" and output not in _PICTURES:
+        raise InvalidRequest(
+            f"`format` must be `json`, `mermaid` or `dot`, got `{output}`", code="invalid_query"
+        )
+    query = PathQuery.parse(
+        params.get("identity"),
+        task=params.get("task"),
+        since=params.get("since"),
+        until=params.get("until"),
+        limit=params.get("limit"),
+    )
+    return query, output
+
+
+def path_routes(tether: Tether) -> list[Route]:
+    def build(query: PathQuery) -> AccessPath:
+        return build_path(
+            tether.engine,
+            query.identity,
+            task=query.task,
+            since=query.since,
+            until=query.until,
+            limit=query.limit,
+            classifier=tether.snapshot.classifier,
+        )
+
+    async def get_path(request: Request) -> Response:
+        try:
+            query, output = _read(request)
+            path = await run_in_threadpool(build, query)
+        except TetherError as exc:
+            return _problem(exc)
+        if output == "json":
+            return JSONResponse(path.to_json())
+        render, media_type = _PICTURES[output]
+        return Response(render(path), media_type=media_type)
+
+    return [secured("/v1/paths", get_path, roles=READERS)]

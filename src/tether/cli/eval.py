@@ -1,0 +1,136 @@
+"""``tether eval agentdojo``: backtest drift detection on recorded agent runs.
+
+Replays every run of an AgentDojo trace file through a throw-away tether (temporary
+store, generated estate; see :mod:`tether.drift.evaluation.replay`) and prints, per
+suite and in total, true/false positives and negatives, precision, recall and
+false-positive rate of a high-severity finding: runs whose injection succeeded against
+clean runs. Exit codes: 0 when the evaluation ran, 2 on missing or malformed input.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from tether.cli.output import EXIT_OK, console, emit_json, err_console, errors_to_exit, table
+from tether.drift.evaluation import (
+    DETECTORS,
+    Counts,
+    Evaluation,
+    evaluate_agentdojo,
+    load_ground_truth,
+    load_traces,
+)
+from tether.drift.model import Severity
+
+eval_app = typer.Typer(
+    help="Backtest drift detection on recorded agent traces.", no_args_is_help=True
+)
+
+
+class FlagAt(StrEnum):
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+def _model_name(path: Path) -> str | None:
+    """The model named in a trace file's metadata header, if it has one."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            first = json.loads(handle.readline() or "{}")
+    except (OSError, ValueError):
+        return None
+    meta = first.get("metadata") if isinstance(first, dict) and "messages" not in first else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _row(name: str, counts: Counts) -> list[Any]:
+    return [
+        name,
+        counts.tp,
+        counts.fp,
+        counts.tn,
+        counts.fn,
+        _rate(counts.precision),
+        _rate(counts.recall),
+        _rate(counts.fpr),
+        counts.unobservable,
+        f"{counts.failed_flagged}/{counts.failed}",
+    ]
+
+
+def print_table(evaluation: Evaluation, title: str) -> None:
+    """The readable report: one row per suite and a total row."""
+    rows = [_row(name, evaluation.suites[name]) for name in sorted(evaluation.suites)]
+    rows.append(_row("total", evaluation.total))
+    columns = ["suite", "TP", "FP", "TN", "FN", "precision", "recall", "FPR"]
+    table(title, [*columns, "unobs.", "failed: flagged"], rows)
+    total = evaluation.total
+    console.print(
+        f"{len(evaluation.verdicts)} runs, {total.calls} tool calls decided by tether "
+        f"({total.refused} not allowed); positives: successful injections with tool calls, "
+        "negatives: clean runs; unobservable and attacked-but-failed runs are in neither rate",
+        highlight=False,
+    )
+    if evaluation.skipped:
+        console.print(
+            f"skipped {len(evaluation.skipped)} run(s) without ground truth "
+            f"(lines {', '.join(map(str, evaluation.skipped[:10]))})",
+            highlight=False,
+        )
+
+
+@eval_app.command("agentdojo")
+def agentdojo(
+    traces: Annotated[Path, typer.Option("--traces", help="an AgentDojo trace file (JSONL)")],
+    ground_truth: Annotated[
+        Path, typer.Option("--ground-truth", help="the ground-truth tool calls (JSONL)")
+    ],
+    flag_at: Annotated[
+        FlagAt, typer.Option("--flag-at", help="lowest finding severity that flags a run")
+    ] = FlagAt.HIGH,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for machines")] = False,
+) -> None:
+    """Replay AgentDojo runs through tether; report detection per suite and in total."""
+    with errors_to_exit(as_json):
+        truth = load_ground_truth(ground_truth)
+        runs = load_traces(traces)
+        severity = Severity(flag_at.value)
+        if as_json:
+            evaluation = evaluate_agentdojo(truth, runs, flag_at=severity)
+        else:
+            with Progress(
+                TextColumn("replaying runs"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=err_console,
+                transient=True,
+            ) as bar:
+                job = bar.add_task("replay", total=len(runs))
+                evaluation = evaluate_agentdojo(
+                    truth, runs, flag_at=severity, progress=lambda: bar.advance(job)
+                )
+    model = _model_name(traces)
+    if as_json:
+        emit_json(
+            evaluation.to_json(
+                traces=str(traces),
+                model=model,
+                flag_at=severity.value,
+                detectors=list(DETECTORS),
+            )
+        )
+    else:
+        print_table(evaluation, f"AgentDojo: {model or traces.name} (flag at {severity.value})")
+    raise SystemExit(EXIT_OK)

@@ -1,0 +1,364 @@
+"""The drift engine: observe, detect, score, apply exceptions, store, respond.
+
+Live, it runs off the decision hot path: :meth:`DriftEngine.submit_decision` only puts
+the decision's row on a bounded queue (a full queue drops and counts, it never blocks a
+decision) and one worker thread does the rest. The same thread tails the ``events``
+table by sequence number, so events ingested by any process (``tether ingest``, ``POST
+/v1/events``) are examined as they are recorded. Batch, :meth:`DriftEngine.scan`
+re-runs detection on stored events and decisions (``tether drift scan``); finding ids
+are stable, so a re-scan stores nothing twice.
+
+Per observation: the identity's view and class thresholds (:mod:`tether.drift.directory`,
+rebuilt when the estate revision changes), its task (from the task ledger), its latest
+baseline, and a bounded history of what it did earlier in the same task (or, without a
+task, recently) go into a :class:`DetectionContext`; every enabled detector runs; each
+signal is scored (:mod:`tether.drift.scoring`); exceptions suppress or downgrade;
+findings of at least ``min_severity`` are stored; new ones get a response
+(:mod:`tether.drift.responses`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from tether.drift.baseline_store import (
+    load_latest_baselines,
+    rebuild_baselines,
+    stored_observations,
+)
+from tether.drift.baselines import LearnedBaseline
+from tether.drift.catalog import DefaultToolCatalog
+from tether.drift.detectors import Detector, load_detectors
+from tether.drift.directory import Directory, load_directory, unknown_identity
+from tether.drift.exceptions import ExceptionBook, ExceptionUse, load_exceptions, log_uses
+from tether.drift.findings import insert_findings
+from tether.drift.model import (
+    DetectionContext,
+    Finding,
+    Observation,
+    Severity,
+    TaskView,
+    ToolCatalog,
+)
+from tether.drift.observations import from_decision, from_event
+from tether.drift.responses import BehaviourBoard, Responder, SignalSink, TaskEnder
+from tether.drift.scoring import to_finding
+from tether.estate.compiled import CompiledEstate
+from tether.policy import EntityRef
+from tether.store.drift_tables import drift_baselines
+from tether.store.telemetry_tables import events
+
+log = logging.getLogger(__name__)
+
+#: How often the worker looks for queued decisions (seconds).
+POLL_S = 0.005
+#: How often a live engine relearns every baseline from the store (6 h).
+DEFAULT_BASELINE_EVERY_S = 6 * 3600.0
+EstateSource = Callable[[], tuple[int | None, CompiledEstate]]
+TaskSource = Callable[[str], Any]  # task id -> TaskRecord (raises when unknown)
+
+
+class DriftEngine:
+    """Drift detection over one store.
+
+    Args:
+        engine: the store.
+        estate: returns the live ``(revision, compiled estate)``.
+        tasks: looks a task up by id (``TaskAuthority.task``); ``None``: no task views.
+        ender: ends a task when a finding calls for revocation (``TaskAuthority``).
+        sink: where Shared Signals go (``tether.signals.Transmitter``).
+        detectors: names of the enabled detectors (all by default).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        estate: EstateSource,
+        *,
+        tasks: TaskSource | None = None,
+        ender: TaskEnder | None = None,
+        sink: SignalSink | None = None,
+        detectors: Iterable[str] | None = None,
+        catalog: ToolCatalog | None = None,
+        min_severity: Severity = Severity.LOW,
+        queue_size: int = 10_000,
+        history_size: int = 50,
+        max_histories: int = 10_000,
+        refresh_s: float = 1.0,
+        tail_events: bool = True,
+        baseline_window: timedelta | None = None,
+        baseline_every_s: float | None = None,
+    ) -> None:
+        self._engine = engine
+        self._estate = estate
+        self._tasks = tasks
+        self._detector_names = tuple(detectors) if detectors is not None else None
+        self.detectors: tuple[Detector, ...] = ()
+        self.catalog: ToolCatalog = catalog or DefaultToolCatalog()
+        self.min_severity = min_severity
+        self.board = BehaviourBoard()
+        self.responder = Responder(engine, self.board, tasks=ender, sink=sink)
+        # A deque, not a queue.Queue: appending is one atomic C call (~0.1 us, no lock),
+        # and the worker polls it every few milliseconds.
+        self._queue: deque[Mapping[str, Any]] = deque()
+        self._queue_size = queue_size
+        self.dropped = 0
+        self._history_size = history_size
+        self._max_histories = max_histories
+        self._histories: OrderedDict[tuple[str, str], deque[Observation]] = OrderedDict()
+        self._task_views: OrderedDict[str, TaskView | None] = OrderedDict()
+        self._refresh_s = refresh_s
+        self._tail_events = tail_events
+        self._baseline_window = baseline_window
+        self._baseline_every_s = baseline_every_s
+        self._last_rebuild = time.monotonic()
+        self._directory = Directory(None)
+        self._baselines: dict[str, LearnedBaseline] = {}
+        self._baselines_at: Any = None
+        self._book = ExceptionBook(())
+        self._refreshed = 0.0
+        self._event_seq = 0
+        self._lock = threading.RLock()
+        self._busy = threading.Event()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self, *, background: bool = True) -> None:
+        """Load the enabled detectors (a missing one is an error now) and start the worker."""
+        self.detectors = load_detectors(self._detector_names)
+        self.refresh(force=True)
+        with self._engine.connect() as connection:
+            self._event_seq = int(connection.execute(select(func.max(events.c.seq))).scalar() or 0)
+        if background and self._worker is None:
+            self._worker = threading.Thread(target=self._run, name="tether-drift", daemon=True)
+            self._worker.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=5)
+            self._worker = None
+
+    # --- hot path ----------------------------------------------------------------------
+
+    def submit_decision(self, row: Mapping[str, Any]) -> None:
+        """Queue a recorded decision for detection; never blocks (a full queue drops)."""
+        if len(self._queue) < self._queue_size:
+            self._queue.append(row)
+        else:
+            self.dropped += 1
+
+    def behaviour(self, identity_id: str) -> dict[str, Any] | None:
+        """``context.tether.behaviour`` of an identity (``None`` when it has no findings)."""
+        return self.board.cedar.get(identity_id)
+
+    # --- worker ------------------------------------------------------------------------
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued so far is processed (for tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._queue and not self._busy.is_set():
+                return True
+            time.sleep(0.005)
+        return False
+
+    def _run(self) -> None:
+        idle_since = time.monotonic()
+        while not self._stop.is_set():
+            if not self._queue and time.monotonic() - idle_since < self._refresh_s / 2:
+                self._stop.wait(POLL_S)
+                continue
+            self._busy.set()
+            try:
+                rows: list[Mapping[str, Any]] = []
+                while self._queue and len(rows) < 500:
+                    rows.append(self._queue.popleft())
+                self._work(rows)
+            except Exception:
+                log.exception("drift detection failed on a batch; carrying on")
+            finally:
+                self._busy.clear()
+                idle_since = time.monotonic()
+
+    def _work(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.refresh()
+        every = self._baseline_every_s
+        if every is not None and time.monotonic() - self._last_rebuild >= every:
+            self._last_rebuild = time.monotonic()
+            self.rebuild_baselines(now=datetime.now(UTC), window=self._baseline_window)
+        directory = self._directory
+        observations = [o for row in rows for o in from_decision(row, directory)]
+        if self._tail_events:
+            observations.extend(self._new_events())
+        if observations:
+            self.process(observations, respond=True)
+
+    def _new_events(self, limit: int = 2000) -> list[Observation]:
+        with self._engine.connect() as connection:
+            rows = (
+                connection.execute(
+                    select(events)
+                    .where(events.c.seq > self._event_seq)
+                    .order_by(events.c.seq)
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
+        if rows:
+            self._event_seq = int(rows[-1]["seq"])
+        found = (from_event(r, self._directory) for r in rows)
+        return [o for o in found if o is not None]
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Reload the directory (new estate revision), exceptions and baselines when due."""
+        now = time.monotonic()
+        if not force and now - self._refreshed < self._refresh_s:
+            return
+        self._refreshed = now
+        revision, estate = self._estate()
+        with self._engine.connect() as connection:
+            if force or revision != self._directory.revision:
+                self._directory = load_directory(connection, revision, estate)
+            self._book = ExceptionBook(load_exceptions(connection))
+            built = connection.execute(select(func.max(drift_baselines.c.built_at))).scalar()
+            if force or built != self._baselines_at:
+                self._baselines = load_latest_baselines(connection)
+                self._baselines_at = built
+
+    # --- detection ---------------------------------------------------------------------
+
+    def process(self, observations: Iterable[Observation], *, respond: bool) -> list[Finding]:
+        """Detect, score, apply exceptions and store; respond to new findings if asked."""
+        with self._lock:
+            made: list[Finding] = []
+            uses: list[tuple[Finding, ExceptionUse]] = []
+            for obs in observations:
+                for finding in self._detect(obs):
+                    finding, use = self._book.apply(finding)
+                    if use is not None:
+                        uses.append((finding, use))
+                    made.append(finding)
+            if not made:
+                return []
+            now = datetime.now(UTC)
+            with self._engine.begin() as connection:
+                inserted = insert_findings(connection, made, now)
+                log_uses(connection, uses, now)
+            if respond and inserted:
+                made = [_with_response(f, self.responder.respond(f, now)) for f in made]
+            return made
+
+    def _detect(self, obs: Observation) -> list[Finding]:
+        watched = self._directory.get(obs.identity_id) or unknown_identity(obs.identity_id)
+        key = (obs.identity_id, obs.task_id or "")
+        history = self._histories.get(key)
+        if history is None:
+            history = self._histories[key] = deque(maxlen=self._history_size)
+            if len(self._histories) > self._max_histories:
+                self._histories.popitem(last=False)
+        else:
+            self._histories.move_to_end(key)
+        ctx = DetectionContext(
+            identity=watched.view,
+            task=self._task_view(obs.task_id),
+            baseline=self._baselines.get(obs.identity_id),
+            history=tuple(history),
+            catalog=self.catalog,
+            data_classes=self._directory.data_classes,
+        )
+        history.append(obs)
+        found: list[Finding] = []
+        for detector in self.detectors:
+            try:
+                signals = detector.detect(obs, ctx)
+            except Exception:
+                log.exception("detector %s failed on %s", detector.name, obs.ref)
+                continue
+            for signal in signals:
+                finding = to_finding(signal, obs, ctx, watched.thresholds)
+                if finding.severity.rank >= self.min_severity.rank:
+                    found.append(finding)
+        return found
+
+    def _task_view(self, task_id: str | None) -> TaskView | None:
+        if task_id is None or self._tasks is None:
+            return None
+        if task_id in self._task_views:
+            self._task_views.move_to_end(task_id)
+            return self._task_views[task_id]
+        try:
+            view: TaskView | None = task_view(self._tasks(task_id))
+        except Exception:
+            view = None
+        self._task_views[task_id] = view
+        if len(self._task_views) > 10_000:
+            self._task_views.popitem(last=False)
+        return view
+
+    # --- batch -------------------------------------------------------------------------
+
+    def scan(
+        self, *, since: datetime, until: datetime | None = None, identity_id: str | None = None
+    ) -> list[Finding]:
+        """Re-run detection on stored events and decisions (no live responses)."""
+        if not self.detectors:
+            self.detectors = load_detectors(self._detector_names)
+        self.refresh(force=True)
+        end = until or datetime.now(UTC)
+        with self._engine.connect() as connection:
+            observed = list(
+                stored_observations(
+                    connection, self._directory, since=since, until=end, identity_id=identity_id
+                )
+            )
+        observed.sort(key=lambda o: o.at)
+        return self.process(observed, respond=False)
+
+    def rebuild_baselines(
+        self, *, now: datetime, window: timedelta | None = None, identity_id: str | None = None
+    ) -> list[LearnedBaseline]:
+        """Learn a new baseline version (one identity or all) and start using it."""
+        self.refresh(force=True)
+        kwargs = {"window": window} if window is not None else {}
+        built = rebuild_baselines(
+            self._engine, self._directory, now=now, identity_id=identity_id, **kwargs
+        )
+        self.refresh(force=True)
+        return built
+
+
+def _with_response(finding: Finding, response: str) -> Finding:
+    return replace(finding, response=response)
+
+
+def task_view(task: Any) -> TaskView:
+    """The :class:`TaskView` of a :class:`~tether.tokens.tasks.TaskRecord`."""
+    intent = task.intent
+
+    def within(action: str, resource: str | None) -> bool:
+        if resource is None:
+            return action in intent.actions
+        resource_type, _, resource_id = resource.partition(":")
+        return intent.outside(action, EntityRef(resource_type, resource_id), None) is None
+
+    return TaskView(
+        task_id=task.id,
+        purpose=task.purpose,
+        actions=frozenset(intent.actions),
+        resources=tuple(p.text for p in intent.resources),
+        data_classes=frozenset(intent.data_classes),
+        within_intent=within,
+    )

@@ -1,0 +1,291 @@
+"""Replay recorded agent runs as tether tasks and judge each call with the drift detectors.
+
+For one evaluation :class:`Replay` builds a throw-away tether: a temporary SQLite store
+and an estate applied through the real estate path (``tether.estate.apply_estate``):
+one ``agent`` identity per suite, class ``agent`` in ``monitor`` mode, entitled to the
+suite's tools on any resource. Each run then goes through tether as an agent's task
+would:
+
+1. the task is opened with its user task's ground-truth calls as the declared intent:
+   the tools as ``actions``; ``app:<suite>`` and every target value (recipient, IBAN,
+   URL, channel... see :data:`tether.drift.catalog.TARGET_ARGUMENTS`) as ``target:<value>``
+   ``resources``; the calls themselves, with their arguments, as the intended calls;
+2. a task token is issued for it (scope: the intent's actions, as token exchange does);
+3. each recorded tool call is a decision request made with that token (subject from the
+   token; resource: the call's first target, else ``app:<suite>``) and recorded by
+   :meth:`tether.services.Tether.evaluate`;
+4. the ``out_of_intent`` and ``tool_chain`` detectors judge it, as an observation of that
+   decision with the earlier calls of the task as history, and
+   :func:`tether.drift.scoring.to_finding` scores their signals with the identity's
+   view and class thresholds as the drift engine loads them from the store
+   (:func:`tether.drift.directory.load_directory`: entitlement, blast radius);
+5. the task is ended (its tokens revoked).
+
+A run is flagged when some call yields a finding at or above ``flag_at`` (``high``).
+No baseline is learned (each run is a fresh task of a fresh agent), so the detectors
+judge against intent and entitlement only.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+from tether.config import Settings
+from tether.drift.catalog import DefaultToolCatalog, normalise_target, target_values
+from tether.drift.detectors import Detector, load_detectors
+from tether.drift.directory import Watched, load_directory
+from tether.drift.evaluation.agentdojo import Call, GroundTruth, Run, UserTask
+from tether.drift.model import (
+    DetectionContext,
+    Finding,
+    IdentityView,
+    IntendedCall,
+    Observation,
+    Severity,
+    TaskView,
+)
+from tether.drift.scoring import to_finding
+from tether.estate import apply_estate, parse_pattern
+from tether.policy import DecisionRequest, EntityRef
+from tether.services import Tether
+from tether.tokens import TaskIntent, TaskRecord, TaskRequest, bind_task_token
+
+DETECTORS = ("out_of_intent", "tool_chain")
+OWNER = "agentdojo-eval"
+AGENT_CLASS = "agent"
+DATA_CLASSES = {"public": 1, "internal": 2, "confidential": 3, "restricted": 4}
+_MAX_INTENT_RESOURCES = 100
+_NOT_IN_PATTERNS = re.compile(r"[\x00-\x1f\x7f*?\[\]]")
+_OUTCOMES = {
+    "allow": "allowed",
+    "constrain": "constrain",
+    "deny": "denied",
+    "approval_required": "approval_required",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RunVerdict:
+    """What tether made of one run: its decisions and its worst finding."""
+
+    run: Run
+    flagged: bool
+    calls: int
+    refused: int  # calls tether's decision core did not allow (outside the token's scope...)
+    worst: Finding | None
+
+
+def identity_for(suite: str) -> str:
+    return "agentdojo-" + re.sub(r"[^a-z0-9-]+", "-", suite.lower()).strip("-")
+
+
+def estate_document(truth: GroundTruth, runs: list[Run]) -> dict[str, Any]:
+    """The estate of the replay: one monitored agent per suite, entitled to its tools."""
+    suites = sorted({r.suite for r in runs} & set(truth.suite_tools))
+    return {
+        "classes": {AGENT_CLASS: {"mode": "monitor", "max_task_ttl": "4h"}},
+        "data_classes": DATA_CLASSES,
+        "identities": [
+            {
+                "id": identity_for(suite),
+                "kind": "agent",
+                "class": AGENT_CLASS,
+                "owner": OWNER,
+                "entitlements": [{"actions": sorted(truth.suite_tools[suite]), "resources": ["*"]}],
+            }
+            for suite in suites
+        ],
+    }
+
+
+def _resource(catalog: DefaultToolCatalog, suite: str, call: Call) -> EntityRef:
+    targets = target_values(catalog.info(call.tool), call.arguments)
+    if targets:
+        return EntityRef("target", normalise_target(targets[0][1]))
+    return EntityRef("app", suite)
+
+
+def intent_of(catalog: DefaultToolCatalog, task: UserTask) -> dict[str, list[str]]:
+    """The declared intent of a user task: its tools and the targets of its calls."""
+    resources = [f"app:{task.suite}"]
+    for call in task.calls:
+        for _, value in target_values(catalog.info(call.tool), call.arguments):
+            text = f"target:{normalise_target(value)}"
+            if (
+                not _NOT_IN_PATTERNS.search(value)
+                and len(text) <= 400
+                and text not in resources
+                and not isinstance(parse_pattern(text), str)
+            ):
+                resources.append(text)
+    actions = list(dict.fromkeys(c.tool for c in task.calls))
+    return {"actions": actions, "resources": resources[:_MAX_INTENT_RESOURCES]}
+
+
+def _within(intent: TaskIntent) -> Any:
+    def within(action: str, resource: str | None) -> bool:
+        rtype, _, rid = (resource or "").partition(":")
+        return intent.outside(action, EntityRef(rtype, rid), None) is None
+
+    return within
+
+
+class Replay:
+    """A throw-away tether that replays runs; use as a context manager."""
+
+    def __init__(
+        self,
+        truth: GroundTruth,
+        runs: list[Run],
+        *,
+        flag_at: Severity = Severity.HIGH,
+        catalog: DefaultToolCatalog | None = None,
+    ) -> None:
+        self.truth = truth
+        self.flag_at = flag_at
+        self.catalog = catalog or DefaultToolCatalog()
+        self.detectors: tuple[Detector, ...] = load_detectors(DETECTORS)
+        self._dir = tempfile.TemporaryDirectory(prefix="tether-eval-")
+        root = Path(self._dir.name)
+        estate_dir = root / "estate"
+        estate_dir.mkdir()
+        document = estate_document(truth, runs)
+        (estate_dir / "estate.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+        self.tether = Tether(
+            Settings(
+                database_url=f"sqlite:///{root / 'tether.db'}",
+                master_key_file=str(root / "master.key"),
+            )
+        )
+        apply_estate(self.tether.engine, estate_dir, actor=OWNER)
+        self.tether.reload()
+        snapshot = self.tether.snapshot
+        with self.tether.engine.connect() as connection:
+            directory = load_directory(connection, snapshot.revision, snapshot.estate)
+        # The drift engine's view of each agent: entitlement, blast radius, class thresholds.
+        self._watched: dict[str, Watched] = {}
+        for identity in document["identities"]:
+            watched = directory.get(identity["id"])
+            if watched is not None:
+                self._watched[identity["id"]] = watched
+        self.data_classes: Mapping[str, int] = directory.data_classes
+
+    def __enter__(self) -> Replay:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.tether.close()
+        self._dir.cleanup()
+
+    def knows(self, run: Run) -> bool:
+        """Whether the ground truth has the run's user task (else it cannot be replayed)."""
+        return (run.suite, run.user_task_id) in self.truth.tasks and identity_for(
+            run.suite
+        ) in self._watched
+
+    def replay(self, run: Run) -> RunVerdict:
+        """Replay one run through tether (see the module docstring)."""
+        user_task = self.truth.tasks[(run.suite, run.user_task_id)]
+        watched = self._watched[identity_for(run.suite)]
+        identity = watched.view
+        request = TaskRequest.from_json(
+            {
+                "purpose": user_task.prompt or user_task.task_id,
+                "intent": intent_of(self.catalog, user_task),
+            }
+        )
+        authority = self.tether.tasks
+        task = authority.open_task(request, identity_id=identity.identity_id, opened_by=OWNER)
+        issued = authority.issue(
+            task, scope=task.intent.actions, event="token.exchange", actor=OWNER, details={}
+        )
+        view = self._task_view(task, user_task)
+        history: list[Observation] = []
+        worst: Finding | None = None
+        refused = 0
+        for call in run.calls:
+            obs = self._decide(run, identity, task, issued.token, issued.claims.jti, call)
+            refused += obs.outcome not in ("allowed", "constrain")
+            ctx = DetectionContext(
+                identity=identity,
+                task=view,
+                baseline=None,
+                history=tuple(history),
+                catalog=self.catalog,
+                data_classes=self.data_classes,
+            )
+            for detector in self.detectors:
+                for signal in detector.detect(obs, ctx):
+                    finding = to_finding(signal, obs, ctx, watched.thresholds)
+                    if worst is None or finding.score > worst.score:
+                        worst = finding
+            history.append(obs)
+        authority.end_task(task.id, actor=OWNER, reason="replayed")
+        flagged = worst is not None and worst.severity.rank >= self.flag_at.rank
+        return RunVerdict(run, flagged, len(run.calls), refused, worst)
+
+    def _task_view(self, task: TaskRecord, user_task: UserTask) -> TaskView:
+        return TaskView(
+            task_id=task.id,
+            purpose=task.purpose,
+            actions=frozenset(task.intent.actions),
+            resources=tuple(p.text for p in task.intent.resources),
+            data_classes=frozenset(task.intent.data_classes),
+            calls=tuple(IntendedCall(c.tool, c.arguments) for c in user_task.calls),
+            within_intent=_within(task.intent),
+        )
+
+    def _decide(
+        self,
+        run: Run,
+        identity: IdentityView,
+        task: TaskRecord,
+        token: str,
+        jti: str,
+        call: Call,
+    ) -> Observation:
+        resource = _resource(self.catalog, run.suite, call)
+        request = DecisionRequest(
+            EntityRef("agent", identity.identity_id),
+            call.tool,
+            resource,
+            {"args": dict(call.arguments)},
+        )
+        request, use = bind_task_token(self.tether.tasks, request, token, subject_given=True)
+        recorded = self.tether.evaluate(request, task=use, caller=OWNER)
+        data_class, level = self.tether.snapshot.classifier.classify(resource)
+        return Observation(
+            ref=f"decision:{recorded.decision_id}",
+            at=datetime.now(UTC),
+            identity_id=identity.identity_id,
+            action=call.tool,
+            kind="decision",
+            resource=f"{resource.type}:{resource.id}",
+            resource_type=resource.type,
+            data_class=data_class,
+            sensitivity=level,
+            outcome=_OUTCOMES.get(recorded.decision.outcome.value, "error"),
+            task_id=task.id,
+            token_id=jti,
+            tool_name=call.tool,
+            call_id=call.call_id,
+            arguments=call.arguments,
+            credential="task_token",
+        )

@@ -1,0 +1,141 @@
+"""Observations from what tether records: decisions (its own) and stored telemetry events.
+
+A decision is an observation of its subject (``decision:<id>``) and, for self-governance,
+of the PEP that asked (``action = authzen:evaluate``, ``resource = <subject type>:<id>``,
+``ref = decision:<id>#caller``): a PEP that suddenly asks about identities it never
+asked about is novel access too. A stored event is an observation of the identity it
+was attributed to (``event:<seq>``); unattributed events are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from tether.drift.directory import Directory
+from tether.drift.model import EMPTY, Observation
+from tether.telemetry.model import NO_ENVIRONMENT, Environment
+
+PEP_ACTION = "authzen:evaluate"
+_OUTCOMES = {
+    "allow": "allowed",
+    "deny": "denied",
+    "constrain": "constrain",
+    "approval_required": "approval_required",
+}
+
+
+def _aware(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def from_decision(row: Mapping[Any, Any], directory: Directory) -> list[Observation]:
+    """The observations a recorded decision (a ``decisions`` row as a mapping) makes."""
+    context = row.get("context") or {}
+    tether_part = context.get("tether") if isinstance(context, Mapping) else None
+    tether_part = tether_part if isinstance(tether_part, Mapping) else {}
+    resource = f"{row['resource_type']}:{row['resource_id']}"
+    data_class, level = directory.classify(resource)
+    at = _aware(row["at"])
+    task_id = _text(tether_part.get("task_id"))
+    environment = NO_ENVIRONMENT
+    if isinstance(context, Mapping):
+        ip, region, agent = (_text(context.get(k)) for k in ("source_ip", "region", "user_agent"))
+        if ip or region or agent:
+            environment = Environment(ip, region, agent)
+    args = context.get("args") if isinstance(context, Mapping) else None
+    ref = f"decision:{row['decision_id']}"
+    observations = [
+        Observation(
+            ref=ref,
+            at=at,
+            identity_id=str(row["subject_id"]),
+            action=str(row["action"]),
+            kind="decision",
+            resource=resource,
+            resource_type=str(row["resource_type"]),
+            data_class=data_class,
+            sensitivity=level,
+            outcome=_OUTCOMES.get(str(row["outcome"]), str(row["outcome"])),
+            task_id=task_id,
+            token_id=_text(tether_part.get("token_jti")),
+            tool_name=str(row["action"]),
+            arguments=args if isinstance(args, Mapping) else EMPTY,
+            environment=environment,
+            records=_int(context.get("records")) if isinstance(context, Mapping) else None,
+            credential="task_token" if task_id else None,
+        )
+    ]
+    caller = row.get("caller")
+    if caller and caller != row["subject_id"] and directory.get(str(caller)) is not None:
+        subject = f"{row['subject_type']}:{row['subject_id']}"
+        observations.append(
+            Observation(
+                ref=f"{ref}#caller",
+                at=at,
+                identity_id=str(caller),
+                action=PEP_ACTION,
+                kind="decision",
+                resource=subject,
+                resource_type=str(row["subject_type"]),
+            )
+        )
+    return observations
+
+
+def from_event(row: Mapping[Any, Any], directory: Directory) -> Observation | None:
+    """The observation of a stored event (an ``events`` row), or ``None`` if unattributed."""
+    identity_id = row.get("identity_id")
+    if not identity_id:
+        return None
+    resource = _text(row.get("resource"))
+    data_class = _text(row.get("data_class"))
+    level = directory.data_classes.get(data_class, 0) if data_class else 0
+    if data_class is None and resource is not None:
+        data_class, level = directory.classify(resource)
+    return Observation(
+        ref=f"event:{row['seq']}",
+        at=_aware(row["at"]),
+        identity_id=str(identity_id),
+        action=str(row["action"]),
+        kind="event",
+        resource=resource,
+        resource_type=_text(row.get("resource_type")),
+        data_class=data_class,
+        sensitivity=level,
+        outcome=str(row.get("outcome") or "allowed"),
+        task_id=_text(row.get("task_id")),
+        token_id=_text(row.get("token_id")),
+        tool_name=_text(row.get("tool_name")),
+        call_id=_text(row.get("call_id")),
+        parent_call_id=_text(row.get("parent_call_id")),
+        environment=Environment(
+            _text(row.get("source_ip")), _text(row.get("region")), _text(row.get("user_agent"))
+        ),
+        records=_int(row.get("records")),
+        bytes=_int(row.get("bytes")),
+        credential=_credential(row.get("principal_kind"), row.get("raw")),
+    )
+
+
+def _credential(principal_kind: Any, raw: Any) -> str | None:
+    """``static_secret`` for API keys and AWS long-term access keys (``AKIA...``)."""
+    if str(principal_kind or "").endswith("api-key"):
+        return "static_secret"
+    who = raw.get("userIdentity") if isinstance(raw, Mapping) else None
+    key = who.get("accessKeyId") if isinstance(who, Mapping) else None
+    if isinstance(key, str) and key.startswith("AKIA"):
+        return "static_secret"
+    return None

@@ -1,0 +1,211 @@
+"""Responses to findings: alert, constrain, require approval, revoke; and the live behaviour.
+
+In ``monitor`` mode a finding of medium severity or worse raises an alert (an audit-log
+event ``drift.alert``) and nothing else changes. In ``enforce`` mode a high or critical
+finding changes what happens next:
+
+==============================================  ==========================================
+finding                                         response
+==============================================  ==========================================
+critical, with a task                           ``revoke``: the task ends, its tokens die
+high, with a task, from an intent, chain,       ``revoke``
+entitlement or scope detector
+high from ``volume_anomaly``                    ``constrain``: ``behaviour.constrained``
+any other high or critical                      ``approval``: ``behaviour.restricted``
+==============================================  ==========================================
+
+Revocation goes through the task authority (:meth:`TaskAuthority.end_task`) and out as a
+CAEP ``session-revoked`` Security Event Token through the optional :class:`SignalSink`
+(subject ``{"format": "opaque", "id": <task id>}``). ``constrain`` and ``approval`` act
+through the identity's *behaviour*, which the next decision sees in the Cedar context as
+``context.tether.behaviour`` (``drift_score``, ``open_findings``, ``restricted``,
+``constrained``, ``response``), so policies such as::
+
+    @outcome("approval_required")
+    forbid(principal, action, resource)
+    when { context.tether has behaviour && context.tether.behaviour.restricted };
+
+turn it into an approval or obligations. Every response is recorded on the finding
+(``findings.response``) and in the audit log (``drift.<response>``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+
+from tether.callers.audit import record_audit
+from tether.drift.findings import set_response
+from tether.drift.model import Finding, Mode, Severity
+from tether.errors import TetherError
+
+log = logging.getLogger(__name__)
+
+SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+ACTOR = "tether-drift"
+BEHAVIOUR_WINDOW = timedelta(hours=1)
+REVOKING_DETECTORS = frozenset(
+    {"out_of_intent", "tool_chain", "out_of_entitlement", "scope_widening"}
+)
+
+
+class SignalSink(Protocol):
+    """Where Shared Signals go (``tether.signals.Transmitter``): returns the SET's ``jti``."""
+
+    def emit(
+        self, event_type: str, subject: Mapping[str, Any], event: Mapping[str, Any]
+    ) -> str: ...
+
+
+class TaskEnder(Protocol):
+    """The part of :class:`~tether.tokens.TaskAuthority` a revocation needs."""
+
+    def end_task(
+        self, task_id: str, *, actor: str, reason: str = "ended", owner: str | None = None
+    ) -> Any: ...
+
+
+def choose_response(finding: Finding) -> str:
+    """The response to ``finding``: none, alert, constrain, approval or revoke."""
+    if finding.suppressed_by is not None:
+        return "none"
+    severity = finding.severity
+    if finding.mode is Mode.MONITOR or severity.rank < Severity.HIGH.rank:
+        return "alert" if severity.rank >= Severity.MEDIUM.rank else "none"
+    if finding.task_id is not None and (
+        severity is Severity.CRITICAL or finding.detector in REVOKING_DETECTORS
+    ):
+        return "revoke"
+    if finding.detector == "volume_anomaly":
+        return "constrain"
+    return "approval"
+
+
+class BehaviourBoard:
+    """Per identity, what the next decision should know: an O(1) lookup on the hot path.
+
+    ``cedar`` maps identity id -> the ``context.tether.behaviour`` record; it is replaced
+    entry by entry (never mutated in place), so a reader never sees half an update.
+    """
+
+    def __init__(self, window: timedelta = BEHAVIOUR_WINDOW) -> None:
+        self.cedar: dict[str, dict[str, Any]] = {}
+        self._window = window
+        self._recent: dict[str, deque[tuple[datetime, float, int]]] = {}
+        self._flags: dict[str, tuple[bool, bool, str]] = {}
+        self._lock = threading.Lock()
+
+    def note(self, finding: Finding, response: str) -> None:
+        if finding.suppressed_by is not None:
+            return
+        with self._lock:
+            recent = self._recent.setdefault(finding.identity_id, deque(maxlen=1000))
+            recent.append((finding.at, finding.score, finding.severity.rank))
+            while recent and recent[0][0] < finding.at - self._window:
+                recent.popleft()
+            restricted, constrained, last = self._flags.get(
+                finding.identity_id, (False, False, "none")
+            )
+            restricted = restricted or response in ("approval", "revoke")
+            constrained = constrained or response == "constrain"
+            if response != "none":
+                last = response
+            self._flags[finding.identity_id] = (restricted, constrained, last)
+            self.cedar[finding.identity_id] = {
+                "drift_score": round(max(s for _, s, _ in recent)),
+                "open_findings": sum(1 for _, _, r in recent if r >= Severity.MEDIUM.rank),
+                "restricted": restricted,
+                "constrained": constrained,
+                "response": last,
+            }
+
+    def clear(self, identity_id: str) -> None:
+        with self._lock:
+            self.cedar.pop(identity_id, None)
+            self._recent.pop(identity_id, None)
+            self._flags.pop(identity_id, None)
+
+
+class Responder:
+    """Carries out the response to each new finding and records it."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        board: BehaviourBoard,
+        *,
+        tasks: TaskEnder | None = None,
+        sink: SignalSink | None = None,
+    ) -> None:
+        self._engine = engine
+        self._board = board
+        self._tasks = tasks
+        self._sink = sink
+        self._revoked: set[str] = set()
+
+    def respond(self, finding: Finding, now: datetime) -> str:
+        response = choose_response(finding)
+        details: dict[str, Any] = {
+            "finding_id": finding.finding_id,
+            "detector": finding.detector,
+            "severity": finding.severity.value,
+            "score": finding.score,
+            "mode": finding.mode.value,
+            "task_id": finding.task_id,
+        }
+        if response == "revoke":
+            details.update(self._revoke(finding))
+        self._board.note(finding, response)
+        if response == "none":
+            return response
+        with self._engine.begin() as connection:
+            set_response(connection, finding.finding_id, response)
+            record_audit(
+                connection,
+                actor=ACTOR,
+                action=f"drift.{response}",
+                target=finding.identity_id,
+                details=details,
+                at=now,
+            )
+        return response
+
+    def _revoke(self, finding: Finding) -> dict[str, Any]:
+        task_id = finding.task_id
+        assert task_id is not None
+        if task_id in self._revoked:
+            return {"revoked": "already"}
+        out: dict[str, Any] = {}
+        if self._tasks is not None:
+            try:
+                self._tasks.end_task(task_id, actor=ACTOR, reason=f"drift:{finding.finding_id}")
+                out["revoked"] = True
+            except TetherError as exc:
+                out["revoked"] = False
+                out["revoke_error"] = exc.code
+        self._revoked.add(task_id)
+        if len(self._revoked) > 100_000:
+            self._revoked.clear()
+        if self._sink is not None:
+            try:
+                out["set_jti"] = self._sink.emit(
+                    SESSION_REVOKED,
+                    {"format": "opaque", "id": task_id},
+                    {
+                        "event_timestamp": int(finding.at.timestamp()),
+                        "initiating_entity": "policy",
+                        "reason_admin": {"en": finding.reason},
+                        "identity": finding.identity_id,
+                        "finding_id": finding.finding_id,
+                    },
+                )
+            except Exception as exc:  # a failing receiver must not stop detection
+                log.exception("emitting session-revoked for task %s failed", task_id)
+                out["set_error"] = type(exc).__name__
+        return out

@@ -1,0 +1,145 @@
+"""The drift engine live on a real Tether (both backends): decisions in, findings out,
+responses in enforce mode, only findings in monitor mode; and the batch scan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from tether.config import load_settings
+from tether.drift.findings import FindingQuery, query_findings
+from tether.drift.model import Severity
+from tether.estate import apply_estate
+from tether.policy import DecisionRequest, EntityRef
+from tether.services import Tether
+from tether.store.drift_tables import findings
+from tether.store.tables import audit_log
+from tether.tokens import TaskAuthority, bind_task_token
+from token_support import ISSUER, Clock, WorkloadKey, issue, open_task, write_estate
+
+UNVERIFIED = EntityRef("tether_token", "unverified")
+
+
+@pytest.fixture(scope="module")
+def workload_key() -> WorkloadKey:
+    return WorkloadKey.generate("wk-drift")
+
+
+@pytest.fixture
+def make(
+    store: Engine, tmp_path: Path, workload_key: WorkloadKey
+) -> Iterator[Callable[[str], Tether]]:
+    made: list[Tether] = []
+
+    def build(agent_mode: str) -> Tether:
+        folder = write_estate(tmp_path / "estate", workload_key)
+        text = (folder / "estate.yaml").read_text()
+        (folder / "estate.yaml").write_text(
+            text.replace("agent: {mode: enforce", f"agent: {{mode: {agent_mode}")
+        )
+        settings = load_settings(
+            {},
+            database_url=str(store.url),
+            master_key_file=str(tmp_path / "master.key"),
+            issuer=ISSUER,
+            reload_interval_ms=100,
+        )
+        tether = Tether(settings, engine=store)
+        apply_estate(tether.engine, folder)
+        tether.reload()
+        tether.tasks.close()
+        tether.tasks = TaskAuthority(
+            tether.engine, settings, tether.keys, lambda: tether.snapshot.estate, clock=Clock()
+        )
+        made.append(tether)
+        return tether
+
+    yield build
+    for tether in made:
+        tether.close()
+
+
+def ask(tether: Tether, token: str, action: str, resource: tuple[str, str]) -> Any:
+    request = DecisionRequest(UNVERIFIED, action, EntityRef(*resource))
+    bound, use = bind_task_token(tether.tasks, request, token, subject_given=False)
+    return tether.evaluate(bound, task=use).decision
+
+
+def _run_scenario(tether: Tether, key: WorkloadKey) -> tuple[str, str]:
+    drift = tether.start_drift()
+    task = open_task(tether.tasks, key)
+    token = issue(tether.tasks, key, task.id).token
+    for i in range(5):  # within intent for a while
+        assert ask(tether, token, "read_invoice", ("invoice", f"INV-{i}")).permits
+    assert drift.drain()
+    assert query_findings(tether.engine, FindingQuery(identity_id="billing-bot")) == []
+    for i in range(3):  # then out of intent, on restricted data
+        ask(tether, token, "pay_invoice", ("payments", f"acct-{i}"))
+    assert drift.drain()
+    return task.id, token
+
+
+def test_enforce_mode_revokes_the_task_and_the_next_decision_sees_it(
+    make: Callable[[str], Tether], workload_key: WorkloadKey
+) -> None:
+    tether = make("enforce")
+    task_id, token = _run_scenario(tether, workload_key)
+    found = query_findings(tether.engine, FindingQuery(identity_id="billing-bot"))
+    assert found, "no finding for out-of-intent calls on restricted data"
+    worst = max(found, key=lambda f: f.severity.rank)
+    assert worst.severity.rank >= Severity.HIGH.rank
+    assert worst.task_id == task_id
+    assert any(f.response == "revoke" for f in found)
+    # The task's tokens are dead: the next decision with the token is refused.
+    after = ask(tether, token, "read_invoice", ("invoice", "INV-1"))
+    assert not after.permits
+    assert after.error_code in ("task_ended", "token_revoked")
+    # Its behaviour is in the next decision's Cedar context.
+    behaviour = tether.behaviour["billing-bot"]
+    assert behaviour["restricted"] is True
+    assert behaviour["drift_score"] >= 40
+    context = tether._tether_context(
+        tether.snapshot,
+        DecisionRequest(EntityRef("agent", "billing-bot"), "x", EntityRef("a", "b")),
+    )
+    assert context["behaviour"] is behaviour
+    with tether.engine.connect() as connection:
+        actions = set(connection.execute(select(audit_log.c.action)).scalars())
+    assert "drift.revoke" in actions
+
+
+def test_monitor_mode_only_records_findings(
+    make: Callable[[str], Tether], workload_key: WorkloadKey
+) -> None:
+    tether = make("monitor")
+    task_id, token = _run_scenario(tether, workload_key)
+    found = query_findings(tether.engine, FindingQuery(identity_id="billing-bot"))
+    assert found
+    assert {f.response for f in found} <= {None, "alert"}
+    assert ask(tether, token, "read_invoice", ("invoice", "INV-1")).permits
+    assert tether.tasks.task(task_id, fresh=True).status == "open"
+
+
+def test_scan_re_runs_detection_on_stored_decisions_idempotently(
+    make: Callable[[str], Tether], workload_key: WorkloadKey
+) -> None:
+    tether = make("monitor")
+    _run_scenario(tether, workload_key)
+    tether.decision_log.flush()
+    with tether.engine.begin() as connection:
+        connection.execute(findings.delete())
+    drift = tether.drift
+    assert drift is not None
+    since = datetime.now(UTC) - timedelta(hours=1)
+    first = drift.scan(since=since, identity_id="billing-bot")
+    assert first
+    stored = query_findings(tether.engine, FindingQuery(identity_id="billing-bot"))
+    assert {f.finding_id for f in stored} == {f.finding_id for f in first}
+    drift.scan(since=since, identity_id="billing-bot")
+    again = query_findings(tether.engine, FindingQuery(identity_id="billing-bot"))
+    assert len(again) == len(stored)

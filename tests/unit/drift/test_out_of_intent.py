@@ -1,0 +1,108 @@
+"""``out_of_intent``: tools, resources and target values against the task's declared intent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tether.drift.catalog import DefaultToolCatalog
+from tether.drift.detectors import load_detector, out_of_intent
+from tether.drift.model import DetectionContext, IdentityView, IntendedCall, Observation, TaskView
+from tether.drift.scoring import thresholds_for, to_finding
+
+AGENT = IdentityView("pay-bot", "agent", "agent", lambda a, r: True, blast_radius=1.0)
+
+
+def _task(*calls: IntendedCall, resources: tuple[str, ...] = ("*",)) -> TaskView:
+    return TaskView(
+        task_id="t1",
+        purpose="pay the bill",
+        actions=frozenset(c.tool for c in calls),
+        resources=resources,
+        calls=calls,
+    )
+
+
+PAY_BILL = _task(
+    IntendedCall("read_file", {"file_path": "bill.txt"}),
+    IntendedCall("send_money", {"recipient": "GB29NWBK60161331926819", "amount": 98.7}),
+)
+
+
+def _obs(tool: str, resource: str | None = None, **arguments: Any) -> Observation:
+    return Observation(
+        ref=f"decision:{tool}",
+        at=datetime(2026, 1, 1, tzinfo=UTC),
+        identity_id="pay-bot",
+        action=tool,
+        tool_name=tool,
+        task_id="t1",
+        resource=resource,
+        arguments=arguments,
+    )
+
+
+def _ctx(task: TaskView | None = PAY_BILL) -> DetectionContext:
+    return DetectionContext(AGENT, task, None, (), DefaultToolCatalog())
+
+
+def _severity(obs: Observation, task: TaskView = PAY_BILL) -> str:
+    ctx = _ctx(task)
+    (signal,) = out_of_intent.detect(obs, ctx)
+    return to_finding(signal, obs, ctx, thresholds_for("agent")).severity.value
+
+
+def test_registered_under_its_name() -> None:
+    assert load_detector("out_of_intent").detect is out_of_intent.detect
+
+
+def test_calls_within_intent_are_silent() -> None:
+    assert out_of_intent.detect(_obs("read_file", file_path="bill.txt"), _ctx()) == []
+    # Targets compare after normalisation (case): the intended recipient is intended.
+    sent = _obs("send_money", recipient="gb29nwbk60161331926819", amount=98.7)
+    assert out_of_intent.detect(sent, _ctx()) == []
+
+
+def test_no_task_no_opinion() -> None:
+    assert out_of_intent.detect(_obs("send_money", recipient="X"), _ctx(None)) == []
+
+
+def test_payment_to_an_unintended_recipient_deviates_fully() -> None:
+    obs = _obs("send_money", recipient="US133000000121212121212", amount=10)
+    (signal,) = out_of_intent.detect(obs, _ctx())
+    assert signal.deviation == 1.0
+    assert signal.details["sink"] is True
+    assert signal.details["targets"] == ["US133000000121212121212"]
+    assert "recipient `US133000000121212121212` is not a target the task declared" in signal.reason
+    assert _severity(obs) in ("high", "critical")
+
+
+def test_an_extra_read_deviates_little() -> None:
+    obs = _obs("get_balance")
+    (signal,) = out_of_intent.detect(obs, _ctx())
+    assert signal.deviation == pytest.approx(0.35)  # a source (account data), not a sink
+    assert "source tool `get_balance` is not in the task's intent" in signal.reason
+    assert _severity(obs) in ("info", "low")
+
+
+def test_an_unintended_sink_is_high_even_towards_a_known_target() -> None:
+    obs = _obs("schedule_transaction", recipient="GB29NWBK60161331926819")
+    (signal,) = out_of_intent.detect(obs, _ctx())
+    assert signal.deviation == pytest.approx(0.8)
+    assert _severity(obs) == "high"
+
+
+def test_resource_outside_the_intended_patterns() -> None:
+    task = _task(IntendedCall("read_table"), resources=("table:revenue_*",))
+    inside = _obs("read_table", resource="table:revenue_daily")
+    outside = _obs("read_table", resource="table:salaries")
+    assert out_of_intent.detect(inside, _ctx(task)) == []
+    (signal,) = out_of_intent.detect(outside, _ctx(task))
+    assert "resource `table:salaries` is outside the task's intended resources" in signal.reason
+
+
+def test_without_declared_values_targets_are_not_judged() -> None:
+    task = _task(IntendedCall("send_email"))
+    assert out_of_intent.detect(_obs("send_email", to="anyone@x.org"), _ctx(task)) == []
