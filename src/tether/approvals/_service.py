@@ -19,6 +19,7 @@ An approval never turns a ``deny`` into an ``allow``: when the policies deny the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -50,6 +51,10 @@ def approval_reason(approval_id: str) -> str:
     return f"approval:{approval_id}"
 
 
+TICKET_REUSE_S = 2.0
+MAX_TICKETS = 10_000
+
+
 class ApprovalService:
     """Approvals of one store, with the configured expiry."""
 
@@ -63,6 +68,10 @@ class ApprovalService:
         self.store = ApprovalStore(engine)
         self.ttl = timedelta(seconds=ttl_s)
         self.now = clock
+        # The same request asked again by the same caller while its approval is pending gets
+        # the same ticket (one approval for the approver, not one per retry), for up to
+        # TICKET_REUSE_S; then the store is asked again (a new ticket).
+        self._tickets: dict[tuple[str, str], tuple[float, Approval]] = {}
 
     def settle(
         self, request: DecisionRequest, decision: Decision, *, decision_id: str, caller: str | None
@@ -74,6 +83,9 @@ class ApprovalService:
         requester = caller or LOCAL_CALLER
         binding = binding_hash(request)
         if APPROVAL_ID not in request.context:
+            reused = self._tickets.get((binding, requester))
+            if reused is not None and reused[0] > time.monotonic() and reused[1].expires_at > now:
+                return Settled(decision, reused[1].ticket(now))
             approval = self.store.create(
                 request,
                 reasons=decision.reasons,
@@ -83,7 +95,11 @@ class ApprovalService:
                 expires_at=now + self.ttl,
                 now=now,
             )
+            if len(self._tickets) > MAX_TICKETS:
+                self._tickets.clear()
+            self._tickets[(binding, requester)] = (time.monotonic() + TICKET_REUSE_S, approval)
             return Settled(decision, approval.ticket(now))
+        self._forget(str(request.context[APPROVAL_ID]))
         retry = self.store.use(
             request.context[APPROVAL_ID],
             binding=binding,
@@ -101,6 +117,12 @@ class ApprovalService:
             Decision(Outcome.DENY, (retry.code,), errors=(retry.message,), error_code=retry.code)
         )
 
+    def _forget(self, approval_id: str) -> None:
+        """Stop handing out a ticket once it is decided or used (in this process)."""
+        for key, (_, approval) in list(self._tickets.items()):
+            if approval.id == approval_id:
+                self._tickets.pop(key, None)
+
     def decide(
         self,
         approval_id: str,
@@ -111,6 +133,7 @@ class ApprovalService:
         via: str = "http",
     ) -> Approval:
         """Record a verdict (see :func:`tether.approvals.decide`)."""
+        self._forget(approval_id)
         return decide(
             self.store.engine,
             approval_id,

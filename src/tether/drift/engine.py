@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 
 #: How often the worker looks for queued decisions (seconds).
 POLL_S = 0.005
+REPEAT_WINDOW = timedelta(minutes=5)
+MAX_RECENT = 100_000
 #: How often a live engine relearns every baseline from the store (6 h).
 DEFAULT_BASELINE_EVERY_S = 6 * 3600.0
 EstateSource = Callable[[], tuple[int | None, CompiledEstate]]
@@ -127,6 +129,11 @@ class DriftEngine:
         self._book = ExceptionBook(())
         self._refreshed = 0.0
         self._event_seq = 0
+        # The same finding again (identity, detector, task, resource, reason) within
+        # REPEAT_WINDOW of observed time is counted, not stored again: repeated probes make
+        # one finding to act on, not a flood (and no write per request under load).
+        self._recent: OrderedDict[tuple[str, ...], datetime] = OrderedDict()
+        self.repeats = 0
         self._lock = threading.RLock()
         self._busy = threading.Event()
         self._stop = threading.Event()
@@ -247,6 +254,8 @@ class DriftEngine:
             uses: list[tuple[Finding, ExceptionUse]] = []
             for obs in observations:
                 for finding in self._detect(obs):
+                    if self._repeated(finding):
+                        continue
                     finding, use = self._book.apply(finding)
                     if use is not None:
                         uses.append((finding, use))
@@ -260,6 +269,24 @@ class DriftEngine:
             if respond and inserted:
                 made = [_with_response(f, self.responder.respond(f, now)) for f in made]
             return made
+
+    def _repeated(self, finding: Finding) -> bool:
+        key = (
+            finding.identity_id,
+            finding.detector,
+            finding.task_id or "",
+            finding.resource or "",
+            finding.reason,
+        )
+        last = self._recent.get(key)
+        if last is not None and timedelta(0) <= finding.at - last < REPEAT_WINDOW:
+            self.repeats += 1
+            return True
+        self._recent[key] = finding.at
+        self._recent.move_to_end(key)
+        if len(self._recent) > MAX_RECENT:
+            self._recent.popitem(last=False)
+        return False
 
     def _detect(self, obs: Observation) -> list[Finding]:
         watched = self._directory.get(obs.identity_id) or unknown_identity(obs.identity_id)

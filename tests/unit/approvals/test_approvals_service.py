@@ -117,3 +117,25 @@ def test_decisions_without_approval_leave_no_approval(tether: Tether, store: Eng
     assert tether.evaluate(small, caller="gateway").decision.outcome is Outcome.ALLOW
     with store.connect() as connection:
         assert connection.execute(select(approvals.c.id)).all() == []
+
+
+def test_asking_again_while_pending_reuses_the_ticket_until_it_is_decided(
+    tether: Tether, store: Engine
+) -> None:
+    first = tether.evaluate(pay("INV-9"), caller="gateway").approval
+    again = tether.evaluate(pay("INV-9"), caller="gateway").approval
+    other_caller = tether.evaluate(pay("INV-9"), caller="other-pep").approval
+    other_request = tether.evaluate(pay("INV-10"), caller="gateway").approval
+    assert first is not None
+    assert again is not None
+    assert other_caller is not None
+    assert other_request is not None
+    assert again["id"] == first["id"]
+    assert len({first["id"], other_caller["id"], other_request["id"]}) == 3
+    tether.approvals.decide(first["id"], Verdict.DENY, approver_id="carol")
+    after = tether.evaluate(pay("INV-9"), caller="gateway").approval
+    assert after is not None
+    assert after["id"] != first["id"]
+    with store.connect() as connection:
+        count = connection.execute(select(approvals.c.id)).all()
+    assert len(count) == 4

@@ -143,3 +143,25 @@ def test_scan_re_runs_detection_on_stored_decisions_idempotently(
     drift.scan(since=since, identity_id="billing-bot")
     again = query_findings(tether.engine, FindingQuery(identity_id="billing-bot"))
     assert len(again) == len(stored)
+
+
+def test_the_same_probe_repeated_makes_one_finding(
+    make: Callable[[str], Tether], workload_key: WorkloadKey
+) -> None:
+    tether = make("monitor")
+    task_id, token = _run_scenario(tether, workload_key)
+    drift = tether.start_drift()
+    before = query_findings(tether.engine, FindingQuery(identity_id="billing-bot"))
+    for _ in range(5):  # the very same out-of-intent request again and again
+        ask(tether, token, "pay_invoice", ("payments", "acct-0"))
+    assert drift.drain()
+    after = query_findings(tether.engine, FindingQuery(identity_id="billing-bot"))
+    assert drift.repeats >= 5
+    new = [f for f in after if f.finding_id not in {b.finding_id for b in before}]
+    assert all(f.resource != "payments::acct-0" for f in new), new
+    # A new resource is new evidence: it is stored.
+    ask(tether, token, "pay_invoice", ("payments", "acct-99"))
+    assert drift.drain()
+    latest = query_findings(tether.engine, FindingQuery(identity_id="billing-bot"))
+    assert len(latest) > len(after)
+    assert task_id
