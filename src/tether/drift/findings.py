@@ -141,25 +141,12 @@ def finding_from_row(row: Any) -> Finding:
 
 
 def finding_json(finding: Finding) -> dict[str, Any]:
-    """A finding as the CLI and the HTTP API show it."""
+    """A finding as the CLI and the HTTP API show it: its stored row, for people."""
+    shown = finding_row(finding, finding.at)
+    del shown["recorded_at"], shown["identity_id"]
     return {
         "finding_id": finding.finding_id,
         "at": finding.at.isoformat(),
         "identity": finding.identity_id,
-        "task_id": finding.task_id,
-        "detector": finding.detector,
-        "severity": finding.severity.value,
-        "score": finding.score,
-        "deviation": finding.deviation,
-        "sensitivity": finding.sensitivity,
-        "blast_radius": finding.blast_radius,
-        "reason": finding.reason,
-        "resource": finding.resource,
-        "evidence": list(finding.evidence),
-        "details": _jsonable(finding.details),
-        "frameworks": {k: list(v) for k, v in finding.frameworks.items()},
-        "mode": finding.mode.value,
-        "suppressed_by": finding.suppressed_by,
-        "downgraded_from": finding.downgraded_from.value if finding.downgraded_from else None,
-        "response": finding.response,
+        **{k: v for k, v in shown.items() if k not in ("finding_id", "at")},
     }
