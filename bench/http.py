@@ -7,12 +7,18 @@ mix as AuthZEN evaluation bodies over 32 connections. Without ``wrk`` (and no wa
 install it) an asyncio generator with the same 32 keep-alive connections stands in; it can
 be slower than the server, so its figures are a floor.
 
+tether runs as ``tether serve`` does, with its worker process (``tether.worker``: commits
+the decision rows, runs live drift detection); the benchmark moves that process to the
+load core, so the server process has core 0 to itself, and reports its CPU apart.
 tether is measured on ``/access/v1/evaluation`` (one decision per request, the acceptance
-figure) and on ``/access/v1/evaluations`` with 10 items per request (decisions per
-second when a PEP batches). After both runs the server is stopped cleanly (SIGTERM drains
-the batching decision log) and the rows in its ``decisions`` table are counted: they must
-equal the decisions in the 200 answers the server sent (counted by ``bench/server.py``),
-and may exceed what ``wrk`` received only by requests in flight when ``wrk`` stopped.
+figure), on ``/access/v1/evaluations`` with 10 items per request (decisions per second
+when a PEP batches), and on ``/access/v1/evaluation`` with a running number in every
+request's context, so that no question is asked twice and tether's decision cache never
+answers (every decision evaluated by Cedar). After the runs the server is stopped
+cleanly (SIGTERM drains the batching decision log) and the rows in its ``decisions``
+table are counted: they must equal the decisions in the 200 answers the server sent
+(counted by ``bench/server.py``), and may exceed what ``wrk`` received only by requests
+in flight when ``wrk`` stopped.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ import httpx
 
 from bench.estate import BenchEstate, install_estate
 from bench.load import (
+    LOAD_CORE,
+    NONCE,
     SERVER_CORE,
     LoadResult,
     ensure_wrk,
@@ -53,6 +61,7 @@ HELLO_NAME = "Starlette hello-world"
 TETHER = "tether /access/v1/evaluation"
 BATCH = 10  # items per /access/v1/evaluations request
 TETHER_BATCH = f"tether /access/v1/evaluations ×{BATCH}"
+TETHER_NEW = "tether /access/v1/evaluation, all new"  # every question new: no cache hits
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ class HttpTarget:
     server_cpu_us: float  # server process CPU time per 2xx response
     client_ok_total: int  # 2xx the load generator saw over warm-up and measured run
     per_request: int = 1  # decisions per request
+    worker_cpu_us: float = 0.0  # the server's worker process (tether.worker) per 2xx
 
     @property
     def decisions_per_second(self) -> float:
@@ -161,6 +171,28 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
         process.wait()
 
 
+def children(pid: int) -> list[int]:
+    """Child process ids (Linux ``/proc``): the tether server's worker process."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def pin_children(process: subprocess.Popen[bytes]) -> list[int]:
+    """Move the server's worker process (decision log + drift detection) to the load core:
+    the server process keeps core 0 to itself, as a deployment gives it its own core."""
+    pids = children(process.pid)
+    if pin(LOAD_CORE):
+        for pid in pids:
+            subprocess.run(
+                ["taskset", "-p", "-c", str(LOAD_CORE), str(pid)],
+                stdout=subprocess.DEVNULL,
+                check=False,
+            )
+    return pids
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (Linux ``/proc``); 0 where unavailable."""
     try:
@@ -213,6 +245,13 @@ def run_http(
     if not pinned:
         notes.append("not pinned: taskset missing or fewer than 2 cores")
     single = [_compact(r.authzen_body()) for r in estate.requests]
+    # The same questions, each made new by a running number in its context (wrk only), as
+    # a PEP passing its request id makes them; an approval is not bound to `request_id`,
+    # so a retried approval_required request still finds its pending ticket.
+    nonced = [
+        _compact({**body, "context": {**body["context"], "request_id": NONCE}})
+        for body in (r.authzen_body() for r in estate.requests)
+    ]
     items = [r.authzen_body() for r in estate.requests]
     batches = [_compact({"evaluations": items[i : i + BATCH]}) for i in range(0, len(items), BATCH)]
     targets: list[HttpTarget] = []
@@ -226,9 +265,11 @@ def run_http(
             bodies: list[str],
             per_request: int = 1,
             authorization: str = "",
+            unique: bool = False,
         ) -> HttpTarget:
             script = Path(folder) / f"load-{len(targets)}.lua"
-            script.write_text(wrk_script(bodies, connections, authorization))
+            script.write_text(wrk_script(bodies, connections, authorization, unique=unique))
+            workers = pin_children(process)
             load = functools.partial(
                 _load,
                 wrk,
@@ -241,9 +282,18 @@ def run_http(
             )
             warm = load(seconds=warmup)
             before = cpu_seconds(process.pid)
+            worker_before = sum(cpu_seconds(pid) for pid in workers)
             result = load(seconds=seconds)
             cpu_us = (cpu_seconds(process.pid) - before) * 1e6 / max(result.ok, 1)
-            target = HttpTarget(name, result, cpu_us, warm.ok + result.ok, per_request)
+            worker_cpu = sum(cpu_seconds(pid) for pid in workers) - worker_before
+            target = HttpTarget(
+                name,
+                result,
+                cpu_us,
+                warm.ok + result.ok,
+                per_request,
+                worker_cpu * 1e6 / max(result.ok, 1),
+            )
             print(
                 f"  {name}: {target.decisions_per_second:,.0f}/s, p99 {result.p99_ms:.2f} ms",
                 flush=True,
@@ -258,6 +308,7 @@ def run_http(
         authorization = "Bearer " + install_estate(f"sqlite:///{database}", estate)
         counts = Path(folder) / "answers.json"
         env = {
+            "TETHER_BACKGROUND_WORK": "process",  # as `tether serve` runs
             "TETHER_DATABASE_URL": f"sqlite:///{database}",
             "TETHER_MASTER_KEY_FILE": str(Path(folder) / "master.key"),
             "BENCH_COUNTS_FILE": str(counts),
@@ -265,11 +316,18 @@ def run_http(
         with uvicorn_server("bench.server:tether_app", env) as (process, base):
             one = measure(TETHER, process, base, EVALUATION, single, 1, authorization)
             many = measure(TETHER_BATCH, process, base, EVALUATIONS, batches, BATCH, authorization)
+            fresh = None
+            if wrk is not None:
+                fresh = measure(
+                    TETHER_NEW, process, base, EVALUATION, nonced, 1, authorization, unique=True
+                )
             stop(process)  # SIGTERM: the decision log drains, the answer counts are written
         sent: dict[str, int] = json.loads(counts.read_text()) if counts.is_file() else {}
         check = LogCheck(
             server_sent=sent.get(EVALUATION, 0) + BATCH * sent.get(EVALUATIONS, 0),
-            client_received=one.client_ok_total + BATCH * many.client_ok_total,
+            client_received=one.client_ok_total
+            + BATCH * many.client_ok_total
+            + (fresh.client_ok_total if fresh else 0),
             rows=count_rows(database),
         )
     return HttpReport(targets, connections, pinned, notes, check)
@@ -283,7 +341,7 @@ def format_http(report: HttpReport) -> str:
     hello = report.get(HELLO_NAME).load.per_second or 1.0
     header = (
         f"{'target':<34} {'req/s':>8} {'decisions/s':>11} {'p50 ms':>7} {'p90 ms':>7} "
-        f"{'p99 ms':>7} {'CPU µs/req':>10} {'req/s × hello':>13}"
+        f"{'p99 ms':>7} {'CPU µs/req':>10} {'worker µs':>9} {'req/s × hello':>13}"
     )
     lines = [header, "-" * len(header)]
     for t in report.targets:
@@ -292,6 +350,7 @@ def format_http(report: HttpReport) -> str:
         lines.append(
             f"{t.name:<34} {load.per_second:>8,.0f} {decisions} {load.p50_ms:>7.2f} "
             f"{load.p90_ms:>7.2f} {load.p99_ms:>7.2f} {t.server_cpu_us:>10.0f} "
+            f"{t.worker_cpu_us:>9.0f} "
             f"{load.per_second / hello:>12.2f}×"
         )
     lines.append("")
@@ -299,8 +358,13 @@ def format_http(report: HttpReport) -> str:
     lines.append(
         f"{report.connections} connections, {first.seconds:.1f} s per run after a warm-up, "
         f"load by {first.generator}; server: uvicorn, 1 worker, uvloop + httptools"
-        + (", pinned to core 0 (load on core 1)" if report.pinned else "")
-        + "; CPU = server process user+system time"
+        + (
+            ", pinned to core 0 (load and tether's worker process on core 1)"
+            if report.pinned
+            else ""
+        )
+        + "; CPU = server process user+system time per request; worker = the same for the "
+        "worker process that commits decisions and runs drift detection (tether.worker)"
     )
     for t in report.targets:
         if t.load.non_2xx or t.load.socket_errors:

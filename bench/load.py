@@ -48,8 +48,17 @@ function init(args)
   counter = offset or 0
 end
 
+local issued = 0
 function request()
   counter = counter %% #prepared + 1
+  if %(unique)s then
+    -- Every request a new question: NONCE in the body becomes a running number.
+    issued = issued + 1
+    local headers = {["Content-Type"] = "application/json"}
+    headers["Authorization"] = "%(authorization)s"
+    local body = string.gsub(bodies[counter], "%(nonce)s", tostring(issued))
+    return wrk.format("POST", nil, headers, body)
+  end
   return prepared[counter]
 end
 
@@ -127,13 +136,23 @@ def pin(core: int) -> list[str]:
     return []
 
 
-def wrk_script(bodies: Sequence[str], connections: int, authorization: str = "") -> str:
+#: In a body of a ``unique`` script, replaced by a running number per request.
+NONCE = "NONCE_NNN"
+
+
+def wrk_script(
+    bodies: Sequence[str], connections: int, authorization: str = "", *, unique: bool = False
+) -> str:
+    """The Lua script; ``unique``: each request's ``NONCE`` becomes a new number, so no two
+    requests ask the same question (no decision-cache hits)."""
     quoted = ",\n".join(f"  [==[{b}]==]" for b in bodies)
     return LUA % {
         "bodies": quoted,
         "connections": connections,
         "ramp_ms": RAMP_MS,
         "authorization": authorization,
+        "unique": "true" if unique else "false",
+        "nonce": NONCE,
     }
 
 

@@ -32,7 +32,7 @@ from importlib import metadata  # noqa: E402
 from typing import Any  # noqa: E402
 
 from bench.estate import BenchRequest, build_estate  # noqa: E402
-from bench.http import TETHER, HttpReport, format_http, run_http  # noqa: E402
+from bench.http import TETHER, TETHER_NEW, HttpReport, format_http, run_http  # noqa: E402
 from bench.inprocess import (  # noqa: E402
     CORE,
     SERVICE,
@@ -82,6 +82,12 @@ def _verdicts(inproc: InProcessReport | None, http: HttpReport | None) -> list[s
             f"{rate:,.0f}/s, p99 {p99:.2f} ms, recorded {'yes' if recorded else 'NO'} — "
             + ("met" if met else "NOT met")
         )
+        fresh = next((t for t in http.targets if t.name == TETHER_NEW), None)
+        if fresh is not None:
+            lines.append(
+                f"    with every question new (no decision-cache hits): "
+                f"{fresh.decisions_per_second:,.0f}/s, p99 {fresh.load.p99_ms:.2f} ms"
+            )
     return lines
 
 
@@ -179,6 +185,7 @@ def _figures(inproc: InProcessReport | None, http: HttpReport | None) -> dict[st
                 "requests_per_second": t.load.per_second,
                 "decisions_per_second": t.decisions_per_second,
                 "server_cpu_us_per_request": t.server_cpu_us,
+                "worker_cpu_us_per_request": t.worker_cpu_us,
             }
             for t in http.targets
         }

@@ -49,6 +49,10 @@ class Settings:
     # How long an approval (outcome `approval_required`) may wait for a human and its
     # retry; past it, it is expired: denied by default.
     approval_ttl_s: int = 900
+    # Where decision rows are committed and drift detection runs: `thread` (threads of
+    # this process) or `process` (a worker process beside the server, tether.worker;
+    # `tether serve`'s default: the event loop keeps its CPU for answering).
+    background_work: str = "thread"
 
     @property
     def public_url(self) -> str:
@@ -94,7 +98,15 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
                 f"setting `{name}` (`TETHER_{name.upper()}`) must be from {low} to {high}, "
                 f"got `{value}`"
             )
+    if settings.background_work not in BACKGROUND_WORK:
+        raise InvalidRequest(
+            "setting `background_work` (`TETHER_BACKGROUND_WORK`) must be "
+            f"{' or '.join(BACKGROUND_WORK)}, got `{settings.background_work}`"
+        )
     return replace(settings, database_url=database_url_from(settings.database_url))
+
+
+BACKGROUND_WORK = ("thread", "process")
 
 
 # Bounds that keep a typo from becoming a busy loop or a server that refuses every body.

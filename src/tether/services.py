@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from tether.callers import CallerDirectory
 from tether.config import Settings
 from tether.drift.engine import DEFAULT_BASELINE_EVERY_S, DriftEngine
 from tether.estate.compiled import EMPTY_ESTATE, CompiledEstate, ResourceClassifier
+from tether.ids import new_id
 from tether.policy import (
     Decision,
     DecisionRequest,
@@ -41,6 +41,7 @@ from tether.store.lifecycle_tables import offboardings
 from tether.store.tables import estate_revisions
 from tether.tokens import KeyRing, TaskAuthority, TaskUse, load_or_create_master_key
 from tether.tokens.decisions import refusal
+from tether.worker import WorkerLink
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,16 @@ class Tether:
             self.engine,
             load_or_create_master_key(Path(settings.master_key_file), settings.master_key or None),
         )
-        self.decision_log = DecisionLog(self.engine, flush_interval_ms=settings.flush_interval_ms)
+        # Drift records by identity (context.tether.behaviour), from the drift engine.
+        reported: dict[str, Mapping[str, Any]] = {}
+        self.behaviour: Mapping[str, Mapping[str, Any]] = reported
+        self.decision_log: DecisionLog | WorkerLink
+        if settings.background_work == "process":  # rows and drift go to tether.worker
+            self.decision_log = WorkerLink(settings, reported)
+        else:
+            self.decision_log = DecisionLog(
+                self.engine, flush_interval_ms=settings.flush_interval_ms
+            )
         # Who may call tether over HTTP: loaded on first use, refreshed with the estate.
         self.callers = CallerDirectory(self.engine)
         self.tasks = TaskAuthority(self.engine, settings, self.keys, lambda: self.snapshot.estate)
@@ -108,9 +118,8 @@ class Tether:
         self.offboarded: frozenset[str] = frozenset()
         self.refresh_offboarded()
         self._unloadable_revision: int | None = None
-        # Drift detection (started with the background work): identity -> behaviour.
+        # Drift detection (started with the background work, here or in tether.worker).
         self.drift: DriftEngine | None = None
-        self.behaviour: Mapping[str, Mapping[str, Any]] = {}
         self.reload()
         self._stop = threading.Event()
         self._reloader: threading.Thread | None = None
@@ -123,7 +132,12 @@ class Tether:
             self._reloader = threading.Thread(target=self._watch, name="tether-reload", daemon=True)
             self._reloader.start()
         self.signals.start()
-        self.start_drift()
+        if isinstance(self.decision_log, WorkerLink):
+            # Serve once the worker records and watches: what is decided is soon visible.
+            if not self.decision_log.wait_ready():
+                log.error("the worker process is not up after 60 s; decisions queue for it")
+        else:
+            self.start_drift()
 
     def start_drift(self) -> DriftEngine:
         """Start live drift detection on decisions and ingested events (once)."""
@@ -230,7 +244,7 @@ class Tether:
             decision = snap.engine.decide(request, self._tether_context(snap, request))
         else:
             decision = task.decide(snap.engine, request, self._tether_context(snap, request))
-        decision_id = uuid.uuid4().hex
+        decision_id = new_id()
         approval = None
         if decision.outcome is Outcome.APPROVAL_REQUIRED:  # a ticket, or the approved retry
             settled = self.approvals.settle(
@@ -258,10 +272,14 @@ class Tether:
             "estate_revision": snap.revision,
             "duration_us": (time.perf_counter_ns() - started) // 1000,
         }
-        self.decision_log.record(row)
-        if self.drift is not None:  # only a queue put: detection runs off the hot path
-            self.drift.submit_decision(row)
+        self.record_decision(row)
         return RecordedDecision(decision_id, decision, approval)
+
+    def record_decision(self, row: Mapping[str, Any]) -> None:
+        """Log a decision row and hand it to drift detection (queue appends, no I/O)."""
+        self.decision_log.record(row)
+        if self.drift is not None:
+            self.drift.submit_decision(row)
 
     def _tether_context(self, snap: PolicySnapshot, request: DecisionRequest) -> dict[str, Any]:
         data_class, level = snap.classifier.classify(request.resource)

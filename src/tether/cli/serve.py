@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -44,6 +45,17 @@ def serve(
         bool,
         typer.Option(help="refuse TLS connections without a client certificate"),
     ] = False,
+    background_work: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "where decisions are committed and drift detection runs: `process` (a worker "
+                "process beside the server) or `thread` (default: $TETHER_BACKGROUND_WORK, "
+                "else process)"
+            ),
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve tether over HTTP (binds 127.0.0.1 unless told otherwise).
 
@@ -78,6 +90,8 @@ def serve(
             port=port,
             flush_interval_ms=flush_interval_ms,
             client_ca_file=str(client_ca) if client_ca else None,
+            background_work=background_work
+            or (None if os.environ.get("TETHER_BACKGROUND_WORK") else "process"),
         )
         if not settings.issuer:
             settings = settings.with_overrides(issuer=f"{scheme}://{host}:{port}")

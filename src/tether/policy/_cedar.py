@@ -33,11 +33,14 @@ class CedarAnswer:
 
 
 def authorize(request: dict[str, Any], policy_set: Any, entities: Any) -> CedarAnswer:
-    """Evaluate ``request`` (context as a dict) against pre-parsed handles."""
+    """Evaluate ``request`` (context as a dict, or as its JSON text) against pre-parsed
+    handles."""
     if _native is not None:
         inner = entities._inner if isinstance(entities, cedarpy.Entities) else entities
-        native_request = dict(request)
-        native_request["context"] = orjson.dumps(request["context"]).decode()
+        native_request = request
+        if not isinstance(request["context"], str):
+            native_request = dict(request)
+            native_request["context"] = orjson.dumps(request["context"]).decode()
         answer = orjson.loads(_native(native_request, policy_set, inner, None, False))
         diagnostics = answer.get("diagnostics") or {}
         return CedarAnswer(
@@ -45,5 +48,7 @@ def authorize(request: dict[str, Any], policy_set: Any, entities: Any) -> CedarA
             list(diagnostics.get("reason") or ()),
             list(diagnostics.get("errors") or ()),
         )
+    if isinstance(request["context"], str):
+        request = {**request, "context": orjson.loads(request["context"])}
     result = cedarpy.is_authorized(request, policy_set, entities)
     return CedarAnswer(result.allowed, result.diagnostics.reasons, result.diagnostics.errors)

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import cedarpy
+import orjson
 
 from tether.policy._cedar import CedarAnswer, authorize
 from tether.policy._model import EMPTY, Decision, DecisionRequest, EntityRef, Outcome
@@ -27,6 +28,15 @@ from tether.policy.errors import PolicyInvalid
 _IDENTIFIER = re.compile(r"^[_a-zA-Z][_a-zA-Z0-9]*(::[_a-zA-Z][_a-zA-Z0-9]*)*$")
 RESERVED_CONTEXT_KEYS = ("tether", "action")
 NO_PERMIT = "no-permit-matched"
+#: Decisions remembered per engine, keyed by the exact Cedar question: principal,
+#: action, resource and the whole context as tether passes it to Cedar (the caller's
+#: context and ``context.tether``, which holds the resource's data class and the
+#: identity's live drift record). Cedar is deterministic and an engine (policies plus
+#: entities) is immutable, so a remembered answer is the answer; questions with
+#: request-asserted entity attributes and answers with evaluation errors are never
+#: remembered. A PEP asks the same questions again and again; each costs Cedar ~50-100 µs,
+#: a lookup ~1 µs. Full: forgotten at once and refilled. 0 turns the cache off.
+DECISION_CACHE_SIZE = 65_536
 
 
 @dataclass(frozen=True)
@@ -57,8 +67,13 @@ class PolicyEngine:
         entities: Iterable[EntityRecord] = (),
         *,
         schema_text: str | None = None,
+        cache_size: int = DECISION_CACHE_SIZE,
     ) -> None:
         self.policies = {p.id: p for p in policies}
+        # Answers by exact question (see DECISION_CACHE_SIZE); this engine never changes,
+        # so an answer stays right for its lifetime: a new estate is a new engine.
+        self._answers: dict[tuple[str, ...], Decision] = {}
+        self._cache_size = cache_size
         if len(self.policies) != len(policies):
             seen: set[str] = set()
             dupes = sorted({p.id for p in policies if p.id in seen or seen.add(p.id)})  # type: ignore[func-returns-value]
@@ -120,23 +135,46 @@ class PolicyEngine:
             bad = subject.type if not _IDENTIFIER.match(subject.type) else resource.type
             return _error_decision(f"entity type `{bad}` is not a valid Cedar type name")
         try:
-            cedar_request = {
-                "principal": {"type": subject.type, "id": subject.id},
-                "action": {"type": "Action", "id": request.action},
-                "resource": {"type": resource.type, "id": resource.id},
-                # Inside the try: a context nested too deeply is a deny, not a crash.
-                "context": build_context(request, extra_context),
-            }
+            # Inside the try: a context nested too deeply is a deny, not a crash.
+            context_json = orjson.dumps(build_context(request, extra_context)).decode()
             entities = self._entities_for(request)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            return _error_decision(f"evaluation failed: {exc}")
+        key = None
+        if entities is self._entities:  # no request-asserted entity attributes
+            key = (
+                subject.type,
+                subject.id,
+                request.action,
+                resource.type,
+                resource.id,
+                context_json,
+            )
+            cached = self._answers.get(key)
+            if cached is not None:
+                return cached
+        cedar_request = {
+            "principal": {"type": subject.type, "id": subject.id},
+            "action": {"type": "Action", "id": request.action},
+            "resource": {"type": resource.type, "id": resource.id},
+            "context": context_json,
+        }
+        try:
             policy_set, without_approval_forbids = self._sets_for(subject)
             result = authorize(cedar_request, policy_set, entities)
         except (ValueError, TypeError, RuntimeError) as exc:
             return _error_decision(f"evaluation failed: {exc}")
         decision = self._interpret(result)
         if decision.outcome is Outcome.APPROVAL_REQUIRED and not result.allowed:
-            return self._approval_or_deny(
+            decision = self._approval_or_deny(
                 decision, cedar_request, entities, without_approval_forbids
             )
+        if key is not None and not decision.errors:
+            answers = self._answers
+            if len(answers) >= self._cache_size:
+                answers.clear()  # bounded; refilled by the questions still being asked
+            if self._cache_size:
+                answers[key] = decision
         return decision
 
     def _policy_sets(self, specs: Sequence[PolicySpec]) -> tuple[Any, Any]:

@@ -1,0 +1,30 @@
+"""The worker process: decision logging and drift detection beside the HTTP server.
+
+A server answers decisions on one event loop. Committing decision rows and running the
+drift detectors on each of them cost more CPU than the decision itself, and threads of
+the same process take it from the event loop (they share the GIL). With
+``background_work = "process"`` (``tether serve``'s default) the server hands each
+decision row to a worker process over a pipe and does nothing else with it:
+
+* :class:`WorkerLink` (server side) has :class:`~tether.store.decision_log.DecisionLog`'s
+  interface: ``record`` appends the encoded row to a queue (no I/O); a thread writes
+  what queued up to the worker's stdin every few milliseconds; ``flush`` returns once the
+  worker committed everything recorded before it; ``close`` drains and waits.
+* the worker (``python -m tether.worker``) is a :class:`~tether.services.Tether` on the
+  same store with its background work started: it commits the rows with its batching
+  decision log, runs live drift detection on them (and on ingested events) and sends
+  each identity's drift record (``context.tether.behaviour``) back over its stdout,
+  where the server puts it into the next decision's context.
+
+Durability: a clean stop drains the queue, the pipe and the worker's log (no loss). A
+server killed with SIGKILL closes the pipe; the worker commits what it read and exits,
+so the loss is at most what had not yet left the server (a few milliseconds). The worker
+ignores SIGINT and SIGTERM (a terminal's Ctrl-C reaches the whole process group) and
+stops only when its stdin closes. If the worker dies, the server starts another one and
+resends the batch that failed; rows the dead worker read but had not committed are lost
+(at most its flush interval).
+"""
+
+from tether.worker.link import WorkerLink
+
+__all__ = ["WorkerLink"]

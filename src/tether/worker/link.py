@@ -1,0 +1,202 @@
+"""The server's end of the worker process (see :mod:`tether.worker`)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, MutableMapping
+from typing import IO, Any
+
+import orjson
+
+from tether.config import Settings
+from tether.worker.protocol import (
+    BEHAVIOUR,
+    FLUSH,
+    FLUSHED,
+    READY,
+    SETTINGS_ENV,
+    encode_control,
+    encode_row,
+)
+
+log = logging.getLogger(__name__)
+
+#: How long queued rows wait before they are written to the worker together.
+COALESCE_S = 0.002
+#: How long ``close`` waits for the worker to commit everything and exit.
+CLOSE_TIMEOUT_S = 60.0
+
+
+class WorkerLink:
+    """Hands decision rows to a worker process; ``DecisionLog``'s interface.
+
+    Args:
+        settings: the server's settings (the worker gets them with in-process work).
+        behaviour: the server's identity -> drift record map, kept up to date here.
+    """
+
+    def __init__(
+        self, settings: Settings, behaviour: MutableMapping[str, Mapping[str, Any]]
+    ) -> None:
+        worker_settings = dataclasses.replace(settings, background_work="thread")
+        self._env = {**os.environ, SETTINGS_ENV: json.dumps(dataclasses.asdict(worker_settings))}
+        self._behaviour = behaviour
+        self._pending: deque[bytes] = deque()
+        self._wake = threading.Event()
+        self._flushes: dict[int, threading.Event] = {}
+        self._flush_ids = itertools.count(1)
+        self._recorded = 0
+        self._ready = threading.Event()
+        self._closing = False
+        self._closed = False
+        self._process = self._spawn()
+        self._writer = threading.Thread(target=self._write_loop, name="tether-worker-link")
+        self._writer.daemon = True
+        self._writer.start()
+
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        """Wait until the worker is up (its store open, drift detection started)."""
+        return self._ready.wait(timeout)
+
+    # --- DecisionLog's interface -----------------------------------------------------------
+
+    @property
+    def written(self) -> int:
+        """Rows handed to the worker (it commits them within its flush interval)."""
+        return self._recorded - len(self._pending)
+
+    @property
+    def failed(self) -> int:
+        return 0
+
+    def record(self, row: Mapping[str, Any]) -> None:
+        """Queue one decision row for the worker: an append, no I/O."""
+        pending = self._pending
+        idle = not pending
+        pending.append(encode_row(row))
+        self._recorded += 1
+        if idle:
+            self._wake.set()
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Block until the worker committed everything recorded before this call (and ran
+        drift detection on it)."""
+        number = next(self._flush_ids)
+        done = self._flushes[number] = threading.Event()
+        self._pending.append(encode_control(FLUSH, number))
+        self._wake.set()
+        done.wait(timeout)
+        self._flushes.pop(number, None)
+
+    def close(self) -> None:
+        """Write out what is queued, let the worker commit it and stop; wait for it."""
+        if self._closed:
+            return
+        self._closed = True
+        self._closing = True
+        self._wake.set()
+        self._writer.join(timeout=CLOSE_TIMEOUT_S)
+        process = self._process
+        try:
+            process.wait(timeout=CLOSE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            log.error("the worker process did not stop in %.0f s; killing it", CLOSE_TIMEOUT_S)
+            process.kill()
+            process.wait()
+
+    # --- the pipe ----------------------------------------------------------------------------
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tether.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=self._env,
+            bufsize=0,
+        )
+        assert process.stdout is not None
+        reader = threading.Thread(
+            target=self._read_loop, args=(process.stdout,), name="tether-worker-reader"
+        )
+        reader.daemon = True
+        reader.start()
+        log.info("started worker process %s", process.pid)
+        return process
+
+    def _write_loop(self) -> None:
+        pending = self._pending
+        while True:
+            self._wake.wait(0.5)
+            self._wake.clear()
+            if pending and not self._closing:
+                time.sleep(COALESCE_S)  # let a burst queue up: one write for many rows
+            frames = []
+            while pending:
+                frames.append(pending.popleft())
+            if frames:
+                self._send(b"".join(frames))
+            if self._closing and not pending:
+                break
+        stdin = self._process.stdin
+        if stdin is not None:
+            with contextlib.suppress(OSError):
+                stdin.close()  # end of input: the worker commits and exits
+
+    def _send(self, data: bytes) -> None:
+        for attempt in range(3):
+            stdin = self._process.stdin
+            assert stdin is not None
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(stdin.fileno(), view)
+                    view = view[written:]
+                return
+            except OSError as exc:
+                log.error(
+                    "the worker process %s is gone (%s, exit status %s); starting another",
+                    self._process.pid,
+                    exc,
+                    self._process.poll(),
+                )
+                if attempt == 2:
+                    break
+                with contextlib.suppress(OSError):
+                    stdin.close()
+                self._process.wait()
+                self._process = self._spawn()
+        log.error("could not hand %d bytes of decision rows to a worker", len(data))
+
+    def _read_loop(self, stdout: IO[bytes]) -> None:
+        with stdout:
+            for line in stdout:
+                self._on_reply(line)
+
+    def _on_reply(self, line: bytes) -> None:
+        try:
+            kind, value = orjson.loads(line)
+        except (orjson.JSONDecodeError, ValueError):
+            log.warning("unreadable line from the worker process: %r", line[:200])
+            return
+        if kind == READY:
+            self._ready.set()
+        elif kind == FLUSHED:
+            done = self._flushes.get(int(value))
+            if done is not None:
+                done.set()
+        elif kind == BEHAVIOUR:
+            for identity, record in value.items():
+                if record is None:
+                    self._behaviour.pop(identity, None)
+                else:
+                    self._behaviour[identity] = record
