@@ -139,8 +139,9 @@ class Tether:
         else:
             self.start_drift()
 
-    def start_drift(self) -> DriftEngine:
-        """Start live drift detection on decisions and ingested events (once)."""
+    def start_drift(self, *, background: bool = True) -> DriftEngine:
+        """Start live drift detection on decisions and ingested events (once); without
+        ``background`` no worker thread: the caller feeds it (``DriftEngine.work``)."""
         if self.drift is None:
             drift = DriftEngine(
                 self.engine,
@@ -152,7 +153,7 @@ class Tether:
                 refresh_s=self.settings.reload_interval_ms / 1000,
                 baseline_every_s=DEFAULT_BASELINE_EVERY_S,
             )
-            drift.start()
+            drift.start(background=background)
             self.behaviour = drift.board.cedar
             self.drift = drift
         return self.drift

@@ -96,6 +96,10 @@ def blast_radius(grants: Sequence[Grant], rules: Sequence[ResourceRule], top: in
     return round(0.7 * reach + 0.3 * min(1.0, breadth), 4)
 
 
+#: Resources classified and unknown identities remembered per revision (then forgotten).
+MAX_REMEMBERED = 50_000
+
+
 @dataclass
 class Directory:
     """Identity views for one estate revision, and the estate's data-class levels."""
@@ -105,6 +109,9 @@ class Directory:
     data_classes: Mapping[str, int] = field(default_factory=dict)
     classifier: ResourceClassifier = field(default_factory=lambda: ResourceClassifier(()))
     classes: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    # Remembered per revision: resource -> (data class, level); unknown identities' views.
+    _classified: dict[str, tuple[str | None, int]] = field(default_factory=dict, repr=False)
+    _unknown: dict[str, Watched] = field(default_factory=dict, repr=False)
 
     def get(self, identity_id: str) -> Watched | None:
         return self.watched.get(identity_id)
@@ -112,8 +119,25 @@ class Directory:
     def classify(self, resource: str | None) -> tuple[str | None, int]:
         if not resource or ":" not in resource:
             return None, 0
-        resource_type, _, resource_id = resource.partition(":")
-        return self.classifier.classify(EntityRef(resource_type, resource_id))
+        known = self._classified.get(resource)
+        if known is None:
+            resource_type, _, resource_id = resource.partition(":")
+            known = self.classifier.classify(EntityRef(resource_type, resource_id))
+            if len(self._classified) >= MAX_REMEMBERED:
+                self._classified.clear()
+            self._classified[resource] = known
+        return known
+
+    def watch(self, identity_id: str) -> Watched:
+        """The identity's view, or one of an identity the inventory does not hold."""
+        watched = self.watched.get(identity_id)
+        if watched is None:
+            watched = self._unknown.get(identity_id)
+            if watched is None:
+                if len(self._unknown) >= MAX_REMEMBERED:
+                    self._unknown.clear()
+                watched = self._unknown[identity_id] = unknown_identity(identity_id)
+        return watched
 
 
 def load_directory(

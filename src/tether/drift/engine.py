@@ -38,7 +38,7 @@ from tether.drift.baseline_store import (
 from tether.drift.baselines import LearnedBaseline
 from tether.drift.catalog import DefaultToolCatalog
 from tether.drift.detectors import Detector, load_detectors
-from tether.drift.directory import Directory, load_directory, unknown_identity
+from tether.drift.directory import Directory, load_directory
 from tether.drift.exceptions import ExceptionBook, ExceptionUse, load_exceptions, log_uses
 from tether.drift.findings import insert_findings
 from tether.drift.model import (
@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 
 #: How often the worker looks for queued decisions (seconds).
 POLL_S = 0.005
+#: How often, at most, the worker reads newly stored events (seconds).
+EVENTS_POLL_S = 0.1
 REPEAT_WINDOW = timedelta(minutes=5)
 MAX_RECENT = 100_000
 #: How often a live engine relearns every baseline from the store (6 h).
@@ -129,6 +131,7 @@ class DriftEngine:
         self._book = ExceptionBook(())
         self._refreshed = 0.0
         self._event_seq = 0
+        self._events_polled = 0.0
         # The same finding again (identity, detector, task, resource, reason) within
         # REPEAT_WINDOW of observed time is counted, not stored again: repeated probes make
         # one finding to act on, not a flood (and no write per request under load).
@@ -199,6 +202,11 @@ class DriftEngine:
                 self._busy.clear()
                 idle_since = time.monotonic()
 
+    def work(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Detect on ``rows`` (decision rows) and on newly stored events, now, on the calling
+        thread: the worker thread's step, for a loop that runs the engine itself."""
+        self._work(rows)
+
     def _work(self, rows: Sequence[Mapping[str, Any]]) -> None:
         self.refresh()
         every = self._baseline_every_s
@@ -207,7 +215,9 @@ class DriftEngine:
             self.rebuild_baselines(now=datetime.now(UTC), window=self._baseline_window)
         directory = self._directory
         observations = [o for row in rows for o in from_decision(row, directory)]
-        if self._tail_events:
+        if self._tail_events and time.monotonic() - self._events_polled >= EVENTS_POLL_S:
+            # Under load a batch comes every few ms: ask the store for events less often.
+            self._events_polled = time.monotonic()
             observations.extend(self._new_events())
         if observations:
             self.process(observations, respond=True)
@@ -289,7 +299,7 @@ class DriftEngine:
         return False
 
     def _detect(self, obs: Observation) -> list[Finding]:
-        watched = self._directory.get(obs.identity_id) or unknown_identity(obs.identity_id)
+        watched = self._directory.watch(obs.identity_id)
         key = (obs.identity_id, obs.task_id or "")
         history = self._histories.get(key)
         if history is None:

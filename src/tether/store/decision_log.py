@@ -120,6 +120,11 @@ class DecisionLog:
             for marker in markers:
                 marker.set()
 
+    def write(self, batch: list[Mapping[str, Any]]) -> None:
+        """Commit ``batch`` now, on the calling thread (for a loop that batches itself,
+        like ``tether.worker``'s); the same retries and one-by-one fallback as the writer."""
+        self._write(batch)
+
     def _write(self, batch: list[Mapping[str, Any]]) -> None:
         if not batch:
             return

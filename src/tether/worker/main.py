@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import signal
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -27,6 +29,9 @@ log = logging.getLogger("tether.worker")
 
 #: How often changed drift records are sent to the server.
 BEHAVIOUR_EVERY_S = 0.05
+#: Rows committed together at most, and bytes read from the pipe at once.
+MAX_BATCH = 5000
+READ_BYTES = 1 << 20
 
 
 class _Replies:
@@ -86,6 +91,26 @@ class _BehaviourPublisher:
             self._sent = board
 
 
+class _Lines:
+    """Complete lines from a pipe, as many as have arrived (one read, many rows)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._rest = b""
+
+    def wait(self, timeout: float | None) -> bool:
+        """Whether input (or its end) is there, waiting at most ``timeout`` seconds."""
+        return bool(select.select([self._fd], [], [], timeout)[0])
+
+    def read(self) -> list[bytes] | None:
+        """The lines that arrived; ``None`` at the end of input."""
+        chunk = os.read(self._fd, READ_BYTES)
+        if not chunk:
+            return None
+        *lines, self._rest = (self._rest + chunk).split(b"\n")
+        return lines
+
+
 def main() -> int:
     from tether.services import Tether
 
@@ -99,29 +124,67 @@ def main() -> int:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     settings = Settings(**json.loads(os.environ[SETTINGS_ENV]))
     tether = Tether(settings)
+    # One thread does the work, in batches: rows are committed and examined by this loop,
+    # not handed between threads (each hand-over costs a GIL switch per row).
+    drift = tether.start_drift(background=False)
     tether.start_background()
-    drift = tether.drift
-    publisher = _BehaviourPublisher(drift.board.cedar if drift else {}, replies)
+    publisher = _BehaviourPublisher(drift.board.cedar, replies)
     publisher.start()
     replies.send(READY, os.getpid())
     try:
-        for line in sys.stdin.buffer:
-            if is_control(line):
-                kind, value = json.loads(line)
-                if kind == FLUSH:
-                    tether.decision_log.flush()
-                    if drift is not None:
-                        drift.drain()
-                    publisher.publish()
-                    replies.send(FLUSHED, value)
-                continue
-            try:
-                row = decode_row(line)
-            except (ValueError, KeyError, TypeError):
-                log.error("dropping an unreadable decision row: %r", line[:200])
-                continue
-            tether.record_decision(row)
+        _serve(tether, _Lines(sys.stdin.fileno()), replies, publisher)
     finally:
         publisher.stop()
         tether.close()
     return 0
+
+
+def _serve(tether: Any, lines: _Lines, replies: _Replies, publisher: _BehaviourPublisher) -> None:
+    interval = tether.settings.flush_interval_ms / 1000
+    idle_every = tether.settings.reload_interval_ms / 2000
+    drift = tether.drift
+    rows: list[dict[str, Any]] = []
+    flushes: list[Any] = []
+    due: float | None = None  # when the oldest uncommitted row must be committed
+    last_work = time.monotonic()
+    ended = False
+    while not ended:
+        now = time.monotonic()
+        wake = due if due is not None else last_work + idle_every
+        if lines.wait(max(0.0, wake - now)):
+            arrived = lines.read()
+            if arrived is None:
+                ended = True
+                arrived = []
+            for line in arrived:
+                if is_control(line):
+                    kind, value = json.loads(line)
+                    if kind == FLUSH:
+                        flushes.append(value)
+                    continue
+                try:
+                    rows.append(decode_row(line))
+                except (ValueError, KeyError, TypeError):
+                    log.error("dropping an unreadable decision row: %r", line[:200])
+            if rows and due is None:
+                due = time.monotonic() + interval
+        now = time.monotonic()
+        if ended or flushes or len(rows) >= MAX_BATCH or (due is not None and now >= due):
+            tether.decision_log.write(rows)
+            _detect(drift, rows)  # also reads newly stored events
+            rows, due, last_work = [], None, time.monotonic()
+            if flushes:
+                publisher.publish()
+                for number in flushes:
+                    replies.send(FLUSHED, number)
+                flushes = []
+        elif due is None and now - last_work >= idle_every:
+            _detect(drift, [])  # no decisions for a while: still watch ingested events
+            last_work = now
+
+
+def _detect(drift: Any, rows: list[dict[str, Any]]) -> None:
+    try:
+        drift.work(rows)
+    except Exception:  # the rows are committed; detection carries on with the next batch
+        log.exception("drift detection failed on a batch of %d decisions", len(rows))

@@ -38,8 +38,11 @@ def _tool(obs: Observation) -> str:
 
 def chain_depth(obs: Observation, history: list[Observation]) -> int:
     """How many ancestors ``obs`` has through ``parent_call_id`` (0: a top-level call)."""
+    if not obs.parent_call_id:
+        return 0
     parents = {h.call_id: h.parent_call_id for h in history if h.call_id}
-    depth, parent, seen = 0, obs.parent_call_id, set()
+    depth, seen = 0, set()
+    parent: str | None = obs.parent_call_id
     while parent and parent not in seen:
         seen.add(parent)
         depth += 1
@@ -67,9 +70,11 @@ def _flow(obs: Observation, ctx: DetectionContext, history: list[Observation]) -
     info = ctx.catalog.info(_tool(obs))
     if info.role is not ToolRole.SINK:
         return None
-    sources = [h for h in history if _sensitive_source(h, ctx)]
     targets = target_values(info, obs.arguments)
-    if not sources or not targets:
+    if not targets:
+        return None
+    sources = [h for h in history if _sensitive_source(h, ctx)]
+    if not sources:
         return None
     intended = intended_targets(ctx.task, ctx.catalog) if ctx.task is not None else frozenset()
     if intended:
