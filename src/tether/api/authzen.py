@@ -38,7 +38,7 @@ def decision_json(recorded: RecordedDecision) -> dict[str, Any]:
         "outcome": decision.outcome.value,
         "reasons": list(decision.reasons),
     }
-    if decision.obligations:
+    if decision.obligations and decision.permits:  # none to enforce on a refusal
         context["obligations"] = dict(decision.obligations)
     if decision.errors:
         context["errors"] = list(decision.errors)

@@ -109,7 +109,10 @@ class ApprovalService:
         )
         if retry.code is None:
             assert retry.approval is not None
-            return Settled(Decision(Outcome.ALLOW, (approval_reason(retry.approval.id),)))
+            # Approval lifts the approval forbids only: what the permits oblige still holds.
+            outcome = Outcome.CONSTRAIN if decision.obligations else Outcome.ALLOW
+            reason = approval_reason(retry.approval.id)
+            return Settled(Decision(outcome, (reason,), decision.obligations))
         if retry.code == APPROVAL_PENDING:
             assert retry.approval is not None
             return Settled(decision, retry.approval.ticket(now))

@@ -209,6 +209,9 @@ class PolicyEngine:
         underlying = self._interpret(result)
         if not underlying.permits and underlying.outcome is not Outcome.APPROVAL_REQUIRED:
             return underlying
+        if underlying.obligations:
+            # What the approved retry must still enforce (tether.approvals).
+            return Decision(decision.outcome, decision.reasons, underlying.obligations)
         return decision
 
     def _interpret(self, result: CedarAnswer) -> Decision:
@@ -228,11 +231,13 @@ class PolicyEngine:
             outcome = outcome_of[reasons[0]]
         else:
             outcome = max((outcome_of[r] for r in reasons), key=lambda o: o.precedence)
-        if outcome is Outcome.CONSTRAIN:
+        if outcome is Outcome.CONSTRAIN or outcome is Outcome.APPROVAL_REQUIRED:
+            # approval_required carries what the approved retry must still enforce.
             obligations = merge_obligations(
                 self._obligations_of[r] for r in reasons if r in self._obligations_of
             )
-            return Decision(outcome, tuple(reasons), obligations)
+            if obligations:
+                return Decision(outcome, tuple(reasons), obligations)
         return Decision(outcome, tuple(reasons))
 
     def _entities_for(self, request: DecisionRequest) -> Any:

@@ -25,6 +25,13 @@ permit(principal is agent, action == Action::"pay_invoice", resource);
 @outcome("approval_required")
 forbid(principal is agent, action == Action::"pay_invoice", resource)
 when { context has amount && context.amount > 1000 };
+@id("agents-export-redacted")
+@outcome("constrain")
+@obligations("max_rows=100")
+permit(principal is agent, action == Action::"export", resource);
+@id("exports-need-approval")
+@outcome("approval_required")
+forbid(principal is agent, action == Action::"export", resource);
 @id("no-paying-blocked")
 forbid(principal, action, resource == invoice::"BLOCKED") when { context has amount };
 """
@@ -139,3 +146,19 @@ def test_asking_again_while_pending_reuses_the_ticket_until_it_is_decided(
     with store.connect() as connection:
         count = connection.execute(select(approvals.c.id)).all()
     assert len(count) == 4
+
+
+def test_an_approved_retry_still_carries_the_permits_obligations(tether: Tether) -> None:
+    export = DecisionRequest(BOT, "export", EntityRef("invoice", "INV-3"), {})
+    asked = tether.evaluate(export, caller="gateway")
+    assert asked.decision.outcome is Outcome.APPROVAL_REQUIRED
+    assert asked.approval is not None
+    approval_id = asked.approval["id"]
+    tether.approvals.decide(approval_id, Verdict.APPROVE, approver_id="carol")
+    retry = DecisionRequest(
+        BOT, "export", EntityRef("invoice", "INV-3"), {"approval_id": approval_id}
+    )
+    allowed = tether.evaluate(retry, caller="gateway").decision
+    assert allowed.outcome is Outcome.CONSTRAIN
+    assert dict(allowed.obligations) == {"max_rows": "100"}
+    assert allowed.reasons == (f"approval:{approval_id}",)
