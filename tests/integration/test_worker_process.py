@@ -8,6 +8,7 @@ the worker, a dead worker is replaced, and drift records come back to the server
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from tether.services import Tether
 from tether.store.tables import decisions
 from tether.worker.link import WorkerLink
 from tether.worker.main import _BehaviourPublisher, _Replies
+
+ServerFactory = Callable[..., Any]
 
 pytestmark = pytest.mark.slow
 
@@ -119,3 +122,29 @@ def test_drift_records_travel_back_to_the_server() -> None:
     reader._flushes = {}
     reader._read_loop(io.BytesIO(out.getvalue() + b"not json\n"))
     assert behaviour == {"a2": {"drift_score": 10, "restricted": False}}
+
+
+def _children(pid: int) -> list[str]:
+    """Command lines of a process's children (Linux ``/proc``)."""
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [Path(f"/proc/{kid}/cmdline").read_bytes().replace(b"\0", b" ").decode() for kid in kids]
+
+
+def test_serve_runs_the_worker_process_unless_told_otherwise(
+    server_factory: ServerFactory, db_url: str, cli: Any, tmp_path: Path
+) -> None:
+    default = server_factory(db_url=db_url)
+    assert any("tether.worker" in child for child in _children(default.process.pid))
+    default.stop()
+    threads = server_factory(db_url=db_url, extra=["--background-work", "thread"])
+    assert not any("tether.worker" in child for child in _children(threads.process.pid))
+    with threads.client("pep") as pep:
+        body = {"subject": {"type": "agent", "id": "a"}, "action": {"name": "read"}}
+        answer = pep.post(
+            "/access/v1/evaluation", json={**body, "resource": {"type": "d", "id": "1"}}
+        )
+    assert answer.status_code == 200, answer.text
+    bad = cli("serve", "--db", db_url, "--background-work", "fork", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "`background_work`" in bad.stderr + bad.stdout
+    assert "thread or process" in bad.stderr + bad.stdout
