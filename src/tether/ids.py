@@ -30,9 +30,10 @@ def new_id() -> str:
 
 
 def _forget_after_fork() -> None:
-    """A forked child must not hand out the parent's unused identifiers."""
-    global _buffer, _offset
-    _buffer, _offset = b"", _CHUNK
+    """A forked child must not hand out the parent's unused identifiers (nor inherit the
+    lock held by a thread that does not exist in it)."""
+    global _buffer, _offset, _lock
+    _buffer, _offset, _lock = b"", _CHUNK, threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

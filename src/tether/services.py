@@ -139,6 +139,12 @@ class Tether:
         else:
             self.start_drift()
 
+    def background_problem(self) -> str | None:
+        """Why decisions are not being recorded right now (``None``: they are)."""
+        if isinstance(self.decision_log, WorkerLink) and not self.decision_log.alive:
+            return "the worker process (decision log, drift detection) is not running"
+        return None
+
     def start_drift(self, *, background: bool = True) -> DriftEngine:
         """Start live drift detection on decisions and ingested events (once); without
         ``background`` no worker thread: the caller feeds it (``DriftEngine.work``)."""

@@ -8,7 +8,10 @@ the worker, a dead worker is replaced, and drift records come back to the server
 from __future__ import annotations
 
 import io
+import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +123,25 @@ def test_drift_records_travel_back_to_the_server() -> None:
     reader = WorkerLink.__new__(WorkerLink)
     reader._behaviour = behaviour
     reader._flushes = {}
-    reader._read_loop(io.BytesIO(out.getvalue() + b"not json\n"))
+    reader._generation, reader._alive, reader._ready = 1, True, threading.Event()
+    reader._read_loop(io.BytesIO(out.getvalue() + b"not json\n"), 1)
     assert behaviour == {"a2": {"drift_score": 10, "restricted": False}}
+    assert not reader._alive  # its output ended: the worker is gone
+
+
+def test_a_worker_that_cannot_start_is_reported_and_its_rows_counted(tmp_path: Path) -> None:
+    unreachable = Settings(
+        database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
+        master_key_file=str(tmp_path / "master.key"),
+    )
+    link = WorkerLink(unreachable, {})
+    started = time.monotonic()
+    assert link.wait_ready(60) is False  # at once when it exits, not after the timeout
+    assert time.monotonic() - started < 30
+    assert not link.alive
+    link.record({"decision_id": "x", "at": datetime.now(UTC)})
+    link.close()
+    assert link.failed == 1
 
 
 def _children(pid: int) -> list[str]:

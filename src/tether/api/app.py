@@ -278,6 +278,9 @@ class TetherApp:
             revision = self.tether.latest_revision()
         except Exception as exc:  # the store is what readiness is about
             return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+        problem = self.tether.background_problem()
+        if problem is not None:  # answering without recording is not ready
+            return JSONResponse({"status": "unavailable", "detail": problem}, status_code=503)
         return JSONResponse(
             {
                 "status": "ready",

@@ -69,7 +69,7 @@ def check(
                 "decision_id": recorded.decision_id,
                 "outcome": decision.outcome.value,
                 "reasons": list(decision.reasons),
-                "obligations": dict(decision.obligations),
+                "obligations": dict(decision.obligations) if decision.permits else {},
                 "errors": list(decision.errors),
             }
         )
@@ -77,7 +77,7 @@ def check(
         colour = "green" if decision.permits else "red"
         console.print(f"[bold {colour}]{decision.outcome.value}[/]  ({recorded.decision_id})")
         console.print(f"reasons: {', '.join(decision.reasons)}", highlight=False, markup=False)
-        for key, value in decision.obligations.items():
+        for key, value in (decision.obligations if decision.permits else {}).items():
             console.print(f"obligation: {key}={value}", highlight=False, markup=False)
         for error in decision.errors:
             console.print(f"[red]error:[/] {escape(error)}", highlight=False)

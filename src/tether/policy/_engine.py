@@ -37,6 +37,8 @@ NO_PERMIT = "no-permit-matched"
 #: remembered. A PEP asks the same questions again and again; each costs Cedar ~50-100 µs,
 #: a lookup ~1 µs. Full: forgotten at once and refilled. 0 turns the cache off.
 DECISION_CACHE_SIZE = 65_536
+#: Contexts longer than this (characters of JSON) are not remembered.
+MAX_CACHED_CONTEXT = 2_048
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,9 @@ class PolicyEngine:
         except (ValueError, TypeError, RuntimeError) as exc:
             return _error_decision(f"evaluation failed: {exc}")
         key = None
-        if entities is self._entities:  # no request-asserted entity attributes
+        # Not for request-asserted entity attributes, nor for large contexts (the cache
+        # holds at most DECISION_CACHE_SIZE * MAX_CACHED_CONTEXT bytes of keys).
+        if entities is self._entities and len(context_json) <= MAX_CACHED_CONTEXT:
             key = (
                 subject.type,
                 subject.id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import itertools
 import json
 import logging
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 COALESCE_S = 0.002
 #: How long ``close`` waits for the worker to commit everything and exit.
 CLOSE_TIMEOUT_S = 60.0
+#: How long a new worker may take to come up, and the pause before starting one again.
+READY_TIMEOUT_S = 60.0
+RESPAWN_PAUSE_S = 0.5
 
 
 class WorkerLink:
@@ -57,6 +61,9 @@ class WorkerLink:
         self._flush_ids = itertools.count(1)
         self._recorded = 0
         self._ready = threading.Event()
+        self._failed = 0
+        self._alive = False
+        self._generation = 0  # of the current worker: replies of a replaced one are ignored
         self._closing = False
         self._closed = False
         self._process = self._spawn()
@@ -65,8 +72,15 @@ class WorkerLink:
         self._writer.start()
 
     def wait_ready(self, timeout: float = 60.0) -> bool:
-        """Wait until the worker is up (its store open, drift detection started)."""
-        return self._ready.wait(timeout)
+        """Wait until the worker is up (its store open, drift detection started); ``False``
+        at once if it exited before that."""
+        self._ready.wait(timeout)
+        return self._alive
+
+    @property
+    def alive(self) -> bool:
+        """Whether a worker is up and has not closed its output since."""
+        return self._alive
 
     # --- DecisionLog's interface -----------------------------------------------------------
 
@@ -77,15 +91,16 @@ class WorkerLink:
 
     @property
     def failed(self) -> int:
-        return 0
+        """Rows that could not be handed to any worker (each also logged)."""
+        return self._failed
 
     def record(self, row: Mapping[str, Any]) -> None:
         """Queue one decision row for the worker: an append, no I/O."""
-        pending = self._pending
-        idle = not pending
-        pending.append(encode_row(row))
+        self._pending.append(encode_row(row))
         self._recorded += 1
-        if idle:
+        # After the append: the writer clears the event before it drains, so a row appended
+        # before that clear is drained, and one appended after it finds the event unset.
+        if not self._wake.is_set():
             self._wake.set()
 
     def flush(self, timeout: float = 10.0) -> None:
@@ -117,6 +132,7 @@ class WorkerLink:
     # --- the pipe ----------------------------------------------------------------------------
 
     def _spawn(self) -> subprocess.Popen[bytes]:
+        self._ready.clear()
         process = subprocess.Popen(
             [sys.executable, "-m", "tether.worker"],
             stdin=subprocess.PIPE,
@@ -125,8 +141,11 @@ class WorkerLink:
             bufsize=0,
         )
         assert process.stdout is not None
+        self._generation += 1
         reader = threading.Thread(
-            target=self._read_loop, args=(process.stdout,), name="tether-worker-reader"
+            target=self._read_loop,
+            args=(process.stdout, self._generation),
+            name="tether-worker-reader",
         )
         reader.daemon = True
         reader.start()
@@ -156,40 +175,57 @@ class WorkerLink:
         for attempt in range(3):
             stdin = self._process.stdin
             assert stdin is not None
-            try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(stdin.fileno(), view)
-                    view = view[written:]
-                return
-            except OSError as exc:
-                log.error(
-                    "the worker process %s is gone (%s, exit status %s); starting another",
-                    self._process.pid,
-                    exc,
-                    self._process.poll(),
-                )
-                if attempt == 2:
-                    break
-                with contextlib.suppress(OSError):
-                    stdin.close()
-                self._process.wait()
-                self._process = self._spawn()
-        log.error("could not hand %d bytes of decision rows to a worker", len(data))
+            if self._ready.is_set() and not self._alive:
+                # Its output ended: it is exiting, and what it has not read is lost with it.
+                problem = "its output ended"
+            else:
+                try:
+                    view = memoryview(data)
+                    while view:
+                        written = os.write(stdin.fileno(), view)
+                        view = view[written:]
+                    return
+                except OSError as exc:
+                    problem = str(exc)
+            log.error(
+                "the worker process %s is gone (%s, exit status %s)",
+                self._process.pid,
+                problem,
+                self._process.poll(),
+            )
+            if attempt == 2:
+                break
+            with contextlib.suppress(OSError):
+                stdin.close()
+            self._process.wait()
+            time.sleep(RESPAWN_PAUSE_S * (attempt + 1))
+            log.info("starting another worker process")
+            self._process = self._spawn()
+            self.wait_ready(READY_TIMEOUT_S)
+        rows = data.count(b"\n") - data.count(b"\n[")
+        self._failed += rows
+        log.error("could not hand %d decision rows to a worker: they are not recorded", rows)
 
-    def _read_loop(self, stdout: IO[bytes]) -> None:
-        with stdout:
-            for line in stdout:
-                self._on_reply(line)
+    def _read_loop(self, stdout: IO[bytes], generation: int) -> None:
+        # Buffered: the pipe is unbuffered (bufsize=0), and line iteration over a raw pipe
+        # reads one byte per system call.
+        with io.BufferedReader(stdout) as replies:  # type: ignore[type-var]
+            for line in replies:
+                self._on_reply(line, generation)
+        if generation == self._generation:  # not a replaced worker's late end
+            self._alive = False
+            self._ready.set()  # whoever waits for this worker to come up: it will not
 
-    def _on_reply(self, line: bytes) -> None:
+    def _on_reply(self, line: bytes, generation: int = 0) -> None:
         try:
             kind, value = orjson.loads(line)
         except (orjson.JSONDecodeError, ValueError):
             log.warning("unreadable line from the worker process: %r", line[:200])
             return
         if kind == READY:
-            self._ready.set()
+            if generation == self._generation:
+                self._alive = True
+                self._ready.set()
         elif kind == FLUSHED:
             done = self._flushes.get(int(value))
             if done is not None:

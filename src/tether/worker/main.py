@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -42,7 +43,8 @@ class _Replies:
         self._lock = threading.Lock()
 
     def send(self, kind: str, value: Any) -> None:
-        with self._lock:
+        # The server may be gone (killed): the rows it sent are still committed.
+        with self._lock, contextlib.suppress(OSError):
             self._out.write(encode_control(kind, value))
             self._out.flush()
 
