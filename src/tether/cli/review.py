@@ -16,7 +16,7 @@ import typer
 
 from tether.cli.common import DbOption, JsonOption, open_tether
 from tether.cli.output import console, emit_json, errors_to_exit, fail, table
-from tether.review.frameworks import FRAMEWORKS
+from tether.frameworks import FRAMEWORKS
 from tether.review.render import FORMATS, render
 from tether.review.report import FRAMEWORK_COLUMNS, Report
 from tether.review.service import generate_report

@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
+from tether.frameworks import COLUMNS, FrameworkCatalog, load_frameworks
 from tether.review.access import AccessReview, IdentityReview
-from tether.review.frameworks import COLUMNS, FrameworkCatalog, load_frameworks
 from tether.review.report_model import ReportSection, Row, section
 from tether.review.rightsize import RightsizedPolicySet
 

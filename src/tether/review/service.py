@@ -19,8 +19,8 @@ from sqlalchemy import Engine
 
 from tether.errors import InvalidRequest, NotFound
 from tether.estate import parse_duration
+from tether.frameworks import FRAMEWORKS, load_frameworks
 from tether.review.access import review_access
-from tether.review.frameworks import FRAMEWORKS, load_frameworks
 from tether.review.report import Report, build_report, framework_report
 from tether.review.report_model import ReportSection
 from tether.review.rightsize import CollapseRule, rightsize

@@ -194,9 +194,7 @@ def test_sections_carry_one_row_per_flag_with_known_row_types(
     assert {r["row_type"] for r in findings.rows} <= set(FLAGS)
     assert len({r["row_id"] for r in findings.rows}) == expected
     assert offboarded.rows == ()
-    catalog = yaml.safe_load(
-        (Path(__file__).parents[3] / "src/tether/review/frameworks.yaml").read_text()
-    )
+    catalog = yaml.safe_load((Path(__file__).parents[3] / "src/tether/frameworks.yaml").read_text())
     assert set(FLAGS) | {"offboarded"} <= set(catalog["types"])
 
 

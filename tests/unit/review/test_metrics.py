@@ -179,9 +179,7 @@ def test_review_sections_of_lifecycle_grants_and_metrics(store: Engine, tmp_path
     assert metrics.review_sections(store, now=NOW, since=since, identity="a1") == []
     only = lifecycle.review_sections(store, now=NOW, since=since, identity="k1")
     assert {r["identity"] for r in only[0].rows} == {"k1"}
-    catalog = yaml.safe_load(
-        (Path(__file__).parents[3] / "src/tether/review/frameworks.yaml").read_text()
-    )
+    catalog = yaml.safe_load((Path(__file__).parents[3] / "src/tether/frameworks.yaml").read_text())
     for section in sections:
         for row in section.rows:
             assert row["row_type"] in catalog["types"], row

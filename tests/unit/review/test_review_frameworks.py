@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tether.drift.model import DETECTOR_NAMES
-from tether.review.frameworks import (
+from tether.frameworks import (
     FRAMEWORKS,
     ID_SHAPES,
     FrameworksInvalid,
@@ -117,3 +117,16 @@ def test_an_id_of_the_wrong_shape_is_refused() -> None:
     )
     with pytest.raises(FrameworksInvalid, match="wrong shape"):
         parse_frameworks(text)
+
+
+def test_a_drift_finding_names_the_same_ids_as_the_catalogue() -> None:
+    from tether.drift.frameworks import frameworks_for
+    from tether.drift.model import DETECTOR_NAMES
+
+    catalog = load_frameworks()
+    for detector in DETECTOR_NAMES:
+        refs = frameworks_for(detector)
+        assert set(refs) == {"owasp_asi", "maestro", "nist_ai_rmf", "nist_csf"}
+        for framework, ids in catalog.references(detector).items():
+            assert refs[framework.replace("-", "_")] == tuple(ids)
+            assert ids  # every detector maps to at least one id of every framework

@@ -96,7 +96,7 @@ _NO_REFERENCES: Mapping[str, tuple[str, ...]] = MappingProxyType(dict.fromkeys(F
 @functools.cache
 def load_frameworks() -> FrameworkCatalog:
     """The catalog shipped with tether (read and validated once)."""
-    text = resources.files("tether.review").joinpath("frameworks.yaml").read_text("utf-8")
+    text = resources.files("tether").joinpath("frameworks.yaml").read_text("utf-8")
     return parse_frameworks(text)
 
 
