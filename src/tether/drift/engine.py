@@ -195,7 +195,7 @@ class DriftEngine:
                 rows: list[Mapping[str, Any]] = []
                 while self._queue and len(rows) < 500:
                     rows.append(self._queue.popleft())
-                self._work(rows)
+                self.work(rows)
             except Exception:
                 log.exception("drift detection failed on a batch; carrying on")
             finally:
@@ -204,10 +204,7 @@ class DriftEngine:
 
     def work(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Detect on ``rows`` (decision rows) and on newly stored events, now, on the calling
-        thread: the worker thread's step, for a loop that runs the engine itself."""
-        self._work(rows)
-
-    def _work(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        thread: the worker thread's step, also for a loop that runs the engine itself."""
         self.refresh()
         every = self._baseline_every_s
         if every is not None and time.monotonic() - self._last_rebuild >= every:

@@ -116,16 +116,14 @@ class DecisionLog:
                         markers.append(item)
                     elif item is not _STOP:
                         batch.append(item)
-            self._write(batch)
+            self.write(batch)
             for marker in markers:
                 marker.set()
 
     def write(self, batch: list[Mapping[str, Any]]) -> None:
-        """Commit ``batch`` now, on the calling thread (for a loop that batches itself,
-        like ``tether.worker``'s); the same retries and one-by-one fallback as the writer."""
-        self._write(batch)
-
-    def _write(self, batch: list[Mapping[str, Any]]) -> None:
+        """Commit ``batch`` now, on the calling thread: the writer thread's step, also for a
+        loop that batches itself (``tether.worker``'s), with retries and a one-by-one
+        fallback for rows the database refuses."""
         if not batch:
             return
         for attempt in range(3):

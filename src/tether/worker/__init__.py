@@ -11,10 +11,10 @@ decision row to a worker process over a pipe and does nothing else with it:
   what queued up to the worker's stdin every few milliseconds; ``flush`` returns once the
   worker committed everything recorded before it; ``close`` drains and waits.
 * the worker (``python -m tether.worker``) is a :class:`~tether.services.Tether` on the
-  same store with its background work started: it commits the rows with its batching
-  decision log, runs live drift detection on them (and on ingested events) and sends
-  each identity's drift record (``context.tether.behaviour``) back over its stdout,
-  where the server puts it into the next decision's context.
+  same store: one loop reads every row that arrived, commits a batch per flush interval
+  (``DecisionLog.write``) and runs drift detection on it (``DriftEngine.work``, which also
+  reads newly ingested events); each identity's drift record (``context.tether.behaviour``)
+  goes back over its stdout, where the server puts it into the next decision's context.
 
 Durability: a clean stop drains the queue, the pipe and the worker's log (no loss). A
 server killed with SIGKILL closes the pipe; the worker commits what it read and exits,

@@ -28,6 +28,7 @@ from tether.worker.protocol import (
     SETTINGS_ENV,
     encode_control,
     encode_row,
+    is_control,
 )
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ class WorkerLink:
             log.info("starting another worker process")
             self._process = self._spawn()
             self.wait_ready(READY_TIMEOUT_S)
-        rows = data.count(b"\n") - data.count(b"\n[")
+        rows = sum(1 for line in data.splitlines() if not is_control(line))
         self._failed += rows
         log.error("could not hand %d decision rows to a worker: they are not recorded", rows)
 
