@@ -34,6 +34,7 @@ class ReviewHost(Protocol):
 
     engine: Engine
     snapshot: Any
+    decision_log: Any  # has flush(): a report sees every decision made before it
 
     def reload(self) -> bool: ...
 
@@ -107,6 +108,9 @@ def generate_report(
     if framework is not None and framework not in FRAMEWORKS:
         raise InvalidRequest(f"unknown framework `{framework}`; use one of {', '.join(FRAMEWORKS)}")
     tether.reload()
+    # Decisions are committed in batches (here or by tether.worker): commit what is queued
+    # (and let drift examine it), so two reports of the same moment are the same report.
+    tether.decision_log.flush()
     snap = tether.snapshot
     review = review_access(
         tether.engine, since=start, until=now, identity=identity, estate_revision=snap.revision
