@@ -30,8 +30,9 @@ $(CHROMIUM):
 	  || (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null); \
 	else echo "install Debian's chromium (sudo apt-get install chromium): the browser tests need it" >&2; exit 1; fi
 
+# Two workers (one per core here), a test file kept on one worker: its fixtures and servers stay together.
 test: lint typecheck $(CHROMIUM)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) .tether .pytest_cache .mypy_cache .ruff_cache

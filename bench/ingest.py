@@ -124,8 +124,7 @@ def in_process(path: Path, db: str, *, callback: bool) -> tuple[int, float, int]
     def trivial(stored: Sequence[ObservedAccess]) -> None:
         seen[0] += len(stored)
 
-    tether = open_tether(db)
-    try:
+    with open_tether(db) as tether:
         store = EventStore(tether.engine, tether.keys)
         if callback:
             store.on_stored.append(trivial)
@@ -133,8 +132,6 @@ def in_process(path: Path, db: str, *, callback: bool) -> tuple[int, float, int]
         summary = store.ingest(iter_file(path, Source.CLOUDTRAIL))
         store.checkpoint()
         elapsed = time.perf_counter() - started
-    finally:
-        tether.close()
     return summary.ingested, elapsed, seen[0]
 
 
@@ -142,13 +139,10 @@ def verify(db: str) -> tuple[bool, int, float]:
     from tether.cli.common import open_tether
     from tether.telemetry.audit import verify_chain
 
-    tether = open_tether(db)
-    try:
+    with open_tether(db) as tether:
         started = time.perf_counter()
         report = verify_chain(tether.engine, tether.keys)
         return report.ok, report.events, time.perf_counter() - started
-    finally:
-        tether.close()
 
 
 def _rate(count: int, seconds: float) -> str:

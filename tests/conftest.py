@@ -42,6 +42,18 @@ BACKENDS = ["sqlite"] if POSTGRES_OFF else ["sqlite", "postgresql"]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    shown = [
+        (report.nodeid, text)
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, [])
+        if getattr(report, "when", None) == "call"
+        for name, text in getattr(report, "user_properties", ())
+        if name == "figure"
+    ]
+    if shown:
+        terminalreporter.section("measured figures")
+        for nodeid, text in shown:
+            terminalreporter.write_line(f"{text}    ({nodeid.split('::')[-1]})")
     if POSTGRES_OFF:
         terminalreporter.write_line(
             "WARNING: TETHER_TEST_POSTGRES=off: the PostgreSQL backend was NOT tested", red=True
@@ -50,6 +62,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 def _psycopg_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture
+def figure(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Show a figure a test measured in the run's summary ("measured figures"), also when
+    the test ran on an xdist worker (whose own output is not shown)."""
+
+    def show(text: str) -> None:
+        request.node.user_properties.append(("figure", text.strip()))
+
+    return show
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +95,46 @@ def postgres_server() -> Iterator[str]:
     yield _psycopg_url(f"{base}/{name}")
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class DoomedDatabase:
+    """A throw-away PostgreSQL database a test drops under whatever uses it."""
+
+    url: str
+    name: str
+
+    def drop(self) -> None:
+        """End every session on it and drop it: the store is gone, as in an outage."""
+        import psycopg
+
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                [self.name],
+            )
+            admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def doomed_database() -> Iterator[DoomedDatabase]:
+    """A database of its own on the real PostgreSQL server, for a test to ``drop()``."""
+    import psycopg
+
+    if POSTGRES_OFF:
+        pytest.skip("TETHER_TEST_POSTGRES=off: a dropped PostgreSQL database is not tested")
+    name = f"tether_doomed_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is required at {POSTGRES_ADMIN_URL} ({exc})", pytrace=False)
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    doomed = DoomedDatabase(_psycopg_url(f"{base}/{name}"), name)
+    yield doomed
+    doomed.drop()
 
 
 def _fresh_schema_url(postgres_url: str) -> str:

@@ -53,6 +53,23 @@ class Settings:
     # this process) or `process` (a worker process beside the server, tether.worker;
     # `tether serve`'s default: the event loop keeps its CPU for answering).
     background_work: str = "thread"
+    # While decisions cannot be recorded (the decision store unreachable, rows lost),
+    # deny every evaluation with `decisions_unrecorded` rather than decide unrecorded.
+    fail_closed_unrecorded: bool = True
+
+    # --- bounds checked at the HTTP edge before any work; over one: 400 or 413 naming it ---
+    # Deepest nesting of an AuthZEN request's `context` and of each `properties` object
+    # (the object itself is level 1): deeper is a 400 `context_too_deep`/`properties_too_deep`.
+    max_json_depth: int = 32
+    # Most JSON values (each object, array, string, number, boolean and null counts once)
+    # in `context` and in each `properties` object: more is a 413 `context_too_large`/
+    # `properties_too_large`.
+    max_json_values: int = 10_000
+    # Items of one `/access/v1/evaluations` request: more is a 413 `too_many_evaluations`.
+    max_evaluations: int = 1_000
+    # Results of one search page at most, whatever its `page.limit` asks (AuthZEN lets a
+    # PDP return fewer): the rest follow with `next_token`.
+    search_max_page_size: int = 1_000
 
     @property
     def public_url(self) -> str:
@@ -80,7 +97,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         raw = env.get(f"TETHER_{f.name.upper()}")
         if raw is None:
             continue
-        if f.type in ("int", int):
+        if f.type in ("bool", bool):
+            values[f.name] = parse_bool(f"TETHER_{f.name.upper()}", raw)
+        elif f.type in ("int", int):
             try:
                 values[f.name] = int(raw)
             except ValueError:
@@ -107,6 +126,20 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
 
 
 BACKGROUND_WORK = ("thread", "process")
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
+
+
+def parse_bool(name: str, raw: str) -> bool:
+    """``true``/``false`` (or ``1``/``0``, ``yes``/``no``, any case) as a boolean."""
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise InvalidRequest(
+        f"environment variable `{name}` must be true or false (or 1/0, yes/no), got `{raw}`"
+    )
 
 
 # Bounds that keep a typo from becoming a busy loop or a server that refuses every body.
@@ -121,4 +154,9 @@ _RANGES = {
     "max_header_bytes": (1024, 1_048_576),
     "max_concurrency": (1, 1_000_000),
     "approval_ttl_s": (1, 30 * 86400),
+    # Under what a decision row and its Cedar context can be encoded (orjson: 254 levels).
+    "max_json_depth": (1, 128),
+    "max_json_values": (1, 10_000_000),
+    "max_evaluations": (1, 1_000_000),
+    "search_max_page_size": (1, 100_000),
 }

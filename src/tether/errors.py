@@ -8,12 +8,13 @@ exactly one place (``tether.api.errors``) and CLI exit codes in one place
 
     TetherError
     ├── InvalidRequest        bad input from a caller (malformed, missing, wrong type)
-    │   └── EstateInvalid     estate files that do not validate (carries file and line)
+    │   ├── EstateInvalid     estate files that do not validate (carries file and line)
+    │   └── LimitExceeded     over a configured bound of shape (nesting depth); names it
     ├── NotFound              a named object does not exist
     ├── Conflict              the request contradicts stored state
     ├── Unauthenticated       no or unverifiable credentials
     ├── Forbidden             authenticated but not allowed
-    ├── PayloadTooLarge       body over the configured limit
+    ├── PayloadTooLarge       body, item count or value count over a configured limit
     ├── RateLimited           caller over its rate limit
     └── StoreUnavailable      the database cannot be reached or migrated
 """
@@ -64,6 +65,32 @@ class EstateInvalid(InvalidRequest):
         super().__init__(f"estate is invalid ({len(problems)} problem(s)):\n{lines}")
 
 
+@dataclass(frozen=True)
+class Limit:
+    """A configured bound a request went over: the setting that holds it and its value."""
+
+    setting: str
+    value: int
+
+    @property
+    def env(self) -> str:
+        """The environment variable that sets it."""
+        return f"TETHER_{self.setting.upper()}"
+
+    def __str__(self) -> str:
+        return f"{self.value} (`{self.env}`)"
+
+
+class LimitExceeded(InvalidRequest):
+    """A request shaped beyond a configured bound (e.g. nested too deep)."""
+
+    code = "limit_exceeded"
+
+    def __init__(self, message: str, *, limit: Limit, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.limit = limit
+
+
 class NotFound(TetherError):
     code = "not_found"
 
@@ -82,6 +109,12 @@ class Forbidden(TetherError):
 
 class PayloadTooLarge(TetherError):
     code = "payload_too_large"
+
+    def __init__(
+        self, message: str, *, limit: Limit | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.limit = limit
 
 
 class RateLimited(TetherError):

@@ -1,7 +1,10 @@
 """The application service: one object the HTTP edge, the CLI and the SDK all call.
 
 It owns the store, the live policy snapshot (hot-reloaded when `tether apply` writes
-a new estate revision) and the batching decision log.
+a new estate revision) and the decision sink (``tether.store.sink``: a batching writer
+thread, or a worker process). With ``fail_closed_unrecorded`` (the default) a decision
+that cannot be recorded is not made: while the sink is unhealthy every evaluation is
+denied with ``decisions_unrecorded``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from tether.store import migrate
 from tether.store.decision_log import DecisionLog
 from tether.store.engine import check_reachable, open_engine
 from tether.store.lifecycle_tables import offboardings
+from tether.store.sink import DecisionSink
 from tether.store.tables import estate_revisions
 from tether.tokens import KeyRing, TaskAuthority, TaskUse, load_or_create_master_key
 from tether.tokens.decisions import refusal
@@ -72,8 +76,21 @@ def _snapshot(revision: int | None, estate: CompiledEstate) -> PolicySnapshot:
     )
 
 
+class WouldBlock(Exception):  # control flow: never an error a caller sees
+    """Raised by ``Tether.evaluate(may_block=False)`` when answering needs store I/O (an
+    approval ticket); raised before anything is recorded, so the caller may simply
+    evaluate again where blocking is fine (a worker thread)."""
+
+
 def _offboarded(identity_id: str) -> Decision:
     return refusal("identity_offboarded", f"identity `{identity_id}` is offboarded")
+
+
+UNRECORDED = refusal(
+    "decisions_unrecorded",
+    "decisions cannot be recorded right now (the decision store is unreachable or rows "
+    "are being lost), so none is made; see `/readyz`",
+)
 
 
 class Tether:
@@ -91,9 +108,10 @@ class Tether:
         # Drift records by identity (context.tether.behaviour), from the drift engine.
         reported: dict[str, Mapping[str, Any]] = {}
         self.behaviour: Mapping[str, Mapping[str, Any]] = reported
-        self.decision_log: DecisionLog | WorkerLink
+        self.decision_log: DecisionSink
+        self._worker: WorkerLink | None = None
         if settings.background_work == "process":  # rows and drift go to tether.worker
-            self.decision_log = WorkerLink(settings, reported)
+            self.decision_log = self._worker = WorkerLink(settings, reported)
         else:
             self.decision_log = DecisionLog(
                 self.engine, flush_interval_ms=settings.flush_interval_ms
@@ -132,18 +150,16 @@ class Tether:
             self._reloader = threading.Thread(target=self._watch, name="tether-reload", daemon=True)
             self._reloader.start()
         self.signals.start()
-        if isinstance(self.decision_log, WorkerLink):
+        if self._worker is not None:
             # Serve once the worker records and watches: what is decided is soon visible.
-            if not self.decision_log.wait_ready():
+            if not self._worker.wait_ready():
                 log.error("the worker process is not up after 60 s; decisions queue for it")
         else:
             self.start_drift()
 
     def background_problem(self) -> str | None:
         """Why decisions are not being recorded right now (``None``: they are)."""
-        if isinstance(self.decision_log, WorkerLink) and not self.decision_log.alive:
-            return "the worker process (decision log, drift detection) is not running"
-        return None
+        return self.decision_log.problem
 
     def start_drift(self, *, background: bool = True) -> DriftEngine:
         """Start live drift detection on decisions and ingested events (once); without
@@ -240,12 +256,16 @@ class Tether:
         request_id: str | None = None,
         caller: str | None = None,
         task: TaskUse | None = None,
+        may_block: bool = True,
     ) -> RecordedDecision:
         """Evaluate one request and record it as a decision event (``task``: made with a
-        task token, see ``tether.tokens.decisions``)."""
+        task token, see ``tether.tokens.decisions``; ``may_block=False``: raise
+        :class:`WouldBlock` rather than wait for the store, as on an event loop)."""
         started = time.perf_counter_ns()
         snap = self.snapshot
-        if request.subject.id in self.offboarded:
+        if not self.decision_log.healthy and self.settings.fail_closed_unrecorded:
+            decision = UNRECORDED  # still recorded, if the sink can: it may have recovered
+        elif request.subject.id in self.offboarded:
             decision = _offboarded(request.subject.id)
         elif task is None:
             decision = snap.engine.decide(request, self._tether_context(snap, request))
@@ -254,6 +274,8 @@ class Tether:
         decision_id = new_id()
         approval = None
         if decision.outcome is Outcome.APPROVAL_REQUIRED:  # a ticket, or the approved retry
+            if not may_block:  # the ticket is a store write
+                raise WouldBlock
             settled = self.approvals.settle(
                 request, decision, decision_id=decision_id, caller=caller
             )

@@ -50,7 +50,8 @@ def test_apply_through_the_cli_is_live_within_a_second(
         answer = ask(client, "write")
         assert answer["context"]["reasons"] == ["allow-write"]
         assert ask(client, "read")["decision"] is False  # the old policy is gone
-        ready = client.get("/readyz").json()
+    with server.client("auditor") as auditor:  # revisions are for auditors (tether.api.app)
+        ready = auditor.get("/readyz").json()
         assert ready["estate_revision"] == ready["latest_revision"] == 2
     print(f"\nreload {db_url.split(':')[0]}: live {live_after * 1000:.0f} ms after apply")
 
@@ -68,4 +69,5 @@ def test_an_invalid_apply_changes_nothing_on_the_running_server(
     time.sleep(0.7)  # longer than the reload interval
     with server.client() as client:
         assert ask(client, "read")["decision"] is True
-        assert client.get("/readyz").json()["latest_revision"] == 1
+    with server.client("auditor") as auditor:
+        assert auditor.get("/readyz").json()["latest_revision"] == 1

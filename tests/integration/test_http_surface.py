@@ -60,13 +60,29 @@ def test_healthz(client: httpx.Client) -> None:
     assert response.json() == {"status": "ok"}
 
 
-def test_readyz_reports_the_store_and_the_live_revision(client: httpx.Client) -> None:
-    response = client.get("/readyz")
-    assert response.status_code == 200
-    body = response.json()
-    assert body["status"] == "ready"
-    assert body["estate_revision"] == body["latest_revision"] == 1
-    assert body["policies"] >= 1
+def test_readyz_tells_anyone_only_whether_it_is_ready(server: ServerProcess) -> None:
+    # Revisions, counts and store errors (host and database names) are not public.
+    for as_ in (None, "pep"):
+        with server.client(as_) as anyone:
+            response = anyone.get("/readyz")
+        assert response.status_code == 200
+        assert response.json() == {"status": "ready"}
+
+
+def test_readyz_reports_the_store_and_the_live_revision_to_auditors(
+    server: ServerProcess,
+) -> None:
+    for as_ in ("auditor", "admin"):
+        with server.client(as_) as reader:
+            response = reader.get("/readyz")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["status"] == "ready"
+        assert body["estate_revision"] == body["latest_revision"] == 1
+        assert body["policies"] >= 1
+        assert body["decisions_lost"] == 0
+        assert isinstance(body["decisions_written"], int)
+        assert body["detail"] is None
 
 
 def test_evaluation_answers_and_echoes_the_request_id(client: httpx.Client) -> None:
@@ -134,6 +150,28 @@ def test_openapi_lists_the_authzen_paths(client: httpx.Client) -> None:
 def test_unknown_route_is_404(client: httpx.Client) -> None:
     assert client.get("/no/such/route").status_code == 404
     assert client.post("/access/v1/evaluationz", json=EVALUATION).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/healthz/"),
+        ("GET", "/openapi.json/"),
+        ("GET", "/v1/tasks/"),
+        ("POST", "/oauth2/token/"),
+        ("POST", "/access/v1/evaluation/"),
+        ("GET", "//evil.example/"),
+    ],
+)
+def test_a_trailing_slash_is_a_404_never_a_redirect_to_the_host_header(
+    server: ServerProcess, method: str, path: str
+) -> None:
+    """Starlette's slash redirects built `location` from a forged Host (issue 19)."""
+    with httpx.Client(timeout=10, follow_redirects=False) as anonymous:
+        response = anonymous.request(method, server.url + path, headers={"host": "evil.example"})
+    assert "location" not in response.headers
+    body = assert_problem(response, 404, "not_found")
+    assert body["detail"] == f"no route `{path}` (tether's paths end without a trailing slash)"
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])

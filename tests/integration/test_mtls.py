@@ -207,3 +207,19 @@ def test_a_required_client_certificate_is_enforced_at_the_tls_layer(
     assert "certificate required" in str(refused.value).lower(), refused.value
     with httpx.Client(base_url=strict.url, verify=pki.context("pep"), timeout=10) as pep:
         assert pep.post("/access/v1/evaluation", json=EVALUATION).status_code == 200
+
+
+def test_the_sdk_client_authenticates_with_a_client_certificate(server: Any, pki: Pki) -> None:
+    from tether.sdk import AuthenticationError, Client, ClientCertificate, Resource, Subject
+
+    def sdk(name: str) -> Client:
+        cert, key = pki.clients[name]
+        credential = ClientCertificate(cert, key, ca_file=pki.folder / "ca.pem")
+        return Client(server.url, credential=credential, timeout=10)
+
+    alice, doc = Subject("user", "alice"), Resource("doc", "d1")
+    with sdk("pep") as client:
+        assert client.evaluate(alice, "read", doc).allowed
+    with sdk("unbound") as client, pytest.raises(AuthenticationError) as refused:
+        client.evaluate(alice, "read", doc)
+    assert refused.value.error_code == "caller_unknown"

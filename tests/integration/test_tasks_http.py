@@ -225,6 +225,37 @@ def test_delegation_over_http_and_revocation_of_the_parent(
     assert pep.post("/oauth2/revoke", data={"token": "whatever"}).status_code == 200
 
 
+def revoke_as(server: ServerProcess, key: WorkloadKey, sub: str, token: str) -> httpx.Response:
+    """POST /oauth2/revoke, the caller the workload ``sub`` by its own proof."""
+    with workload(server, key.svid(sub)) as client:
+        return client.post("/oauth2/revoke", data={"token": token})
+
+
+def test_a_workload_revokes_only_tokens_issued_to_it(
+    server: ServerProcess, pep: httpx.Client, keys: tuple[WorkloadKey, WorkloadKey]
+) -> None:
+    """RFC 7009 §2.1: helper-bot holding billing-bot's token cannot end it (issue 19)."""
+    key = keys[0]
+    victim = task_token(server, key, open_task(server, key))
+    before = state(server)
+    refused = revoke_as(server, key, HELPER, victim)
+    assert refused.status_code == 400, refused.text
+    assert refused.headers["cache-control"] == "no-store"
+    assert refused.json()["error"] == "unauthorized_client"
+    assert refused.json()["error_code"] == "token_not_issued_to_caller"
+    assert state(server) == before
+    assert decide(pep, victim, "read_invoice", ("invoice", "INV-9"))["decision"] is True
+    assert introspect(pep, victim)["active"] is True
+    assert revoke_as(server, key, HELPER, "not-a-token").status_code == 200  # RFC 7009 §2.2
+
+    child = delegated(server, key, victim, HELPER, scope="read_invoice").json()["access_token"]
+    assert revoke_as(server, key, HELPER, child).status_code == 200  # its own, as the actor
+    assert introspect(pep, child)["error_code"] == "token_revoked"
+    assert decide(pep, victim, "read_invoice", ("invoice", "INV-9"))["decision"] is True
+    assert revoke_as(server, key, BILLING, victim).status_code == 200  # the subject's own
+    assert introspect(pep, victim) == {"active": False, "error_code": "token_revoked"}
+
+
 def test_the_task_endpoints_refuse_what_they_must(
     server: ServerProcess, keys: tuple[WorkloadKey, WorkloadKey]
 ) -> None:

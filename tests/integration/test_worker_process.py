@@ -139,9 +139,13 @@ def test_a_worker_that_cannot_start_is_reported_and_its_rows_counted(tmp_path: P
     assert link.wait_ready(60) is False  # at once when it exits, not after the timeout
     assert time.monotonic() - started < 30
     assert not link.alive
+    assert not link.healthy
+    assert link.problem is not None
+    assert "not running" in link.problem
     link.record({"decision_id": "x", "at": datetime.now(UTC)})
     link.close()
-    assert link.failed == 1
+    assert link.lost == 1
+    assert link.written == 0
 
 
 def _children(pid: int) -> list[str]:
@@ -168,3 +172,110 @@ def test_serve_runs_the_worker_process_unless_told_otherwise(
     assert bad.returncode == 2
     assert "`background_work`" in bad.stderr + bad.stdout
     assert "thread or process" in bad.stderr + bad.stdout
+
+
+def _poisoned(tether: Tether, n: int) -> list[str]:
+    """Rows whose context no encoder takes, recorded as a decision would be (the edge
+    refuses such contexts, so they are injected past it)."""
+    ids = []
+    for i in range(n):
+        honest = _ask(tether, 1)[0]
+        deep: dict[str, Any] = {}
+        for _ in range(5000):
+            deep = {"a": deep}
+        row = {
+            "decision_id": f"poison-{i}-{honest}"[:40],
+            "at": datetime.now(UTC),
+            "subject_type": "agent",
+            "subject_id": "hostile",
+            "action": "read",
+            "resource_type": "doc",
+            "resource_id": "d",
+            "outcome": "deny",
+            "decision": False,
+            "reasons": [],
+            "obligations": {},
+            "errors": [],
+            "context": deep if i % 2 else {"s": "\ud800", "o": object()},
+            "duration_us": 1,
+        }
+        tether.record_decision(row)
+        ids.append(row["decision_id"])
+    return ids
+
+
+def test_poison_rows_cost_the_worker_no_honest_row_and_written_means_committed(
+    db_url: str, tmp_path: Path
+) -> None:
+    tether = _tether(db_url, tmp_path)
+    link = tether.decision_log
+    try:
+        honest = _ask(tether, 400)
+        poison = _poisoned(tether, 20)  # each beside an honest row of its own
+        honest += _ask(tether, 400)
+        link.flush(timeout=60)
+        assert _stored(tether, honest) == 800
+        assert _stored(tether, poison) == 20
+        with tether.engine.connect() as connection:
+            contexts = connection.execute(
+                select(decisions.c.context).where(decisions.c.decision_id.in_(poison))
+            ).scalars()
+            assert all(set(context) == {"tether_error"} for context in contexts)
+        assert link.written == 800 + 20 + 20  # acknowledged by the worker as committed
+        assert link.lost == 0
+        assert link.healthy
+    finally:
+        tether.close()
+        tether.engine.dispose()
+
+
+def _wait_unhealthy(tether: Tether, within_s: float = 10) -> None:
+    deadline = time.monotonic() + within_s
+    while tether.decision_log.healthy:
+        assert time.monotonic() < deadline, "the sink did not notice the store is gone"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("background_work", ["process", "thread"])
+def test_a_dropped_store_fails_decisions_closed(
+    doomed_database: Any, tmp_path: Path, background_work: str
+) -> None:
+    settings = Settings(
+        database_url=doomed_database.url,
+        master_key_file=str(tmp_path / "master.key"),
+        background_work=background_work,
+    )
+    tether = Tether(settings)
+    tether.start_background()
+    try:
+        before = tether.evaluate(_request())
+        assert before.decision.error_code is None
+        doomed_database.drop()
+        _wait_unhealthy(tether)
+        assert tether.background_problem() is not None
+        refused = tether.evaluate(_request()).decision
+        assert refused.error_code == "decisions_unrecorded"
+        assert refused.reasons == ("decisions_unrecorded",)
+        assert not refused.permits
+    finally:
+        tether.close()
+
+
+def test_fail_closed_can_be_turned_off(doomed_database: Any, tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=doomed_database.url,
+        master_key_file=str(tmp_path / "master.key"),
+        fail_closed_unrecorded=False,
+    )
+    tether = Tether(settings)
+    tether.start_background()
+    try:
+        doomed_database.drop()
+        _wait_unhealthy(tether)
+        assert tether.evaluate(_request()).decision.error_code is None  # decided, unrecorded
+    finally:
+        tether.close()
+
+
+def _request() -> DecisionRequest:
+    return DecisionRequest(EntityRef("agent", "a1"), "read", EntityRef("doc", "d1"), {}, {}, {}, {})

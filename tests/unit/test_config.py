@@ -92,3 +92,24 @@ def test_caller_limits_come_from_the_environment_and_are_bounded() -> None:
         load_settings({"TETHER_RATE_LIMIT_PER_S": "0"})
     with pytest.raises(InvalidRequest, match="max_header_bytes"):
         load_settings({"TETHER_MAX_HEADER_BYTES": "10"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        *[("true", True), ("TRUE", True), ("1", True), ("yes", True), (" Yes ", True)],
+        *[("false", False), ("False", False), ("0", False), ("no", False)],
+    ],
+)
+def test_fail_closed_unrecorded_is_a_boolean_from_the_environment(raw: str, value: bool) -> None:
+    assert load_settings({}).fail_closed_unrecorded is True
+    assert load_settings({"TETHER_FAIL_CLOSED_UNRECORDED": raw}).fail_closed_unrecorded is value
+
+
+@pytest.mark.parametrize("raw", ["", "on", "2", "tru", "nein"])
+def test_a_non_boolean_is_an_error_naming_the_variable(raw: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        load_settings({"TETHER_FAIL_CLOSED_UNRECORDED": raw})
+    assert "`TETHER_FAIL_CLOSED_UNRECORDED`" in caught.value.message
+    assert "true or false" in caught.value.message
+    assert f"got `{raw}`" in caught.value.message

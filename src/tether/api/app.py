@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, Protocol
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -22,6 +26,7 @@ from tether.api import authzen
 from tether.api.approvals import approval_routes
 from tether.api.asgi import (
     HSTS,
+    PEER_CERT_KEY,
     PROBLEM_JSON,
     Receive,
     Scope,
@@ -29,10 +34,12 @@ from tether.api.asgi import (
     header,
     parse_json_body,
     read_body,
+    replay_body,
     secure_headers,
     send_json,
 )
-from tether.api.errors import Refusal, problem, problem_for
+from tether.api.bounds import RequestBounds
+from tether.api.errors import Refusal, error_response, problem, problem_for
 from tether.api.events import event_routes
 from tether.api.findings import finding_routes
 from tether.api.gate import Gate, resolve_route
@@ -48,7 +55,7 @@ from tether.api.tasks import task_routes
 from tether.callers import Caller, Role
 from tether.errors import TetherError
 from tether.ids import new_id
-from tether.services import Tether
+from tether.services import Tether, WouldBlock
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +70,28 @@ AUTHZEN_PATHS = (
 for _path in AUTHZEN_PATHS:
     declare(_path, ("POST",), (Role.PEP,))
 
-Handler = Callable[[Tether, Any, str | None, str | None], bytes]
+# Single evaluations up to this size are answered on the event loop (tens of µs; a thread
+# hop would double that); larger bodies, batches and searches in a worker thread.
+INLINE_BODY_BYTES = 16 * 1024
+# Threads for batches and searches (CPU: more than the cores would only contend for the
+# GIL) and for decisions that wait on the store (task tokens, approval tickets).
+CPU_THREADS = 2
+SWITCH_INTERVAL_S = 0.001
+STORE_THREADS = 8
+
+
+class Handler(Protocol):
+    def __call__(
+        self,
+        tether: Tether,
+        body: Any,
+        request_id: str | None,
+        caller: str | None,
+        *,
+        may_block: bool = True,
+    ) -> bytes: ...
+
+
 SearchHandler = Callable[[Tether, Any], bytes]
 
 
@@ -101,6 +129,12 @@ class Metrics:
         )
 
 
+def _slash_hint(path: str) -> str:
+    if len(path) > 1 and path.endswith("/"):
+        return " (tether's paths end without a trailing slash)"
+    return ""
+
+
 class TetherApp:
     """The ASGI application served by ``tether serve``."""
 
@@ -108,6 +142,9 @@ class TetherApp:
         self.tether = tether
         self.metrics = Metrics(tether)
         self._limit = tether.settings.max_body_bytes
+        self._bounds = RequestBounds.from_settings(tether.settings)
+        self._cpu = ThreadPoolExecutor(CPU_THREADS, thread_name_prefix="tether-authzen")
+        self._store = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="tether-authzen-io")
         self._hot: dict[str, Handler] = {
             "/access/v1/evaluation": authzen.evaluate_one,
             "/access/v1/evaluations": authzen.evaluate_many,
@@ -119,8 +156,14 @@ class TetherApp:
         }
         self._latency = {path: self.metrics.latency.labels(path) for path in self._hot}
         self.starlette = Starlette(
-            routes=self._routes(), exception_handlers={HTTPException: self._http_error}
+            routes=self._routes(),
+            # One handler turns every TetherError a route raises into its answer.
+            exception_handlers={HTTPException: self._http_error, TetherError: self._tether_error},
         )
+        # No slash redirects: Starlette builds their `location` from the `Host` header (a
+        # forged Host, or a path `//host/`, would make tether redirect elsewhere); a path
+        # with a trailing slash is a 404 problem saying so.
+        self.starlette.router.redirect_slashes = False
         # Who may call each hot path, as declared: read once, enforced by the gate.
         self._hot_roles = {path: roles_for("POST", path) for path in AUTHZEN_PATHS}
         self.gate = Gate(tether)
@@ -172,9 +215,15 @@ class TetherApp:
                         await self._refuse(send, admitted, None)
                         return
                     scope[CALLER_KEY] = admitted
-            await self.starlette(
-                scope, receive, secure_headers(send, tls=scope.get("scheme") == "https")
-            )
+            send = secure_headers(send, tls=scope.get("scheme") == "https")
+            try:
+                # Every body is bounded here, whatever the route does with it.
+                receive = replay_body(await read_body(scope, receive, self._limit), receive)
+            except TetherError as exc:
+                status, body = problem_for(exc)
+                await send_json(send, status, body, request_id=None, content_type=PROBLEM_JSON)
+                return
+            await self.starlette(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -212,12 +261,18 @@ class TetherApp:
             await self._refuse(send, admitted, request_id)
             return
         try:
-            payload = parse_json_body(scope, await read_body(scope, receive, self._limit))
-            rid = request_id.decode("latin-1")
-            if handler is not None:
-                body = handler(self.tether, payload, rid, admitted.identity_id)
+            raw = await read_body(scope, receive, self._limit)
+            answer = partial(
+                self._answer, scope, path, raw, request_id.decode("latin-1"), admitted.identity_id
+            )
+            loop = asyncio.get_running_loop()
+            if path == "/access/v1/evaluation" and len(raw) <= INLINE_BODY_BYTES:
+                try:
+                    body = answer(may_block=False)
+                except WouldBlock:  # nothing was recorded: answer again where waiting is fine
+                    body = await loop.run_in_executor(self._store, answer)
             else:
-                body = self._search[path](self.tether, payload)
+                body = await loop.run_in_executor(self._cpu, answer)
         except TetherError as exc:
             status, body = problem_for(exc)
             self.metrics.errors.labels(path, str(status)).inc()
@@ -235,6 +290,27 @@ class TetherApp:
         if latency is not None:
             latency.observe(time.perf_counter() - started)
 
+    def _answer(
+        self,
+        scope: Scope,
+        path: str,
+        raw: bytes,
+        request_id: str,
+        caller: str | None,
+        *,
+        may_block: bool = True,
+    ) -> bytes:
+        """Parse, bound-check and answer one AuthZEN request (on the loop or in a thread)."""
+        payload = parse_json_body(scope, raw)
+        handler = self._hot.get(path)
+        if path == "/access/v1/evaluations":
+            self._bounds.check_evaluations(payload)
+        else:
+            self._bounds.check_evaluation(payload)
+        if handler is not None:
+            return handler(self.tether, payload, request_id, caller, may_block=may_block)
+        return self._search[path](self.tether, payload)
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
@@ -245,9 +321,15 @@ class TetherApp:
                 # flight for tens of milliseconds.
                 gc.collect()
                 gc.freeze()
+                # A thread answering a batch or a search holds the GIL for up to one switch
+                # interval whenever the loop wants it back (5 ms by default, several times
+                # per request): 1 ms keeps the callers on the loop answered within a few ms.
+                sys.setswitchinterval(SWITCH_INTERVAL_S)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 # Drain the decision log: a clean shutdown loses no acknowledged decision.
+                self._cpu.shutdown()
+                self._store.shutdown()
                 self.gate.close()
                 self.tether.close()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -255,10 +337,14 @@ class TetherApp:
 
     # --- small routes ------------------------------------------------------------------
 
+    async def _tether_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, TetherError)
+        return error_response(request.url.path, exc)
+
     async def _http_error(self, request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         detail = {
-            404: f"no route `{request.url.path}`",
+            404: f"no route `{request.url.path}`" + _slash_hint(request.url.path),
             405: f"method `{request.method}` is not allowed on `{request.url.path}`",
         }.get(status, str(getattr(exc, "detail", "error")))
         code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
@@ -273,23 +359,46 @@ class TetherApp:
     async def _healthz(self, _request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def _readyz(self, _request: Request) -> Response:
+    async def _readyz(self, request: Request) -> Response:
+        """Ready: the store answers and decisions are being recorded; else 503.
+
+        Anyone may ask, and learns only ``{"status": "ready" | "not_ready"}``: revisions,
+        counts and a driver's error (host and database names) are for an auditor or an
+        admin, who send their credential and get them too. A credential that does not
+        authenticate, or of another role, gets the public answer (and is refused in the
+        audit trail like anywhere else).
+        """
+        problems: list[str] = []
+        revision: int | None = None
         try:
             revision = self.tether.latest_revision()
         except Exception as exc:  # the store is what readiness is about
-            return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
-        problem = self.tether.background_problem()
-        if problem is not None:  # answering without recording is not ready
-            return JSONResponse({"status": "unavailable", "detail": problem}, status_code=503)
-        return JSONResponse(
-            {
-                "status": "ready",
-                "estate_revision": self.tether.snapshot.revision,
-                "latest_revision": revision,
-                "policies": self.tether.snapshot.engine.policy_count,
-                "decisions_written": self.tether.decision_log.written,
-            }
-        )
+            problems.append(f"the store is unreachable: {exc}")
+        sink = self.tether.decision_log
+        if not sink.healthy:  # answering without recording is not ready
+            problems.append(sink.problem or "decisions are not being recorded")
+        status, code = ("not_ready", 503) if problems else ("ready", 200)
+        if not self._may_read_readiness(request):
+            return JSONResponse({"status": status}, status_code=code)
+        snapshot = self.tether.snapshot
+        detail = {
+            "status": status,
+            "estate_revision": snapshot.revision,
+            "latest_revision": revision,
+            "policies": snapshot.engine.policy_count,
+            "decisions_written": sink.written,
+            "decisions_lost": sink.lost,
+            "detail": "; ".join(problems) or None,
+        }
+        return JSONResponse(detail, status_code=code)
+
+    def _may_read_readiness(self, request: Request) -> bool:
+        scope = request.scope
+        if not any(key == b"authorization" for key, _ in scope["headers"]):
+            state = scope.get("state")
+            if not (isinstance(state, dict) and state.get(PEER_CERT_KEY)):
+                return False  # nobody to authenticate: the public answer, no audit row
+        return isinstance(self.gate.admit(scope, "/readyz", frozenset(READERS)), Caller)
 
     async def _metrics(self, _request: Request) -> Response:
         return Response(

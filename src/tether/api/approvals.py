@@ -26,11 +26,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tether.api.routing import caller_of, secured
-from tether.api.tasks import problem_response, read_json
+from tether.api.tasks import read_json
 from tether.approvals import Approval, ApprovalStatus, Verdict, check_comment
 from tether.approvals.errors import ApprovalNotFound, ApprovalRequestInvalid
 from tether.callers import Caller, Role
-from tether.errors import TetherError
 from tether.services import Tether
 
 READERS = (Role.APPROVER, Role.AUDITOR, Role.ADMIN)
@@ -104,53 +103,44 @@ def approval_routes(tether: Tether) -> list[Route]:
         return found
 
     async def list_approvals(request: Request) -> Response:
-        try:
-            status = _status_param(request)
-            limit = _int_param(request, "limit", 100, 1, MAX_LIMIT)
-            found = await run_in_threadpool(
-                lambda: service.store.list(status=status, limit=limit, now=service.now())
-            )
-        except TetherError as exc:
-            return problem_response(exc)
+        status = _status_param(request)
+        limit = _int_param(request, "limit", 100, 1, MAX_LIMIT)
+        found = await run_in_threadpool(
+            lambda: service.store.list(status=status, limit=limit, now=service.now())
+        )
         now = service.now()
         return JSONResponse({"approvals": [a.to_json(now) for a in found]})
 
     async def show_approval(request: Request) -> Response:
         approval_id = request.path_params["approval_id"]
-        try:
-            caller = caller_of(request)
-            wait = _int_param(request, "wait", 0, 0, MAX_WAIT_S)
+        caller = caller_of(request)
+        wait = _int_param(request, "wait", 0, 0, MAX_WAIT_S)
+        approval = await visible(approval_id, caller)
+        deadline = time.monotonic() + wait
+        while approval.status(service.now()) is ApprovalStatus.PENDING:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            woken = verdicts.event
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), min(remaining, POLL_INTERVAL_S))
             approval = await visible(approval_id, caller)
-            deadline = time.monotonic() + wait
-            while approval.status(service.now()) is ApprovalStatus.PENDING:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                woken = verdicts.event
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), min(remaining, POLL_INTERVAL_S))
-                approval = await visible(approval_id, caller)
-        except TetherError as exc:
-            return problem_response(exc)
         return JSONResponse(approval.to_json(service.now()))
 
     def deciding(verdict: Verdict) -> Any:
         async def decide(request: Request) -> Response:
             approval_id = request.path_params["approval_id"]
-            try:
-                caller = caller_of(request)
-                comment = await _comment(request)
-                approval = await run_in_threadpool(
-                    lambda: service.decide(
-                        approval_id,
-                        verdict,
-                        approver_id=caller.identity_id,
-                        comment=comment,
-                        via="http",
-                    )
+            caller = caller_of(request)
+            comment = await _comment(request)
+            approval = await run_in_threadpool(
+                lambda: service.decide(
+                    approval_id,
+                    verdict,
+                    approver_id=caller.identity_id,
+                    comment=comment,
+                    via="http",
                 )
-            except TetherError as exc:
-                return problem_response(exc)
+            )
             verdicts.notify()
             return JSONResponse(approval.to_json(service.now()))
 

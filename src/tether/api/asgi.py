@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from tether.errors import InvalidRequest, PayloadTooLarge
+from tether.errors import InvalidRequest, Limit, PayloadTooLarge
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -48,9 +48,19 @@ def header(scope: Scope, name: bytes) -> bytes | None:
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole request body, refused as soon as it is known to exceed ``limit`` bytes
+    (its ``content-length``, else the bytes received so far).
+
+    Raises:
+        PayloadTooLarge: over ``limit`` (the ``max_body_bytes`` setting).
+        InvalidRequest: the client went away before the end of the body.
+    """
     declared = header(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body of {int(declared)} bytes exceeds the limit of {limit}")
+        raise PayloadTooLarge(
+            f"request body of {int(declared)} bytes exceeds the limit of {_bytes(limit)}",
+            limit=Limit("max_body_bytes", limit),
+        )
     chunks: list[bytes] = []
     size = 0
     more = True
@@ -61,10 +71,32 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+            raise PayloadTooLarge(
+                f"request body exceeds the limit of {_bytes(limit)}",
+                limit=Limit("max_body_bytes", limit),
+            )
         chunks.append(chunk)
         more = message.get("more_body", False)
     return b"".join(chunks)
+
+
+def _bytes(limit: int) -> str:
+    return f"{limit} bytes (`TETHER_MAX_BODY_BYTES`)"
+
+
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands over ``body`` (already read) once, then passes on what the
+    client sends next (a disconnect)."""
+    pending = True
+
+    async def receiving() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return receiving
 
 
 def parse_json_body(scope: Scope, body: bytes) -> Any:

@@ -25,9 +25,10 @@ from tether.api.authzen_schema import (
     require_object_body,
     require_object_defaults,
 )
+from tether.config import Settings
 from tether.errors import FieldError, InvalidRequest
 from tether.policy import Decision, DecisionRequest, EntityRef, Outcome
-from tether.services import RecordedDecision, Tether
+from tether.services import RecordedDecision, Tether, WouldBlock
 from tether.tokens import TOKEN_PROPERTY, UNVERIFIED_SUBJECT, bind_task_token
 
 
@@ -54,8 +55,18 @@ def decision_json(recorded: RecordedDecision) -> dict[str, Any]:
 INVALID_ITEM = "invalid-request"
 
 
-def evaluate_one(tether: Tether, body: Any, request_id: str | None, caller: str | None) -> bytes:
-    return orjson.dumps(_evaluate(tether, require_object_body(body), request_id, caller))
+def evaluate_one(
+    tether: Tether,
+    body: Any,
+    request_id: str | None,
+    caller: str | None,
+    *,
+    may_block: bool = True,
+) -> bytes:
+    """``POST /access/v1/evaluation`` (``may_block=False``: raise
+    :class:`~tether.services.WouldBlock` where the answer needs store I/O)."""
+    request = require_object_body(body)
+    return orjson.dumps(_evaluate(tether, request, request_id, caller, may_block=may_block))
 
 
 def _evaluate(
@@ -64,6 +75,8 @@ def _evaluate(
     request_id: str | None,
     caller: str | None,
     path: str = "",
+    *,
+    may_block: bool = True,
 ) -> dict[str, Any]:
     """One evaluation; with a task token in ``subject.properties.token``, the subject and
     the task come from the token (``tether.tokens.decisions``)."""
@@ -71,7 +84,12 @@ def _evaluate(
     properties = subject.get("properties") if isinstance(subject, dict) else None
     if not isinstance(properties, dict) or TOKEN_PROPERTY not in properties:
         request = parse_evaluation(body, path=path)
-        return decision_json(tether.evaluate(request, request_id=request_id, caller=caller))
+        recorded = tether.evaluate(
+            request, request_id=request_id, caller=caller, may_block=may_block
+        )
+        return decision_json(recorded)
+    if not may_block:  # a task token's revocation state is read from the store
+        raise WouldBlock
     assert isinstance(subject, dict)  # the task token never reaches Cedar or the log
     subject_given = "type" in subject or "id" in subject
     stripped = {k: v for k, v in properties.items() if k != TOKEN_PROPERTY}
@@ -91,11 +109,19 @@ def _evaluate(
     return decision_json(recorded)
 
 
-def evaluate_many(tether: Tether, body: Any, request_id: str | None, caller: str | None) -> bytes:
+def evaluate_many(
+    tether: Tether,
+    body: Any,
+    request_id: str | None,
+    caller: str | None,
+    *,
+    may_block: bool = True,
+) -> bytes:
+    """``POST /access/v1/evaluations`` (``may_block`` as for :func:`evaluate_one`)."""
     body = require_object_body(body)
     items = body.get("evaluations")
     if items is None or items == []:
-        return evaluate_one(tether, body, request_id, caller)
+        return evaluate_one(tether, body, request_id, caller, may_block=may_block)
     if not isinstance(items, list):
         raise RequestInvalid([FieldError("evaluations", "must be an array")])
     require_object_defaults(body)
@@ -108,7 +134,8 @@ def evaluate_many(tether: Tether, body: Any, request_id: str | None, caller: str
             )
         else:
             try:
-                results.append(_evaluate(tether, merge_item(body, item), request_id, caller))
+                merged = merge_item(body, item)
+                results.append(_evaluate(tether, merged, request_id, caller, may_block=may_block))
             except RequestInvalid as exc:
                 results.append(_item_error(index, *exc.field_errors))
         decided = results[-1]["decision"]
@@ -138,14 +165,16 @@ def _item_error(index: int, *errors: FieldError) -> dict[str, Any]:
 # --- search (§8): the searched-for entity may omit its id, every input entity must not ----
 
 
-def _paginate(results: list[Any], body: Mapping[str, Any], page_size: int) -> dict[str, Any]:
+def _paginate(results: list[Any], body: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
     page = body.get("page")
     if page is not None and not isinstance(page, dict):
         raise RequestInvalid([FieldError("page", "must be an object")])
     page = page or {}
-    limit = page.get("limit", page_size)
+    limit = page.get("limit", settings.search_page_size)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:  # §8.2.1
         raise RequestInvalid([FieldError("page.limit", "must be a non-negative integer")])
+    # A PDP may return fewer than asked (§8.2.1): a page is bounded whatever the caller asks.
+    limit = min(limit, settings.search_max_page_size)
     fingerprint = hashlib.sha256(
         orjson.dumps(
             {k: body.get(k) for k in ("subject", "action", "resource", "context")},
@@ -198,7 +227,7 @@ def search_subject(tether: Tether, body: Any) -> bytes:
     )
     found = tether.search_subjects(stype, template)
     results = [{"type": r.type, "id": r.id} for r in found]
-    return orjson.dumps(_paginate(results, body, tether.settings.search_page_size))
+    return orjson.dumps(_paginate(results, body, tether.settings))
 
 
 def search_resource(tether: Tether, body: Any) -> bytes:
@@ -215,7 +244,7 @@ def search_resource(tether: Tether, body: Any) -> bytes:
     )
     found = tether.search_resources(rtype, template)
     results = [{"type": r.type, "id": r.id} for r in found]
-    return orjson.dumps(_paginate(results, body, tether.settings.search_page_size))
+    return orjson.dumps(_paginate(results, body, tether.settings))
 
 
 def search_action(tether: Tether, body: Any) -> bytes:
@@ -230,7 +259,7 @@ def search_action(tether: Tether, body: Any) -> bytes:
         EntityRef(stype, sid), "", EntityRef(rtype, rid), context, sprops, rprops, {}
     )
     results = [{"name": name} for name in tether.search_actions(template)]
-    return orjson.dumps(_paginate(results, body, tether.settings.search_page_size))
+    return orjson.dumps(_paginate(results, body, tether.settings))
 
 
 def configuration(base_url: str) -> bytes:

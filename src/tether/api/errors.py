@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from starlette.responses import Response
 
 from tether import errors
 
@@ -66,6 +67,9 @@ def problem_for(error: errors.TetherError) -> tuple[int, bytes]:
         extra["problems"] = [
             {"file": p.file, "line": p.line, "message": p.message} for p in error.problems
         ]
+    limit = getattr(error, "limit", None)
+    if isinstance(limit, errors.Limit):  # which bound, so a client can tell what to change
+        extra["limit"] = {"setting": limit.setting, "env": limit.env, "value": limit.value}
     field_errors = getattr(error, "field_errors", None)
     if field_errors:
         extra["errors"] = [{"path": f.path, "message": f.message} for f in field_errors]
@@ -114,3 +118,16 @@ def refusal_for(path: str, error: errors.TetherError) -> Refusal:
         return Refusal(status, body, b"application/json", headers)
     _, body = problem_for(error)
     return Refusal(status, body, b"application/problem+json", headers)
+
+
+def error_response(path: str, error: errors.TetherError) -> Response:
+    """The answer to a route that raised ``error``: :func:`refusal_for`'s form (problem+json
+    on ``/v1``, RFC 6749 JSON on ``/oauth2/``, with ``WWW-Authenticate`` or ``Retry-After``
+    where they belong). The app's one handler of :class:`~tether.errors.TetherError`."""
+    refusal = refusal_for(path, error)
+    return Response(
+        refusal.body,
+        status_code=refusal.status,
+        media_type=refusal.content_type.decode(),
+        headers={k.decode(): v.decode() for k, v in refusal.headers},
+    )

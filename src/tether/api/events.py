@@ -20,10 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tether.api.errors import problem_for
 from tether.api.routing import secured
 from tether.callers import Role
-from tether.errors import InvalidRequest, PayloadTooLarge, TetherError
+from tether.errors import InvalidRequest
 from tether.services import Tether
 from tether.telemetry.ingest import DECODERS
 from tether.telemetry.ingest._base import Context, Decoder, decode_value
@@ -32,14 +31,9 @@ from tether.telemetry.ingest.jsonl import FieldMapping, decode_object
 from tether.telemetry.model import IngestError, ObservedAccess, Source
 from tether.telemetry.store import EventStore
 
-MAX_EVENTS_BODY = 16 * 1024 * 1024
+# The body itself is bounded at the edge (`max_body_bytes`, tether.api.app).
 MAX_EVENTS = 10_000
 AUTO = "auto"
-
-
-def _problem(exc: TetherError) -> Response:
-    status, body = problem_for(exc)
-    return Response(body, status_code=status, media_type="application/problem+json")
 
 
 def _invalid(message: str) -> InvalidRequest:
@@ -123,25 +117,20 @@ def event_routes(tether: Tether) -> list[Route]:
     writer = _SharedWriter(tether)
 
     async def post_events(request: Request) -> Response:
+        body = await request.body()
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media != "application/json":
+            raise InvalidRequest(
+                "content type must be `application/json`", code="unsupported_media_type"
+            )
         try:
-            body = await request.body()
-            if len(body) > MAX_EVENTS_BODY:
-                raise PayloadTooLarge(f"the body exceeds {MAX_EVENTS_BODY} bytes")
-            media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-            if media != "application/json":
-                raise InvalidRequest(
-                    "content type must be `application/json`", code="unsupported_media_type"
-                )
-            try:
-                parsed = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise InvalidRequest(
-                    f"the body is not valid JSON: {exc}", code="malformed_json"
-                ) from None
-            decoder, raw_events = parse_batch(parsed)
-            result = await run_in_threadpool(writer.ingest, decoder, raw_events)
-        except TetherError as exc:
-            return _problem(exc)
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest(
+                f"the body is not valid JSON: {exc}", code="malformed_json"
+            ) from None
+        decoder, raw_events = parse_batch(parsed)
+        result = await run_in_threadpool(writer.ingest, decoder, raw_events)
         return JSONResponse(result)
 
     return [secured("/v1/events", post_events, roles=(Role.INGEST, Role.ADMIN), methods=("POST",))]

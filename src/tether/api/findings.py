@@ -24,12 +24,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tether.api.routing import caller_of, secured
-from tether.api.tasks import problem_response, read_json
+from tether.api.tasks import read_json
 from tether.callers import Role
 from tether.drift.exceptions import add_exception, expire_exception, list_exceptions
 from tether.drift.findings import FindingQuery, finding_json, query_findings
 from tether.drift.model import Severity
-from tether.errors import InvalidRequest, TetherError
+from tether.errors import InvalidRequest
 from tether.services import Tether
 
 READERS = (Role.AUDITOR, Role.ADMIN)
@@ -79,11 +79,8 @@ def findings_query(params: Any) -> FindingQuery:
 
 def finding_routes(tether: Tether) -> list[Route]:
     async def list_findings(request: Request) -> Response:
-        try:
-            query = findings_query(request.query_params)
-            items = await run_in_threadpool(query_findings, tether.engine, query)
-        except TetherError as exc:
-            return problem_response(exc)
+        query = findings_query(request.query_params)
+        items = await run_in_threadpool(query_findings, tether.engine, query)
         answer: dict[str, Any] = {"findings": [finding_json(f) for f in items]}
         if len(items) == query.limit:
             last = items[-1]
@@ -94,7 +91,7 @@ def finding_routes(tether: Tether) -> list[Route]:
     async def get_exceptions(request: Request) -> Response:
         raw = request.query_params.get("expiring_within", str(DEFAULT_EXPIRING_WITHIN_S))
         if not raw.isdigit():
-            return problem_response(_query_error("`expiring_within` must be seconds"))
+            raise _query_error("`expiring_within` must be seconds")
         now = datetime.now(UTC)
         items = await run_in_threadpool(
             lambda: list_exceptions(
@@ -104,62 +101,54 @@ def finding_routes(tether: Tether) -> list[Route]:
         return JSONResponse({"exceptions": [e.to_json(now) for e in items]})
 
     async def post_exception(request: Request) -> Response:
-        try:
-            actor = caller_of(request).identity_id
-            body = await read_json(request, MAX_BODY)
-            if not isinstance(body, dict):
-                raise InvalidRequest("the body must be a JSON object", code="invalid_request")
-            fields = {}
-            for name in ("identity", "detector", "owner", "justification", "expires"):
-                value = body.get(name)
-                if not isinstance(value, str) or not value.strip():
-                    raise InvalidRequest(
-                        f"`{name}` is required (a string)", code="drift_exception_invalid"
-                    )
-                fields[name] = value
-            optional = {k: body.get(k) for k in ("resource", "downgrade_to")}
-            for name, value in optional.items():
-                if value is not None and not isinstance(value, str):
-                    raise InvalidRequest(
-                        f"`{name}` must be a string", code="drift_exception_invalid"
-                    )
-            unknown = set(body) - {*fields, *optional}
-            if unknown:
+        actor = caller_of(request).identity_id
+        body = await read_json(request, MAX_BODY)
+        if not isinstance(body, dict):
+            raise InvalidRequest("the body must be a JSON object", code="invalid_request")
+        fields = {}
+        for name in ("identity", "detector", "owner", "justification", "expires"):
+            value = body.get(name)
+            if not isinstance(value, str) or not value.strip():
                 raise InvalidRequest(
-                    f"unknown member(s): {', '.join(sorted(unknown))}",
-                    code="drift_exception_invalid",
+                    f"`{name}` is required (a string)", code="drift_exception_invalid"
                 )
-            now = datetime.now(UTC)
-            item = await run_in_threadpool(
-                lambda: add_exception(
-                    tether.engine,
-                    identity_id=fields["identity"],
-                    detector=fields["detector"],
-                    owner=fields["owner"],
-                    justification=fields["justification"],
-                    expires_at=_moment(fields["expires"], "expires"),
-                    resource_pattern=optional["resource"],
-                    downgrade_to=optional["downgrade_to"],
-                    actor=actor,
-                    now=now,
-                )
+            fields[name] = value
+        optional = {k: body.get(k) for k in ("resource", "downgrade_to")}
+        for name, value in optional.items():
+            if value is not None and not isinstance(value, str):
+                raise InvalidRequest(f"`{name}` must be a string", code="drift_exception_invalid")
+        unknown = set(body) - {*fields, *optional}
+        if unknown:
+            raise InvalidRequest(
+                f"unknown member(s): {', '.join(sorted(unknown))}",
+                code="drift_exception_invalid",
             )
-        except TetherError as exc:
-            return problem_response(exc)
+        now = datetime.now(UTC)
+        item = await run_in_threadpool(
+            lambda: add_exception(
+                tether.engine,
+                identity_id=fields["identity"],
+                detector=fields["detector"],
+                owner=fields["owner"],
+                justification=fields["justification"],
+                expires_at=_moment(fields["expires"], "expires"),
+                resource_pattern=optional["resource"],
+                downgrade_to=optional["downgrade_to"],
+                actor=actor,
+                now=now,
+            )
+        )
         return JSONResponse(
             item.to_json(now), status_code=201, headers={"location": "/v1/exceptions"}
         )
 
     async def expire(request: Request) -> Response:
         exception_id = request.path_params["exception_id"]
-        try:
-            actor = caller_of(request).identity_id
-            now = datetime.now(UTC)
-            item = await run_in_threadpool(
-                lambda: expire_exception(tether.engine, exception_id, actor=actor, now=now)
-            )
-        except TetherError as exc:
-            return problem_response(exc)
+        actor = caller_of(request).identity_id
+        now = datetime.now(UTC)
+        item = await run_in_threadpool(
+            lambda: expire_exception(tether.engine, exception_id, actor=actor, now=now)
+        )
         return JSONResponse(item.to_json(now))
 
     return [

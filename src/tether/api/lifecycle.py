@@ -21,9 +21,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tether.api.routing import caller_of, secured
-from tether.api.tasks import problem_response, read_json
+from tether.api.tasks import read_json
 from tether.callers import Role
-from tether.errors import InvalidRequest, TetherError
+from tether.errors import InvalidRequest
 from tether.review.grants import DEFAULT_REVIEW_EVERY_DAYS, review_grants
 from tether.review.grants import DEFAULT_WINDOW_DAYS as GRANT_WINDOW_DAYS
 from tether.review.lifecycle import DEFAULT_STALE_DAYS, identity_lifecycles
@@ -50,58 +50,44 @@ def _days(request: Request, name: str, default: int, maximum: int = 3650) -> int
 def lifecycle_routes(tether: Tether) -> list[Route]:
     async def offboard(request: Request) -> Response:
         identity_id = request.path_params["identity_id"]
-        try:
-            caller = caller_of(request)
-            body = await read_json(request, MAX_BODY, required=False)
-            reason = body.get("reason", "offboarded") if isinstance(body, dict) else None
-            if not isinstance(reason, str):
-                raise InvalidRequest(
-                    "`reason` must be a short string", code="offboard_request_invalid"
-                )
-            done = await run_in_threadpool(
-                offboard_identity,
-                tether.tasks,
-                identity_id,
-                actor=caller.identity_id,
-                reason=reason,
-            )
-            await run_in_threadpool(tether.refresh_offboarded)
-        except TetherError as exc:
-            return problem_response(exc)
+        caller = caller_of(request)
+        body = await read_json(request, MAX_BODY, required=False)
+        reason = body.get("reason", "offboarded") if isinstance(body, dict) else None
+        if not isinstance(reason, str):
+            raise InvalidRequest("`reason` must be a short string", code="offboard_request_invalid")
+        done = await run_in_threadpool(
+            offboard_identity,
+            tether.tasks,
+            identity_id,
+            actor=caller.identity_id,
+            reason=reason,
+        )
+        await run_in_threadpool(tether.refresh_offboarded)
         return JSONResponse(done.to_json())
 
     async def lifecycle(request: Request) -> Response:
-        try:
-            stale_days = _days(request, "stale_days", DEFAULT_STALE_DAYS)
-            items = await run_in_threadpool(
-                identity_lifecycles, tether.engine, now=tether.tasks.now(), stale_days=stale_days
-            )
-        except TetherError as exc:
-            return problem_response(exc)
+        stale_days = _days(request, "stale_days", DEFAULT_STALE_DAYS)
+        items = await run_in_threadpool(
+            identity_lifecycles, tether.engine, now=tether.tasks.now(), stale_days=stale_days
+        )
         now = tether.tasks.now()
         return JSONResponse(
             {"stale_days": stale_days, "identities": [i.to_json(now) for i in items]}
         )
 
     async def grants(request: Request) -> Response:
-        try:
-            window = _days(request, "window_days", GRANT_WINDOW_DAYS)
-            every = _days(request, "review_every_days", DEFAULT_REVIEW_EVERY_DAYS)
-            reviews = await run_in_threadpool(
-                review_grants, tether.engine, window_days=window, review_every_days=every
-            )
-        except TetherError as exc:
-            return problem_response(exc)
+        window = _days(request, "window_days", GRANT_WINDOW_DAYS)
+        every = _days(request, "review_every_days", DEFAULT_REVIEW_EVERY_DAYS)
+        reviews = await run_in_threadpool(
+            review_grants, tether.engine, window_days=window, review_every_days=every
+        )
         return JSONResponse({"window_days": window, "grants": [r.to_json() for r in reviews]})
 
     async def metrics(request: Request) -> Response:
-        try:
-            window = _days(request, "window_days", DEFAULT_WINDOW_DAYS)
-            last = _days(request, "last", 10, 1000)
-            current = await run_in_threadpool(compute_metrics, tether.engine, window_days=window)
-            trend = await run_in_threadpool(snapshots, tether.engine, last=last)
-        except TetherError as exc:
-            return problem_response(exc)
+        window = _days(request, "window_days", DEFAULT_WINDOW_DAYS)
+        last = _days(request, "last", 10, 1000)
+        current = await run_in_threadpool(compute_metrics, tether.engine, window_days=window)
+        trend = await run_in_threadpool(snapshots, tether.engine, last=last)
         return JSONResponse({**current.to_json(), "trend": [s.to_json() for s in trend]})
 
     return [

@@ -5,7 +5,9 @@
   ``workload`` role. Errors are RFC 6749 §5.2 JSON with tether's ``error_code``.
 * ``POST /oauth2/introspect`` (RFC 7662, PEPs): ``{"active": false, "error_code"}`` for any
   token that is not active.
-* ``POST /oauth2/revoke`` (RFC 7009): 200 whatever the token, even an unknown one.
+* ``POST /oauth2/revoke`` (RFC 7009): 200 whatever the token, even an unknown one; a
+  workload that is not a PEP or admin may revoke only a token issued to it (§2.1), another
+  workload's is refused with ``unauthorized_client`` and stays valid.
 * ``GET /.well-known/jwks.json`` and ``GET /.well-known/oauth-authorization-server``
   (RFC 8414): public.
 
@@ -28,7 +30,7 @@ from starlette.routing import Route
 
 from tether.api.routing import public, secured
 from tether.api.tasks import gate_caller
-from tether.callers import Role
+from tether.callers import Caller, Role
 from tether.errors import InvalidRequest, StoreUnavailable, TetherError
 from tether.services import Tether
 from tether.tokens import (
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 64 * 1024
+_REVOKE_ANY = frozenset({Role.PEP, Role.ADMIN})
 _NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 
 
@@ -95,6 +98,14 @@ def _token_parameter(form: dict[str, list[str]]) -> str:
     return values[0]
 
 
+def _owner_required(caller: Caller | None) -> str | None:
+    """The identity a revoked token must have been issued to: the caller's, unless it is
+    a PEP or an admin (which may revoke any task token)."""
+    if caller is None or caller.has_any(_REVOKE_ANY):
+        return None
+    return caller.identity_id
+
+
 def oauth_routes(tether: Tether) -> list[Route]:
     authority = tether.tasks
 
@@ -129,6 +140,7 @@ def oauth_routes(tether: Tether) -> list[Route]:
                 authority,
                 presented,
                 actor=caller.identity_id if caller is not None else None,
+                client=_owner_required(caller),
             )
         except Exception as exc:
             return oauth_error(exc)

@@ -142,7 +142,9 @@ def openapi_document() -> dict[str, Any]:
                         "limit); a PEP reads only the decisions it asked for"
                     ),
                     "/healthz": _get("Liveness"),
-                    "/readyz": _get("Readiness (store reachable, estate revision)"),
+                    "/readyz": _get(
+                        "Readiness (store reachable, decisions recorded); details for auditors"
+                    ),
                     "/metrics": _get("Prometheus metrics"),
                     **token_paths(),
                 }

@@ -78,7 +78,11 @@ def token_paths() -> dict[str, Any]:
             "post": _operation("RFC 7662 introspection", _form(["token"]), oauth_error)
         },
         "/oauth2/revoke": {
-            "post": _operation("RFC 7009 revocation", _form(["token"]), oauth_error)
+            "post": _operation(
+                "RFC 7009 revocation: a workload only of its own tokens, a PEP or admin of any",
+                _form(["token"]),
+                oauth_error,
+            )
         },
         "/.well-known/jwks.json": {"get": _operation("tether's public signing keys", None, {})},
         "/.well-known/oauth-authorization-server": {

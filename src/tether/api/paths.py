@@ -14,10 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tether.api.errors import problem_for
 from tether.api.routing import secured
 from tether.callers import Role
-from tether.errors import InvalidRequest, TetherError
+from tether.errors import InvalidRequest
 from tether.services import Tether
 from tether.telemetry.paths import AccessPath, PathQuery, build_path, to_dot, to_mermaid
 
@@ -27,11 +26,6 @@ _PICTURES = {
     "mermaid": (to_mermaid, "text/vnd.mermaid; charset=utf-8"),
     "dot": (to_dot, "text/vnd.graphviz; charset=utf-8"),
 }
-
-
-def _problem(exc: TetherError) -> Response:
-    status, body = problem_for(exc)
-    return Response(body, status_code=status, media_type="application/problem+json")
 
 
 def _read(request: Request) -> tuple[PathQuery, str]:
@@ -61,6 +55,9 @@ def _read(request: Request) -> tuple[PathQuery, str]:
 
 def path_routes(tether: Tether) -> list[Route]:
     def build(query: PathQuery) -> AccessPath:
+        # Decisions are committed in batches: commit what is queued first, so a path read
+        # right after a decision shows it (CI once read the path before the batch landed).
+        tether.decision_log.flush()
         return build_path(
             tether.engine,
             query.identity,
@@ -72,11 +69,8 @@ def path_routes(tether: Tether) -> list[Route]:
         )
 
     async def get_path(request: Request) -> Response:
-        try:
-            query, output = _read(request)
-            path = await run_in_threadpool(build, query)
-        except TetherError as exc:
-            return _problem(exc)
+        query, output = _read(request)
+        path = await run_in_threadpool(build, query)
         if output == "json":
             return JSONResponse(path.to_json())
         render, media_type = _PICTURES[output]

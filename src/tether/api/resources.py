@@ -8,21 +8,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tether.api.errors import problem_for
 from tether.api.routing import caller_of, secured
 from tether.callers import Role
-from tether.errors import InvalidRequest, TetherError
+from tether.errors import InvalidRequest
 from tether.inventory import list_decisions, list_identities, show_identity
 from tether.services import Tether
 
 READERS = (Role.AUDITOR, Role.ADMIN)
 # A PEP reads the decisions it asked for, and only those.
 DECISION_READERS = (*READERS, Role.PEP)
-
-
-def _problem(exc: TetherError) -> Response:
-    status, body = problem_for(exc)
-    return Response(body, status_code=status, media_type="application/problem+json")
 
 
 def _int_param(request: Request, name: str, default: int, maximum: int) -> int:
@@ -39,24 +33,18 @@ def resource_routes(tether: Tether) -> list[Route]:
         return JSONResponse({"identities": list_identities(tether.engine)})
 
     async def identity(request: Request) -> Response:
-        try:
-            return JSONResponse(show_identity(tether.engine, request.path_params["identity_id"]))
-        except TetherError as exc:
-            return _problem(exc)
+        return JSONResponse(show_identity(tether.engine, request.path_params["identity_id"]))
 
     async def decisions(request: Request) -> Response:
-        try:
-            limit = _int_param(request, "limit", 100, 10_000)
-            filters: dict[str, Any] = {
-                key: request.query_params.get(key)
-                for key in ("subject", "action", "outcome", "since", "caller")
-            }
-            caller = caller_of(request)
-            if not caller.roles & frozenset(READERS):
-                filters["caller"] = caller.identity_id
-            rows = list_decisions(tether.engine, limit=limit, **filters)
-        except TetherError as exc:
-            return _problem(exc)
+        limit = _int_param(request, "limit", 100, 10_000)
+        filters: dict[str, Any] = {
+            key: request.query_params.get(key)
+            for key in ("subject", "action", "outcome", "since", "caller")
+        }
+        caller = caller_of(request)
+        if not caller.roles & frozenset(READERS):
+            filters["caller"] = caller.identity_id
+        rows = list_decisions(tether.engine, limit=limit, **filters)
         return JSONResponse({"decisions": rows})
 
     return [

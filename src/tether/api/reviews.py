@@ -20,10 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tether.api.errors import problem_for
 from tether.api.routing import caller_of, secured
 from tether.callers import Role
-from tether.errors import InvalidRequest, TetherError
+from tether.errors import InvalidRequest, PayloadTooLarge
 from tether.review.render import HTML_CSP, render
 from tether.review.service import generate_report
 from tether.review.signoff import get_sign_off, recent_sign_offs, sign_off
@@ -38,11 +37,6 @@ _MEDIA = {
 _MAX_BODY = 1_000_000
 
 
-def _problem(exc: TetherError) -> Response:
-    status, body = problem_for(exc)
-    return Response(body, status_code=status, media_type="application/problem+json")
-
-
 def _text(value: Any, name: str) -> str | None:
     if value is None:
         return None
@@ -55,78 +49,69 @@ def review_routes(tether: Tether) -> list[Route]:
     async def report(request: Request) -> Response:
         params = request.query_params
         fmt = params.get("format", "json")
-        try:
-            if fmt not in ("json", *_MEDIA):
-                raise InvalidRequest(f"`format` must be json, html, md or csv, not `{fmt}`")
-            built = await run_in_threadpool(
-                generate_report,
-                tether,
-                since=params.get("since"),
-                identity=params.get("identity"),
-                framework=params.get("framework"),
-            )
-            if fmt == "json":
-                value = built.to_json()
-                value["digest"] = built.digest
-                value["recent_signoffs"] = await run_in_threadpool(recent_sign_offs, tether.engine)
-                return JSONResponse(value)
-            text = render(built, fmt)
-        except TetherError as exc:
-            return _problem(exc)
+        if fmt not in ("json", *_MEDIA):
+            raise InvalidRequest(f"`format` must be json, html, md or csv, not `{fmt}`")
+        built = await run_in_threadpool(
+            generate_report,
+            tether,
+            since=params.get("since"),
+            identity=params.get("identity"),
+            framework=params.get("framework"),
+        )
+        if fmt == "json":
+            value = built.to_json()
+            value["digest"] = built.digest
+            value["recent_signoffs"] = await run_in_threadpool(recent_sign_offs, tether.engine)
+            return JSONResponse(value)
+        text = render(built, fmt)
         headers = {"content-security-policy": HTML_CSP} if fmt == "html" else {}
         return Response(text, media_type=_MEDIA[fmt], headers=headers)
 
     async def create(request: Request) -> Response:
+        body = await request.body()
+        if len(body) > _MAX_BODY:
+            raise PayloadTooLarge(f"the sign-off body exceeds {_MAX_BODY} bytes")
         try:
-            body = await request.body()
-            if len(body) > _MAX_BODY:
-                raise InvalidRequest("the sign-off body is too large")
-            try:
-                payload = orjson.loads(body or b"{}")
-            except orjson.JSONDecodeError:
-                raise InvalidRequest("the body is not JSON") from None
-            if not isinstance(payload, dict):
-                raise InvalidRequest("the body must be a JSON object")
-            unknown = set(payload) - {"identity", "since", "decisions", "note", "report_digest"}
-            if unknown:
-                raise InvalidRequest(f"unknown member(s) {', '.join(sorted(unknown))}")
-            decisions = payload.get("decisions", {})
-            if not isinstance(decisions, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in decisions.items()
-            ):
-                raise InvalidRequest("`decisions` must map row ids to `keep` or `revoke`")
-            note = payload.get("note", "")
-            if not isinstance(note, str):
-                raise InvalidRequest("`note` must be a string")
-            built = await run_in_threadpool(
-                generate_report,
-                tether,
-                since=_text(payload.get("since"), "since"),
-                identity=_text(payload.get("identity"), "identity"),
+            payload = orjson.loads(body or b"{}")
+        except orjson.JSONDecodeError:
+            raise InvalidRequest("the body is not JSON") from None
+        if not isinstance(payload, dict):
+            raise InvalidRequest("the body must be a JSON object")
+        unknown = set(payload) - {"identity", "since", "decisions", "note", "report_digest"}
+        if unknown:
+            raise InvalidRequest(f"unknown member(s) {', '.join(sorted(unknown))}")
+        decisions = payload.get("decisions", {})
+        if not isinstance(decisions, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in decisions.items()
+        ):
+            raise InvalidRequest("`decisions` must map row ids to `keep` or `revoke`")
+        note = payload.get("note", "")
+        if not isinstance(note, str):
+            raise InvalidRequest("`note` must be a string")
+        built = await run_in_threadpool(
+            generate_report,
+            tether,
+            since=_text(payload.get("since"), "since"),
+            identity=_text(payload.get("identity"), "identity"),
+        )
+        record = await run_in_threadpool(
+            lambda: sign_off(
+                tether.engine,
+                built,
+                signed_by=caller_of(request).identity_id,
+                decisions=decisions,
+                note=note,
+                expected_digest=_text(payload.get("report_digest"), "report_digest"),
             )
-            record = await run_in_threadpool(
-                lambda: sign_off(
-                    tether.engine,
-                    built,
-                    signed_by=caller_of(request).identity_id,
-                    decisions=decisions,
-                    note=note,
-                    expected_digest=_text(payload.get("report_digest"), "report_digest"),
-                )
-            )
-        except TetherError as exc:
-            return _problem(exc)
+        )
         return JSONResponse(
             record.to_json(), status_code=201, headers={"location": f"/v1/reviews/{record.id}"}
         )
 
     async def show(request: Request) -> Response:
-        try:
-            record = await run_in_threadpool(
-                get_sign_off, tether.engine, request.path_params["review_id"]
-            )
-        except TetherError as exc:
-            return _problem(exc)
+        record = await run_in_threadpool(
+            get_sign_off, tether.engine, request.path_params["review_id"]
+        )
         return JSONResponse(record.to_json())
 
     return [

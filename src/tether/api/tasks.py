@@ -21,10 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tether.api.errors import problem_for
 from tether.api.routing import CALLER_KEY, secured
 from tether.callers import Caller, Role
-from tether.errors import InvalidRequest, TetherError, Unauthenticated
+from tether.errors import InvalidRequest, PayloadTooLarge, Unauthenticated
 from tether.services import Tether
 from tether.tokens import TaskRequest
 from tether.tokens.errors import ClientMismatch
@@ -32,16 +31,6 @@ from tether.tokens.errors import ClientMismatch
 READERS = (Role.AUDITOR, Role.ADMIN)
 MAX_TASK_BODY = 64 * 1024
 _STATES = ("open", "ended", "expired")
-
-
-def problem_response(exc: TetherError) -> Response:
-    status, body = problem_for(exc)
-    headers = {}
-    if status == 401:
-        headers["www-authenticate"] = 'Bearer realm="tether", error="invalid_token"'
-    return Response(
-        body, status_code=status, media_type="application/problem+json", headers=headers
-    )
 
 
 def bearer(request: Request) -> str | None:
@@ -61,8 +50,8 @@ def gate_caller(request: Request) -> Caller | None:
 
 async def read_json(request: Request, limit: int, *, required: bool = True) -> Any:
     body = await request.body()
-    if len(body) > limit:
-        raise InvalidRequest(f"the body exceeds {limit} bytes", code="payload_too_large")
+    if len(body) > limit:  # this route's own bound, under the edge's `max_body_bytes`
+        raise PayloadTooLarge(f"the body of `{request.url.path}` exceeds {limit} bytes")
     if not body.strip():
         if required:
             raise InvalidRequest("the body is empty; expected a JSON object", code="empty_body")
@@ -82,30 +71,25 @@ def task_routes(tether: Tether) -> list[Route]:
     authority = tether.tasks
 
     async def open_task(request: Request) -> Response:
-        try:
-            proof = bearer(request)
-            if proof is None:
-                raise Unauthenticated(
-                    "open a task with your workload proof: "
-                    "`Authorization: Bearer <JWT-SVID or OIDC token>`",
-                    code="credentials_missing",
-                )
-            proven = await run_in_threadpool(authority.authenticate, proof, attempt="task.open")
-            caller = gate_caller(request)
-            if caller is not None and caller.identity_id != proven.identity.id:
-                raise ClientMismatch(
-                    f"the caller `{caller.identity_id}` is not `{proven.identity.id}`"
-                )
-            task_request = TaskRequest.from_json(await read_json(request, MAX_TASK_BODY))
-            task = await run_in_threadpool(
-                authority.open_task,
-                task_request,
-                identity_id=proven.identity.id,
-                opened_by=proven.name,
-                proof_id=proven.proof.token_id,
+        proof = bearer(request)
+        if proof is None:
+            raise Unauthenticated(
+                "open a task with your workload proof: "
+                "`Authorization: Bearer <JWT-SVID or OIDC token>`",
+                code="credentials_missing",
             )
-        except TetherError as exc:
-            return problem_response(exc)
+        proven = await run_in_threadpool(authority.authenticate, proof, attempt="task.open")
+        caller = gate_caller(request)
+        if caller is not None and caller.identity_id != proven.identity.id:
+            raise ClientMismatch(f"the caller `{caller.identity_id}` is not `{proven.identity.id}`")
+        task_request = TaskRequest.from_json(await read_json(request, MAX_TASK_BODY))
+        task = await run_in_threadpool(
+            authority.open_task,
+            task_request,
+            identity_id=proven.identity.id,
+            opened_by=proven.name,
+            proof_id=proven.proof.token_id,
+        )
         return JSONResponse(
             task.to_json(authority.now()),
             status_code=201,
@@ -114,64 +98,55 @@ def task_routes(tether: Tether) -> list[Route]:
 
     async def end_task(request: Request) -> Response:
         task_id = request.path_params["task_id"]
-        try:
-            caller = gate_caller(request)
-            if caller is not None and Role.ADMIN in caller.roles:
-                actor, owner = caller.identity_id, None
-            elif caller is not None:
-                actor = owner = caller.identity_id
-            else:  # no edge authentication in front: the workload proves itself here
-                proof = bearer(request)
-                if proof is None:
-                    raise Unauthenticated(
-                        "end a task with your workload proof: `Authorization: Bearer <proof>`",
-                        code="credentials_missing",
-                    )
-                proven = await run_in_threadpool(authority.authenticate, proof, attempt="task.end")
-                actor = owner = proven.identity.id
-            body = await read_json(request, MAX_TASK_BODY, required=False)
-            reason = body.get("reason", "ended") if isinstance(body, dict) else None
-            if not isinstance(reason, str) or not reason or len(reason) > 200:
-                raise InvalidRequest("`reason` must be a short string", code="task_request_invalid")
-            ended = await run_in_threadpool(
-                authority.end_task, task_id, actor=actor, reason=reason, owner=owner
-            )
-        except TetherError as exc:
-            return problem_response(exc)
+        caller = gate_caller(request)
+        if caller is not None and Role.ADMIN in caller.roles:
+            actor, owner = caller.identity_id, None
+        elif caller is not None:
+            actor = owner = caller.identity_id
+        else:  # no edge authentication in front: the workload proves itself here
+            proof = bearer(request)
+            if proof is None:
+                raise Unauthenticated(
+                    "end a task with your workload proof: `Authorization: Bearer <proof>`",
+                    code="credentials_missing",
+                )
+            proven = await run_in_threadpool(authority.authenticate, proof, attempt="task.end")
+            actor = owner = proven.identity.id
+        body = await read_json(request, MAX_TASK_BODY, required=False)
+        reason = body.get("reason", "ended") if isinstance(body, dict) else None
+        if not isinstance(reason, str) or not reason or len(reason) > 200:
+            raise InvalidRequest("`reason` must be a short string", code="task_request_invalid")
+        ended = await run_in_threadpool(
+            authority.end_task, task_id, actor=actor, reason=reason, owner=owner
+        )
         answer = ended.task.to_json(authority.now())
         answer["revoked_tokens"] = len(ended.revoked)
         answer["already_ended"] = ended.already_ended
         return JSONResponse(answer)
 
     async def list_tasks(request: Request) -> Response:
-        try:
-            params = request.query_params
-            state = params.get("status")
-            if state is not None and state not in _STATES:
-                raise InvalidRequest(
-                    f"`status` must be one of {', '.join(_STATES)}", code="invalid_query"
-                )
-            raw_limit = params.get("limit", "100")
-            if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 10_000:
-                raise InvalidRequest("`limit` must be from 1 to 10000", code="invalid_query")
-            tasks = await run_in_threadpool(
-                authority.list_tasks,
-                identity_id=params.get("identity"),
-                state=state,
-                limit=int(raw_limit),
+        params = request.query_params
+        state = params.get("status")
+        if state is not None and state not in _STATES:
+            raise InvalidRequest(
+                f"`status` must be one of {', '.join(_STATES)}", code="invalid_query"
             )
-        except TetherError as exc:
-            return problem_response(exc)
+        raw_limit = params.get("limit", "100")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 10_000:
+            raise InvalidRequest("`limit` must be from 1 to 10000", code="invalid_query")
+        tasks = await run_in_threadpool(
+            authority.list_tasks,
+            identity_id=params.get("identity"),
+            state=state,
+            limit=int(raw_limit),
+        )
         now = authority.now()
         return JSONResponse({"tasks": [t.to_json(now) for t in tasks]})
 
     async def show_task(request: Request) -> Response:
         task_id = request.path_params["task_id"]
-        try:
-            task = await run_in_threadpool(partial(authority.task, task_id, fresh=True))
-            tokens = await run_in_threadpool(authority.tokens_of, task_id)
-        except TetherError as exc:
-            return problem_response(exc)
+        task = await run_in_threadpool(partial(authority.task, task_id, fresh=True))
+        tokens = await run_in_threadpool(authority.tokens_of, task_id)
         answer = task.to_json(authority.now())
         answer["tokens"] = [t.to_json() for t in tokens]
         return JSONResponse(answer)

@@ -14,13 +14,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import Engine
 
 from tether.approvals import Approval, ApprovalStatus, ApprovalStore, Verdict, decide
-from tether.cli.common import DbOption, JsonOption, settings_for
+from tether.cli.common import DbOption, JsonOption, migrated_store
 from tether.cli.output import console, emit_json, errors_to_exit
-from tether.store import migrate
-from tether.store.engine import check_reachable, open_engine
 
 approvals_app = typer.Typer(
     help="Human approvals of high-impact actions (outcome approval_required).",
@@ -32,13 +29,6 @@ AsOption = Annotated[
     typer.Option("--as", help="who decides: a `user` identity with the approver role"),
 ]
 CommentOption = Annotated[str | None, typer.Option("--comment", help="why (kept in the audit log)")]
-
-
-def _engine(db: str | None) -> Engine:
-    engine = open_engine(settings_for(db).database_url)
-    check_reachable(engine)
-    migrate.upgrade(engine)
-    return engine
 
 
 def _table(found: list[Approval], now: datetime) -> None:
@@ -79,13 +69,9 @@ def approvals_list(
     as_json: JsonOption = False,
 ) -> None:
     """Approvals, newest first."""
-    with errors_to_exit(as_json):
-        engine = _engine(db)
-        try:
-            now = datetime.now(UTC)
-            found = ApprovalStore(engine).list(status=status, limit=limit, now=now)
-        finally:
-            engine.dispose()
+    with errors_to_exit(as_json), migrated_store(db) as engine:
+        now = datetime.now(UTC)
+        found = ApprovalStore(engine).list(status=status, limit=limit, now=now)
     if as_json:
         emit_json({"approvals": [a.to_json(now) for a in found]})
         return
@@ -99,12 +85,8 @@ def approvals_show(
     as_json: JsonOption = False,
 ) -> None:
     """One approval: the request it is bound to, who asked, who decided."""
-    with errors_to_exit(as_json):
-        engine = _engine(db)
-        try:
-            approval = ApprovalStore(engine).get(approval_id)
-        finally:
-            engine.dispose()
+    with errors_to_exit(as_json), migrated_store(db) as engine:
+        approval = ApprovalStore(engine).get(approval_id)
     answer = approval.to_json(datetime.now(UTC))
     if as_json:
         emit_json(answer)
@@ -122,14 +104,10 @@ def _decide(
     db: str | None,
     as_json: bool,
 ) -> None:
-    with errors_to_exit(as_json):
-        engine = _engine(db)
-        try:
-            approval = decide(
-                engine, approval_id, verdict, approver_id=user, comment=comment, via="cli"
-            )
-        finally:
-            engine.dispose()
+    with errors_to_exit(as_json), migrated_store(db) as engine:
+        approval = decide(
+            engine, approval_id, verdict, approver_id=user, comment=comment, via="cli"
+        )
     if as_json:
         emit_json(approval.to_json(datetime.now(UTC)))
         return

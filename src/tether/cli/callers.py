@@ -15,10 +15,8 @@ import typer
 from rich.markup import escape
 
 from tether.callers import Role, add_api_key, admin_token, list_api_keys, revoke_api_key
-from tether.cli.common import DbOption, JsonOption, settings_for
+from tether.cli.common import DbOption, JsonOption, migrated_store, settings_for
 from tether.cli.output import EXIT_BAD_INPUT, console, emit_json, errors_to_exit, fail, table
-from tether.store import migrate
-from tether.store.engine import check_reachable, open_engine
 from tether.tokens import KeyRing, load_or_create_master_key
 
 pep_app = typer.Typer(
@@ -34,13 +32,6 @@ _TTL = re.compile(r"^([0-9]+)([smhd]?)$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _engine(db: str | None):  # type: ignore[no-untyped-def]
-    engine = open_engine(settings_for(db).database_url)
-    check_reachable(engine)
-    migrate.upgrade(engine)
-    return engine
-
-
 @pep_app.command("add")
 def pep_add(
     name: Annotated[str, typer.Argument(help="the caller's name (an identity id)")],
@@ -50,8 +41,8 @@ def pep_add(
     as_json: JsonOption = False,
 ) -> None:
     """Make a PEP API key; it is printed once and only its salted hash is kept."""
-    with errors_to_exit(as_json):
-        issued = add_api_key(_engine(db), name, roles=role or [Role.PEP], owner=owner)
+    with errors_to_exit(as_json), migrated_store(db) as engine:
+        issued = add_api_key(engine, name, roles=role or [Role.PEP], owner=owner)
     roles = sorted(r.value for r in issued.roles)
     if as_json:
         emit_json(
@@ -76,8 +67,8 @@ def pep_add(
 @pep_app.command("list")
 def pep_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every PEP key: caller, roles, key id, status, age, last use (never a secret)."""
-    with errors_to_exit(as_json):
-        rows = list_api_keys(_engine(db))
+    with errors_to_exit(as_json), migrated_store(db) as engine:
+        rows = list_api_keys(engine)
     if as_json:
         emit_json({"keys": rows})
         return
@@ -107,8 +98,8 @@ def pep_revoke(
     as_json: JsonOption = False,
 ) -> None:
     """Revoke every key of a PEP; a running server refuses them within a second."""
-    with errors_to_exit(as_json):
-        revoked = revoke_api_key(_engine(db), name)
+    with errors_to_exit(as_json), migrated_store(db) as engine:
+        revoked = revoke_api_key(engine, name)
     if as_json:
         emit_json({"name": name, "revoked": revoked})
         return
@@ -133,9 +124,8 @@ def token(
 ) -> None:
     """Issue a short-lived admin token (a user the store does not know is made an admin)."""
     seconds = parse_ttl(ttl)
-    with errors_to_exit(as_json):
+    with errors_to_exit(as_json), migrated_store(db) as engine:
         settings = settings_for(db)
-        engine = _engine(db)
         master = load_or_create_master_key(
             Path(settings.master_key_file), settings.master_key or None
         )

@@ -55,12 +55,8 @@ def check(
         _ref(resource, "resource", as_json),
         parsed_context,
     )
-    with errors_to_exit(as_json):
-        tether = open_tether(db)
-        try:
-            recorded = tether.evaluate(request, caller="cli")
-        finally:
-            tether.close()
+    with errors_to_exit(as_json), open_tether(db) as tether:
+        recorded = tether.evaluate(request, caller="cli")
     decision = recorded.decision
     if as_json:
         emit_json(

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import Engine, select
 
-from tether.cli.common import DbOption, JsonOption, settings_for
+from tether.cli.common import DbOption, JsonOption, migrated_store
 from tether.cli.output import EXIT_ACTION_NEEDED, console, emit_json, errors_to_exit, table
 from tether.drift.engine import DriftEngine
 from tether.drift.exceptions import add_exception, expire_exception, list_exceptions
@@ -23,8 +23,6 @@ from tether.drift.model import Finding, Severity
 from tether.errors import InvalidRequest
 from tether.estate import parse_duration
 from tether.estate.compiled import EMPTY_ESTATE, CompiledEstate
-from tether.store import migrate
-from tether.store.engine import check_reachable, open_engine
 from tether.store.tables import estate_revisions
 from tether.tokens import TaskRecord, ledger
 
@@ -110,11 +108,8 @@ def findings(
             since=parse_when(since, now, ahead=False, what="since") if since else None,
             limit=limit,
         )
-        engine = _store(db)
-        try:
+        with migrated_store(db) as engine:
             items = query_findings(engine, query)
-        finally:
-            engine.dispose()
     if as_json:
         emit_json({"findings": [finding_json(f) for f in items]})
     elif not items:
@@ -140,11 +135,8 @@ def exceptions_list(
         if seconds is None:
             raise InvalidRequest(f"`--expiring-within` `{within}` is not a duration such as `14d`")
         now = datetime.now(UTC)
-        engine = _store(db)
-        try:
+        with migrated_store(db) as engine:
             items = list_exceptions(engine, now=now, expiring_within=timedelta(seconds=seconds))
-        finally:
-            engine.dispose()
     horizon = now + timedelta(seconds=seconds)
     if as_json:
         emit_json(
@@ -199,8 +191,7 @@ def exceptions_add(
     """Add an exception (origin `cli`; `tether apply` leaves it alone)."""
     with errors_to_exit(as_json):
         now = datetime.now(UTC)
-        engine = _store(db)
-        try:
+        with migrated_store(db) as engine:
             item = add_exception(
                 engine,
                 identity_id=identity,
@@ -213,8 +204,6 @@ def exceptions_add(
                 actor="cli",
                 now=now,
             )
-        finally:
-            engine.dispose()
     if as_json:
         emit_json(item.to_json(now))
     else:
@@ -230,11 +219,8 @@ def exceptions_expire(
     """End an exception now."""
     with errors_to_exit(as_json):
         now = datetime.now(UTC)
-        engine = _store(db)
-        try:
+        with migrated_store(db) as engine:
             item = expire_exception(engine, exception_id, actor="cli", now=now)
-        finally:
-            engine.dispose()
     if as_json:
         emit_json(item.to_json(now))
     else:
@@ -242,14 +228,6 @@ def exceptions_expire(
 
 
 # --- drift -----------------------------------------------------------------------------------
-
-
-def _store(db: str | None) -> Engine:
-    """The store alone: these commands need no signing keys (no master key)."""
-    engine = open_engine(settings_for(db).database_url)
-    check_reachable(engine)
-    migrate.upgrade(engine)
-    return engine
 
 
 def _latest_estate(engine: Engine) -> tuple[int | None, CompiledEstate]:
@@ -288,11 +266,8 @@ def drift_scan(
     with errors_to_exit(as_json):
         now = datetime.now(UTC)
         start = parse_when(since, now, ahead=False, what="since")
-        engine = _store(db)
-        try:
+        with migrated_store(db) as engine:
             items = _drift(engine).scan(since=start, until=now, identity_id=identity)
-        finally:
-            engine.dispose()
     serious = [
         f for f in items if f.suppressed_by is None and f.severity.rank >= Severity.HIGH.rank
     ]
@@ -318,13 +293,10 @@ def baseline_rebuild(
         seconds = parse_duration(window)
         if seconds is None:
             raise InvalidRequest(f"`--window` `{window}` is not a duration such as `30d`")
-        engine = _store(db)
-        try:
+        with migrated_store(db) as engine:
             built = _drift(engine).rebuild_baselines(
                 now=datetime.now(UTC), window=timedelta(seconds=seconds), identity_id=identity
             )
-        finally:
-            engine.dispose()
     rows: list[dict[str, Any]] = [
         {"identity": b.identity_id, "version": b.version, "observations": b.observations}
         for b in built

@@ -7,21 +7,17 @@ from typing import Annotated
 
 import typer
 
-from tether.cli.common import DbOption, JsonOption, settings_for
+from tether.cli.common import DbOption, JsonOption, migrated_store, settings_for
 from tether.cli.output import EXIT_BAD_INPUT, console, emit_json, errors_to_exit, fail, table
 from tether.estate import apply_estate
 from tether.store import migrate
-from tether.store.engine import check_reachable, open_engine
 from tether.tokens import KeyRing, load_or_create_master_key
 
 
 def init(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Create (or migrate) the store."""
-    with errors_to_exit(as_json):
+    with errors_to_exit(as_json), migrated_store(db) as engine:
         settings = settings_for(db)
-        engine = open_engine(settings.database_url)
-        check_reachable(engine)
-        migrate.upgrade(engine)
         master = load_or_create_master_key(
             Path(settings.master_key_file), settings.master_key or None
         )
@@ -51,11 +47,7 @@ def apply(
     """Validate and apply an estate folder atomically (all or nothing, idempotent)."""
     if not directory.is_dir():
         fail(f"`{directory}` is not a folder", EXIT_BAD_INPUT, as_json=as_json)
-    with errors_to_exit(as_json):
-        settings = settings_for(db)
-        engine = open_engine(settings.database_url)
-        check_reachable(engine)
-        migrate.upgrade(engine)
+    with errors_to_exit(as_json), migrated_store(db) as engine:
         result = apply_estate(engine, directory, dry_run=dry_run, actor="cli")
     if as_json:
         emit_json(

@@ -1,7 +1,7 @@
 """``tether eval agentdojo``: backtest drift detection on recorded agent runs.
 
 Replays every run of an AgentDojo trace file through a throw-away tether (temporary
-store, generated estate; see :mod:`tether.drift.evaluation.replay`) and prints, per
+store, generated estate; see :mod:`tether.evaluation.replay`) and prints, per
 suite and in total, true/false positives and negatives, precision, recall and
 false-positive rate of a high-severity finding: runs whose injection succeeded against
 clean runs. Exit codes: 0 when the evaluation ran, 2 on missing or malformed input.
@@ -18,7 +18,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from tether.cli.output import EXIT_OK, console, emit_json, err_console, errors_to_exit, table
-from tether.drift.evaluation import (
+from tether.drift.model import Severity
+from tether.evaluation import (
     DETECTORS,
     Counts,
     Evaluation,
@@ -26,7 +27,6 @@ from tether.drift.evaluation import (
     load_ground_truth,
     load_traces,
 )
-from tether.drift.model import Severity
 
 eval_app = typer.Typer(
     help="Backtest drift detection on recorded agent traces.", no_args_is_help=True

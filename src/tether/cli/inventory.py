@@ -6,27 +6,18 @@ from typing import Annotated
 
 import typer
 
-from tether.cli.common import DbOption, JsonOption, settings_for
+from tether.cli.common import DbOption, JsonOption, migrated_store
 from tether.cli.output import console, emit_json, errors_to_exit, table
 from tether.inventory import list_decisions, list_identities, show_identity
-from tether.store import migrate
-from tether.store.engine import check_reachable, open_engine
 
 identity_app = typer.Typer(help="The identity inventory.", no_args_is_help=True)
-
-
-def _engine(db: str | None):  # type: ignore[no-untyped-def]
-    engine = open_engine(settings_for(db).database_url)
-    check_reachable(engine)
-    migrate.upgrade(engine)
-    return engine
 
 
 @identity_app.command("list")
 def identity_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List every identity: kind, class, owner, status, origin."""
-    with errors_to_exit(as_json):
-        rows = list_identities(_engine(db))
+    with errors_to_exit(as_json), migrated_store(db) as engine:
+        rows = list_identities(engine)
     if as_json:
         emit_json({"identities": rows})
         return
@@ -55,8 +46,8 @@ def identity_show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one identity with its entitlements."""
-    with errors_to_exit(as_json):
-        row = show_identity(_engine(db), identity_id)
+    with errors_to_exit(as_json), migrated_store(db) as engine:
+        row = show_identity(engine, identity_id)
     if as_json:
         emit_json(row)
         return
@@ -94,9 +85,9 @@ def decisions(
     as_json: JsonOption = False,
 ) -> None:
     """Recent decisions, newest first."""
-    with errors_to_exit(as_json):
+    with errors_to_exit(as_json), migrated_store(db) as engine:
         rows = list_decisions(
-            _engine(db), limit=limit, subject=subject, action=action, outcome=outcome, since=since
+            engine, limit=limit, subject=subject, action=action, outcome=outcome, since=since
         )
     if as_json:
         emit_json({"decisions": rows})

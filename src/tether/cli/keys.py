@@ -32,22 +32,18 @@ def keys_rotate(
     as_json: JsonOption = False,
 ) -> None:
     """Make a new signing key; the old ones verify until their last token expired."""
-    with errors_to_exit(as_json):
-        tether = open_tether(db)
-        try:
-            key = tether.tasks.rotate_keys(alg=alg)
-            keys = tether.keys.keys()
-            with tether.engine.begin() as connection:
-                record_event(
-                    connection,
-                    actor="cli",
-                    action="keys.rotate",
-                    target=key.kid,
-                    details={"alg": key.alg},
-                    at=datetime.now(UTC),
-                )
-        finally:
-            tether.close()
+    with errors_to_exit(as_json), open_tether(db) as tether:
+        key = tether.tasks.rotate_keys(alg=alg)
+        keys = tether.keys.keys()
+        with tether.engine.begin() as connection:
+            record_event(
+                connection,
+                actor="cli",
+                action="keys.rotate",
+                target=key.kid,
+                details={"alg": key.alg},
+                at=datetime.now(UTC),
+            )
     if as_json:
         emit_json({"active": _row(key), "keys": [_row(k) for k in keys]})
         return
@@ -64,12 +60,8 @@ def keys_rotate(
 @keys_app.command("list")
 def keys_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every signing key: active, or retired and verifying until when."""
-    with errors_to_exit(as_json):
-        tether = open_tether(db)
-        try:
-            keys = tether.keys.keys()
-        finally:
-            tether.close()
+    with errors_to_exit(as_json), open_tether(db) as tether:
+        keys = tether.keys.keys()
     rows = [_row(k) for k in keys]
     if as_json:
         emit_json({"keys": rows})

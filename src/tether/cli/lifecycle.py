@@ -6,17 +6,14 @@ this module registers them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import Engine
 
-from tether.cli.common import DbOption, JsonOption, open_tether
-from tether.cli.inventory import _engine, identity_app
+from tether.cli.common import DbOption, JsonOption, migrated_store, open_tether
+from tether.cli.inventory import identity_app
 from tether.cli.output import console, emit_json, errors_to_exit, table
 from tether.review.grants import (
     DEFAULT_REVIEW_EVERY_DAYS,
@@ -35,17 +32,6 @@ from tether.review.metrics import (
 )
 from tether.review.offboard import offboard_identity
 
-
-@contextmanager
-def _store(db: str | None) -> Iterator[Engine]:
-    """The migrated store, its connections closed afterwards."""
-    engine: Engine = _engine(db)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
 grants_app = typer.Typer(help="Third-party OAuth grants: inventory and scope use.")
 
 WindowOption = Annotated[
@@ -61,12 +47,8 @@ def identity_offboard(
     as_json: JsonOption = False,
 ) -> None:
     """Offboard an identity: revoke its tokens, end its tasks, disable it and its keys."""
-    with errors_to_exit(as_json):
-        tether = open_tether(db)
-        try:
-            done = offboard_identity(tether.tasks, identity_id, actor="cli", reason=reason)
-        finally:
-            tether.close()
+    with errors_to_exit(as_json), open_tether(db) as tether:
+        done = offboard_identity(tether.tasks, identity_id, actor="cli", reason=reason)
     if as_json:
         emit_json(done.to_json())
         return
@@ -88,7 +70,7 @@ def identity_lifecycle(
     as_json: JsonOption = False,
 ) -> None:
     """Owner, age, last use, credential and rotation of every identity, with flags."""
-    with errors_to_exit(as_json), _store(db) as engine:
+    with errors_to_exit(as_json), migrated_store(db) as engine:
         items = identity_lifecycles(engine, stale_days=stale_days)
     now = datetime.now(UTC)
     rows = [i.to_json(now) for i in items]
@@ -123,7 +105,7 @@ def grants_import(
     as_json: JsonOption = False,
 ) -> None:
     """Import (upsert) third-party OAuth grants; an invalid file changes nothing."""
-    with errors_to_exit(as_json), _store(db) as engine:
+    with errors_to_exit(as_json), migrated_store(db) as engine:
         result = import_grants(engine, file, actor="cli")
     if as_json:
         emit_json(result)
@@ -144,7 +126,7 @@ def grants_list(
     as_json: JsonOption = False,
 ) -> None:
     """Grants with scopes granted beside scopes used, and the minimal-scope recommendation."""
-    with errors_to_exit(as_json), _store(db) as engine:
+    with errors_to_exit(as_json), migrated_store(db) as engine:
         reviews = review_grants(
             engine, window_days=window_days, review_every_days=review_every_days
         )
@@ -176,7 +158,7 @@ def metrics(
     as_json: JsonOption = False,
 ) -> None:
     """Excessive privilege and rotation beside the industry figures; keeps a snapshot."""
-    with errors_to_exit(as_json), _store(db) as engine:
+    with errors_to_exit(as_json), migrated_store(db) as engine:
         current = record_snapshot(engine, compute_metrics(engine, window_days=window_days))
         trend = snapshots(engine, last=last)
     if as_json:

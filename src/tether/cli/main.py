@@ -9,6 +9,7 @@ from tether.cli import callers, estate, inventory, keys, retention, serve, tasks
 from tether.cli import check as check_cmd
 from tether.cli import drift as drift_cmd
 from tether.cli import eval as eval_cmd
+from tether.cli import gateway as gateway_cmd
 from tether.cli import lifecycle as lifecycle_cmd
 from tether.cli import review as review_cmd
 from tether.cli import signals as signals_cmd
@@ -42,6 +43,7 @@ app.add_typer(retention.retention_app, name="retention")
 app.add_typer(lifecycle_cmd.grants_app, name="grants")
 app.command("metrics")(lifecycle_cmd.metrics)
 app.add_typer(eval_cmd.eval_app, name="eval")
+app.add_typer(gateway_cmd.gateway_app, name="gateway")
 app.command()(review_cmd.review)
 app.command()(drift_cmd.findings)
 app.add_typer(drift_cmd.exceptions_app, name="exceptions")

@@ -81,8 +81,7 @@ def paths(
     machine = output is PathFormat.JSON
     with errors_to_exit(machine):
         query = PathQuery.parse(identity, task=task, since=since, until=until, limit=limit)
-        tether = open_tether(db)
-        try:
+        with open_tether(db) as tether:
             path = build_path(
                 tether.engine,
                 query.identity,
@@ -92,8 +91,6 @@ def paths(
                 limit=query.limit,
                 classifier=tether.snapshot.classifier,
             )
-        finally:
-            tether.close()
     if output is PathFormat.JSON:
         emit_json(path.to_json())
     elif output is PathFormat.MERMAID:

@@ -67,8 +67,7 @@ def retention_apply(
     """Delete the expired prefix of the event chain, recording a signed pruned checkpoint."""
     with errors_to_exit(as_json):
         policy = _policy(default, data_class or [])
-        tether = open_tether(db)
-        try:
+        with open_tether(db) as tether:
             with tether.engine.connect() as connection:
                 declared = set(connection.execute(select(data_classes.c.name)).scalars())
             unknown = sorted(set(policy.classes) - declared)
@@ -78,8 +77,6 @@ def retention_apply(
                     f"data class `{unknown[0]}` is not declared in the estate (declared: {listed})"
                 )
             result = apply_retention(tether.engine, tether.keys, policy, dry_run=dry_run)
-        finally:
-            tether.close()
     if as_json:
         emit_json({**result.to_json(), "policy": policy.to_json()})
         return

@@ -68,31 +68,27 @@ def review(
         fail("`--decision` and `--as` go with `--sign-off`", as_json=as_json)
     if do_sign_off and not signer:
         fail("`--sign-off` needs `--as USER`", as_json=as_json)
-    with errors_to_exit(as_json):
-        tether = open_tether(db)
-        try:
-            if show is not None:
-                record = get_sign_off(tether.engine, show)
-                emit_json(record.to_json()) if as_json else _print_sign_off(record.to_json())
-                return
-            decisions = parse_decisions(decision or [])
-            report = generate_report(tether, since=since, identity=identity, framework=framework)
-            if do_sign_off:
-                plain = (
-                    report
-                    if framework is None
-                    else generate_report(tether, since=since, identity=identity)
-                )
-                record = sign_off(
-                    tether.engine, plain, signed_by=str(signer), decisions=decisions, note=note
-                )
-                if as_json:
-                    emit_json(record.to_json())
-                else:
-                    _print_sign_off(record.to_json())
-                return
-        finally:
-            tether.close()
+    with errors_to_exit(as_json), open_tether(db) as tether:
+        if show is not None:
+            record = get_sign_off(tether.engine, show)
+            emit_json(record.to_json()) if as_json else _print_sign_off(record.to_json())
+            return
+        decisions = parse_decisions(decision or [])
+        report = generate_report(tether, since=since, identity=identity, framework=framework)
+        if do_sign_off:
+            plain = (
+                report
+                if framework is None
+                else generate_report(tether, since=since, identity=identity)
+            )
+            record = sign_off(
+                tether.engine, plain, signed_by=str(signer), decisions=decisions, note=note
+            )
+            if as_json:
+                emit_json(record.to_json())
+            else:
+                _print_sign_off(record.to_json())
+            return
     if policy_out is not None:
         policy_out.write_text(report.rightsized_cedar, encoding="utf-8")
     chosen = "json" if as_json and fmt is None else fmt

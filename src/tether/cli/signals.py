@@ -39,12 +39,8 @@ def signals_list(
     as_json: JsonOption = False,
 ) -> None:
     """Recent Security Event Tokens (by jti) and their delivery status per receiver."""
-    with errors_to_exit(as_json):
-        tether = open_tether(db)
-        try:
-            events = tether.signals.recent(limit=limit)
-        finally:
-            tether.close()
+    with errors_to_exit(as_json), open_tether(db) as tether:
+        events = tether.signals.recent(limit=limit)
     if as_json:
         emit_json({"events": [e.to_json() for e in events]})
         return
@@ -110,8 +106,7 @@ def receiver_add(
         if poll is not None and token is not None:
             raise InvalidRequest("`--token` is for push endpoints; a poller authenticates itself")
         types = [name.strip() for item in events or () for name in item.split(",") if name.strip()]
-        tether = open_tether(db)
-        try:
+        with open_tether(db) as tether:
             if url is not None:
                 receiver = tether.signals.add_push_receiver(
                     url,
@@ -125,8 +120,6 @@ def receiver_add(
                 receiver = tether.signals.add_poll_receiver(
                     poll, events=types, audience=audience, actor=ACTOR
                 )
-        finally:
-            tether.close()
     if as_json:
         emit_json(receiver.to_json())
         return
@@ -140,12 +133,8 @@ def receiver_list(
     as_json: JsonOption = False,
 ) -> None:
     """Configured receivers."""
-    with errors_to_exit(as_json):
-        tether = open_tether(db)
-        try:
-            receivers = tether.signals.receivers(include_removed=include_removed)
-        finally:
-            tether.close()
+    with errors_to_exit(as_json), open_tether(db) as tether:
+        receivers = tether.signals.receivers(include_removed=include_removed)
     if as_json:
         emit_json({"receivers": [r.to_json() for r in receivers]})
         return
@@ -163,12 +152,8 @@ def receiver_remove(
     as_json: JsonOption = False,
 ) -> None:
     """Remove a receiver; SETs still queued for it are cancelled."""
-    with errors_to_exit(as_json):
-        tether = open_tether(db)
-        try:
-            receiver, cancelled = tether.signals.remove_receiver(receiver_id, actor=ACTOR)
-        finally:
-            tether.close()
+    with errors_to_exit(as_json), open_tether(db) as tether:
+        receiver, cancelled = tether.signals.remove_receiver(receiver_id, actor=ACTOR)
     if as_json:
         emit_json({"removed": receiver.to_json(), "cancelled": cancelled})
         return

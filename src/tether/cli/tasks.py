@@ -75,8 +75,7 @@ def task_open(
         body["ttl"] = ttl
     with errors_to_exit(as_json):
         request = TaskRequest.from_json(body)
-        tether = open_tether(db)
-        try:
+        with open_tether(db) as tether:
             authority = tether.tasks
             if proof is not None:
                 workload = authority.authenticate(read_secret(proof), attempt="task.open")
@@ -90,8 +89,6 @@ def task_open(
                 assert identity is not None
                 task = authority.open_task(request, identity_id=identity, opened_by="cli")
             answer = task.to_json(authority.now())
-        finally:
-            tether.close()
     _show(task, answer, as_json)
 
 
@@ -103,13 +100,9 @@ def task_end(
     as_json: JsonOption = False,
 ) -> None:
     """End a task: every token issued for it is revoked at once."""
-    with errors_to_exit(as_json):
-        tether = open_tether(db)
-        try:
-            ended = tether.tasks.end_task(task_id, actor="cli", reason=reason)
-            answer = ended.task.to_json(tether.tasks.now())
-        finally:
-            tether.close()
+    with errors_to_exit(as_json), open_tether(db) as tether:
+        ended = tether.tasks.end_task(task_id, actor="cli", reason=reason)
+        answer = ended.task.to_json(tether.tasks.now())
     answer["revoked_tokens"] = len(ended.revoked)
     answer["already_ended"] = ended.already_ended
     if as_json:
@@ -133,13 +126,9 @@ def task_list(
     """Tasks, newest first."""
     if status is not None and status not in ("open", "ended", "expired"):
         fail("`--status` must be open, ended or expired", EXIT_BAD_INPUT, as_json=as_json)
-    with errors_to_exit(as_json):
-        tether = open_tether(db)
-        try:
-            tasks = tether.tasks.list_tasks(identity_id=identity, state=status, limit=limit)
-            now = tether.tasks.now()
-        finally:
-            tether.close()
+    with errors_to_exit(as_json), open_tether(db) as tether:
+        tasks = tether.tasks.list_tasks(identity_id=identity, state=status, limit=limit)
+        now = tether.tasks.now()
     rows = [t.to_json(now) for t in tasks]
     if as_json:
         emit_json({"tasks": rows})
@@ -158,14 +147,10 @@ def task_show(
     as_json: JsonOption = False,
 ) -> None:
     """One task with the tokens issued for it (by jti)."""
-    with errors_to_exit(as_json):
-        tether = open_tether(db)
-        try:
-            task = tether.tasks.task(task_id, fresh=True)
-            tokens = tether.tasks.tokens_of(task_id)
-            answer = task.to_json(tether.tasks.now())
-        finally:
-            tether.close()
+    with errors_to_exit(as_json), open_tether(db) as tether:
+        task = tether.tasks.task(task_id, fresh=True)
+        tokens = tether.tasks.tokens_of(task_id)
+        answer = task.to_json(tether.tasks.now())
     answer["tokens"] = [t.to_json() for t in tokens]
     if as_json:
         emit_json(answer)

@@ -81,15 +81,12 @@ def ingest(
     with errors_to_exit(as_json):
         # Every file and the mapping are checked before anything is stored.
         streams = [(path, _stream(source, path, fields)) for path in files]
-        tether = open_tether(db)
-        try:
+        with open_tether(db) as tether:
             store = EventStore(tether.engine, tether.keys)
             started = time.perf_counter()
             summary, shown = _run(store, streams, quiet=as_json)
             store.checkpoint()
             elapsed = time.perf_counter() - started
-        finally:
-            tether.close()
     seen = summary.ingested + summary.duplicates
     code = EXIT_OK if seen or not summary.errors else EXIT_ACTION_NEEDED
     if as_json:
@@ -171,13 +168,9 @@ def audit_verify(
     as_json: JsonOption = False,
 ) -> None:
     """Walk the event hash chain and report the first broken link (exit 1 if any)."""
-    with errors_to_exit(as_json):
-        tether = open_tether(db)
-        try:
-            checkpoint = read_export(against, tether.keys) if against is not None else None
-            report = verify_chain(tether.engine, tether.keys, against=checkpoint)
-        finally:
-            tether.close()
+    with errors_to_exit(as_json), open_tether(db) as tether:
+        checkpoint = read_export(against, tether.keys) if against is not None else None
+        report = verify_chain(tether.engine, tether.keys, against=checkpoint)
     broken = report.broken
     pruned = report.pruned
     if as_json:
@@ -225,13 +218,9 @@ def audit_checkpoint(
     as_json: JsonOption = False,
 ) -> None:
     """Sign a checkpoint of the chain head now; with --export, keep it elsewhere."""
-    with errors_to_exit(as_json):
-        tether = open_tether(db)
-        try:
-            EventStore(tether.engine, tether.keys).checkpoint()
-            latest = latest_checkpoint(tether.engine)
-        finally:
-            tether.close()
+    with errors_to_exit(as_json), open_tether(db) as tether:
+        EventStore(tether.engine, tether.keys).checkpoint()
+        latest = latest_checkpoint(tether.engine)
     if latest is None:
         fail(
             "the event store is empty: nothing to checkpoint",

@@ -76,11 +76,8 @@ def token_exchange(
         if audience is not None:
             form["audience"] = [audience]
         request = ExchangeRequest.from_form(form)
-        tether = open_tether(db)
-        try:
+        with open_tether(db) as tether:
             issued = exchange(tether.tasks, request)
-        finally:
-            tether.close()
     answer = token_response(issued, time.time())
     if as_json:
         emit_json(answer)
@@ -102,11 +99,8 @@ def token_introspect(
     """Is this task token active (RFC 7662)? Exit 0 if it is, 1 if not."""
     with errors_to_exit(as_json):
         presented = read_secret(token)
-        tether = open_tether(db)
-        try:
+        with open_tether(db) as tether:
             answer = introspect(tether.tasks, presented)
-        finally:
-            tether.close()
     if as_json:
         emit_json(answer)
     elif answer["active"]:
@@ -135,16 +129,12 @@ def token_revoke(
 
     if (token is None) == (jti is None):
         fail("give a token or `--jti`, not both", EXIT_BAD_INPUT, as_json=as_json)
-    with errors_to_exit(as_json):
-        tether = open_tether(db)
-        try:
-            if jti is not None:
-                revoked = tether.tasks.revoke_jti(jti, actor="cli", reason=reason)
-            else:
-                assert token is not None
-                revoked = revoke(tether.tasks, read_secret(token), actor="cli")
-        finally:
-            tether.close()
+    with errors_to_exit(as_json), open_tether(db) as tether:
+        if jti is not None:
+            revoked = tether.tasks.revoke_jti(jti, actor="cli", reason=reason)
+        else:
+            assert token is not None
+            revoked = revoke(tether.tasks, read_secret(token), actor="cli")
     if as_json:
         emit_json({"revoked": list(revoked)})
     elif revoked:

@@ -15,23 +15,14 @@ from typing import Annotated, Any
 
 import typer
 
-from tether.cli.common import DbOption, JsonOption, settings_for
+from tether.cli.common import DbOption, JsonOption, migrated_store
 from tether.cli.output import EXIT_BAD_INPUT, console, emit_json, errors_to_exit, fail, table
 from tether.errors import InvalidRequest
-from tether.store import migrate
-from tether.store.engine import check_reachable, open_engine
 from tether.tokens.trust import add_trust_anchor, list_trust_anchors, remove_trust_anchor
 
 trust_app = typer.Typer(
     help="Trust anchors: SPIFFE trust domains, OIDC issuers.", no_args_is_help=True
 )
-
-
-def _engine(db: str | None):  # type: ignore[no-untyped-def]
-    engine = open_engine(settings_for(db).database_url)
-    check_reachable(engine)
-    migrate.upgrade(engine)
-    return engine
 
 
 def _jwks(path: Path) -> dict[str, Any]:
@@ -63,7 +54,7 @@ def trust_add(
     """Trust a SPIFFE trust domain or an OIDC issuer (again: replace its keys)."""
     if (jwks_file is None) == (jwks_uri is None):
         fail("give `--jwks-file` or `--jwks-uri`", EXIT_BAD_INPUT, as_json=as_json)
-    with errors_to_exit(as_json):
+    with errors_to_exit(as_json), migrated_store(db) as engine:
         settings: dict[str, Any] = {"require_kid": require_kid}
         if jwks_file is not None:
             settings["jwks"] = _jwks(jwks_file)
@@ -72,7 +63,7 @@ def trust_add(
             settings["jwks_uri"] = jwks_uri
         if audience is not None:
             settings["audience"] = audience
-        kind = add_trust_anchor(_engine(db), name, settings, actor="cli", now=datetime.now(UTC))
+        kind = add_trust_anchor(engine, name, settings, actor="cli", now=datetime.now(UTC))
     if as_json:
         emit_json({"name": name, "kind": kind, "origin": "cli"})
     else:
@@ -82,8 +73,8 @@ def trust_add(
 @trust_app.command("list")
 def trust_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every trust anchor, where it comes from, and whether tether can use it."""
-    with errors_to_exit(as_json):
-        rows = list_trust_anchors(_engine(db))
+    with errors_to_exit(as_json), migrated_store(db) as engine:
+        rows = list_trust_anchors(engine)
     if as_json:
         emit_json({"trust": rows})
         return
@@ -111,8 +102,8 @@ def trust_remove(
     as_json: JsonOption = False,
 ) -> None:
     """Stop trusting an anchor added with `tether trust add`."""
-    with errors_to_exit(as_json):
-        removed = remove_trust_anchor(_engine(db), name, actor="cli", now=datetime.now(UTC))
+    with errors_to_exit(as_json), migrated_store(db) as engine:
+        removed = remove_trust_anchor(engine, name, actor="cli", now=datetime.now(UTC))
     if not removed:
         fail(f"no trust anchor `{name}`", EXIT_BAD_INPUT, as_json=as_json, error_code="not_found")
     if as_json:

@@ -59,6 +59,7 @@ KIND_ORDER = (
     "entitlement",
     "policy",
     "exception",
+    "tool",
 )
 
 
@@ -67,7 +68,7 @@ class Change:
     """One difference between the store and the files.
 
     ``kind`` is one of identity, roles (an identity's ``tether_roles``), entitlement,
-    class, data_class, resource, policy, trust, exception or schema; ``op`` is create,
+    class, data_class, resource, policy, trust, exception, tool or schema; ``op`` is create,
     update or delete.
     """
 
@@ -234,7 +235,7 @@ def _bundle_changes(
     estate: Estate,
     rows: Mapping[str, Mapping[str, PlannedRow]],
 ) -> list[Change]:
-    """Changes the rows do not show: the schema, and entity parents and attributes."""
+    """Changes the rows do not show: the schema, entity parents and attributes, tools."""
     before = previous or {"entities": [], "schema": None}
     found: list[Change] = []
     if before.get("schema") != bundle.get("schema"):
@@ -253,6 +254,17 @@ def _bundle_changes(
             found.append(Change("identity", entity_id, op))
         else:
             found.append(Change("resource", fnmatch_literal(f"{entity_type}:{entity_id}"), op))
+    old_tools, new_tools = before.get("tools", {}), bundle.get("tools", {})
+    for name in sorted(old_tools.keys() | new_tools.keys()):
+        if old_tools.get(name) != new_tools.get(name):
+            op = (
+                "create"
+                if name not in old_tools
+                else "delete"
+                if name not in new_tools
+                else "update"
+            )
+            found.append(Change("tool", name, op))
     return found
 
 

@@ -69,6 +69,7 @@ def compile_estate(estate: Estate) -> CompiledEstate:
         schema_text=schema_text,
         resource_rules=tuple(_resource_rules(estate)),
         classes={name: dict(c.settings) for name, c in sorted(estate.classes.items())},
+        tools=dict(estate.tools),
     )
     try:
         compiled.engine()

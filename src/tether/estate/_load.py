@@ -24,6 +24,7 @@ from tether.estate._sections import (
     read_exceptions,
     read_resources,
 )
+from tether.estate._tools import read_tools
 from tether.estate._trust import read_trust
 from tether.estate._yaml import Node, load_located
 from tether.policy import parse_policy_file, split_statements, validate_against_schema
@@ -35,7 +36,7 @@ _Reader = Callable[[Node, LoadContext], None]
 _PASSES: tuple[tuple[tuple[str, _Reader], ...], ...] = (
     (("classes", read_classes), ("data_classes", read_data_classes), ("trust", read_trust)),
     (("resources", read_resources), ("identities", read_identities)),
-    (("exceptions", read_exceptions),),
+    (("exceptions", read_exceptions), ("tools", read_tools)),
 )
 SECTIONS = tuple(name for group in _PASSES for name, _ in group)
 
@@ -87,6 +88,7 @@ def load_estate(directory: Path, *, now: datetime | None = None) -> Estate:
         schema_text=schema_text,
         schema_file=SCHEMA_FILE if schema_text is not None else None,
         data_class_lines=ctx.data_class_lines,
+        tools=ctx.tools,
     )
 
 

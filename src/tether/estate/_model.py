@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.estate._patterns import ResourcePattern
+from tether.estate.compiled import ToolMapping
 from tether.policy import EntityRef, PolicySpec
 
 IDENTITY_KINDS = ("agent", "service_account", "api_key", "workload", "oauth_app", "user")
@@ -144,6 +145,8 @@ class Estate:
     schema_text: str | None = None
     schema_file: str | None = None
     data_class_lines: Mapping[str, Where] = field(default_factory=dict)
+    # The `tools:` section (tether.estate._tools), by tool name.
+    tools: Mapping[str, ToolMapping] = field(default_factory=dict)
 
     @property
     def entitlements(self) -> list[Entitlement]:

@@ -25,14 +25,52 @@ class ResourceRule:
 
 
 @dataclass(frozen=True)
+class ToolMapping:
+    """How the arguments of one agent tool (an MCP ``tools/call``) map to a decision.
+
+    ``resource_argument`` names the argument whose value is the resource id (of type
+    ``resource_type``); ``destinations`` maps argument names to the type of what they
+    name (``{to: email, iban: iban}``): where the call sends something. ``data_class``
+    is the data class of what the tool returns.
+    """
+
+    name: str
+    resource_argument: str | None = None
+    resource_type: str | None = None
+    destinations: Mapping[str, str] = field(default_factory=dict)
+    data_class: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "resource_argument": self.resource_argument,
+            "resource_type": self.resource_type,
+            "destinations": dict(self.destinations),
+            "data_class": self.data_class,
+        }
+
+    @classmethod
+    def from_json(cls, name: str, body: Mapping[str, Any]) -> ToolMapping:
+        return cls(
+            name,
+            body.get("resource_argument"),
+            body.get("resource_type"),
+            dict(body.get("destinations") or {}),
+            body.get("data_class"),
+        )
+
+
+@dataclass(frozen=True)
 class CompiledEstate:
-    """Policies (files + compiled entitlements), entities, schema and resource rules."""
+    """Policies (files + compiled entitlements), entities, schema, resource rules, workload
+    classes and tool mappings."""
 
     policies: Sequence[PolicySpec]
     entities: Sequence[EntityRecord]
     schema_text: str | None = None
     resource_rules: Sequence[ResourceRule] = ()
     classes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The `tools:` section: how each tool's arguments map to a decision, by tool name.
+    tools: Mapping[str, ToolMapping] = field(default_factory=dict)
 
     def engine(self) -> PolicyEngine:
         return PolicyEngine(self.policies, self.entities, schema_text=self.schema_text)
@@ -69,6 +107,7 @@ class CompiledEstate:
                 for r in self.resource_rules
             ],
             "classes": {k: dict(v) for k, v in self.classes.items()},
+            "tools": {name: tool.to_json() for name, tool in sorted(self.tools.items())},
         }
 
     @classmethod
@@ -98,6 +137,10 @@ class CompiledEstate:
             schema_text=bundle.get("schema"),
             resource_rules=[ResourceRule(**r) for r in bundle.get("resource_rules", [])],
             classes=bundle.get("classes", {}),
+            tools={
+                name: ToolMapping.from_json(name, body)
+                for name, body in bundle.get("tools", {}).items()
+            },
         )
 
 

@@ -1,4 +1,4 @@
-"""The batching decision writer: no commit per request, nothing acknowledged is lost.
+"""The batching decision writer: no commit per request, no row can cost another its place.
 
 Request handlers hand a finished row to :meth:`DecisionLog.record` (a queue append,
 no I/O). A single writer thread commits everything queued every
@@ -7,8 +7,18 @@ no I/O). A single writer thread commits everything queued every
 * clean shutdown (:meth:`close`, called on SIGTERM) drains the queue: no loss;
 * a crash (SIGKILL) loses at most the rows recorded in the last flush interval
   (default 50 ms) plus the transaction being committed at that instant;
-* a row the database refuses (a NUL byte, an over-long id on PostgreSQL) is stored
-  adjusted, one by one, without losing the rest of its batch.
+* no row poisons its batch: each row is encoded on its own (text cleaned of what a store
+  refuses), and one that cannot be encoded is stored as an error row
+  (``tether.store.decision_rows``); a batch the store refuses anyway, with any
+  exception, is split in halves until the refused rows are alone (a few commits for one
+  row in thousands), and each of those is stored as an error row. Every other row of the
+  batch is committed as it is;
+* a row is **lost** only when even its error row cannot be stored: the store is down.
+  Then the batch is retried a few times, and what still fails is counted in :attr:`lost`
+  and makes the log unhealthy (:class:`~tether.store.sink.DecisionSink`) until a commit
+  succeeds again. While idle, the writer probes the store every ``probe_interval_ms``
+  (an insert rolled back), so an unreachable store is noticed before any row is lost and
+  a recovered one is noticed without traffic (a server that fails closed gets none).
 """
 
 from __future__ import annotations
@@ -17,53 +27,81 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-from sqlalchemy import JSON, Engine, String, select
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
 
+from tether.store.decision_rows import Params, RowEncoder, error_row, short_reason, storable
 from tether.store.tables import decisions
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
+#: Attempts at a whole batch while the store is unreachable, and the pause before each.
+STORE_DOWN_RETRIES = 3
+RETRY_PAUSE_S = 0.05
+#: The decision id of the probe row (never committed: the probe rolls back).
+PROBE_ID = "tether-probe"
+
+
+class _StoreDown(Exception):  # control flow inside write(): stop isolating, count the rest
+    pass
 
 
 class DecisionLog:
-    """Background writer of decision rows (dicts with the columns of ``decisions``)."""
+    """Background writer of decision rows (dicts with the columns of ``decisions``); a
+    :class:`~tether.store.sink.DecisionSink`."""
 
     def __init__(
-        self, engine: Engine, *, flush_interval_ms: int = 50, max_batch: int = 5000
+        self,
+        engine: Engine,
+        *,
+        flush_interval_ms: int = 50,
+        max_batch: int = 5000,
+        probe_interval_ms: int = 1000,
     ) -> None:
         self._engine = engine
         self._interval = flush_interval_ms / 1000
+        self._probe_every = probe_interval_ms / 1000
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._written = 0
-        self._failed = 0
+        self._lost = 0
+        self._problem: str | None = None
         self._urgent = threading.Event()  # flush() and close() cut the wait short
-        self._insert_sql, self._to_params = _fast_insert(engine)
+        self._encoder = RowEncoder(engine)
         self._thread = threading.Thread(target=self._run, name="tether-decision-log", daemon=True)
         self._closed = False
         self._thread.start()
 
     @property
     def written(self) -> int:
+        """Rows committed (error rows included)."""
         return self._written
 
     @property
-    def failed(self) -> int:
-        return self._failed
+    def lost(self) -> int:
+        """Rows not stored at all: even their error row failed (the store was down)."""
+        return self._lost
+
+    @property
+    def healthy(self) -> bool:
+        """``False`` from a lost row or a failed probe until the next successful commit."""
+        return self._problem is None
+
+    @property
+    def problem(self) -> str | None:
+        return self._problem
 
     def record(self, row: Mapping[str, Any]) -> None:
         """Queue one decision row; it is committed within the flush interval."""
         self._queue.put(row)
 
     def flush(self, timeout: float = 10.0) -> None:
-        """Block until everything recorded before this call is committed."""
+        """Block until everything recorded before this call is committed (or lost)."""
         marker = threading.Event()
         self._queue.put(marker)
         self._urgent.set()
@@ -78,6 +116,11 @@ class DecisionLog:
         self._urgent.set()
         self._thread.join(timeout=30)
 
+    def note_lost(self, count: int, reason: str) -> None:
+        """Count rows that never reached this log (unreadable on their way to it)."""
+        self._lost += count
+        self._problem = f"{count} decision rows lost: {reason}"
+
     def _run(self) -> None:
         # Wake once per flush interval and drain everything queued, rather than waking
         # for every row: per-row wake-ups hand the GIL back and forth with the event loop.
@@ -85,7 +128,11 @@ class DecisionLog:
         collected_at = time.monotonic()
         while not stopping:
             backlog = not self._queue.empty()
-            first = self._queue.get()  # block until there is work
+            try:
+                first = self._queue.get(timeout=self._probe_every)  # block until there is work
+            except queue.Empty:
+                self.probe()
+                continue
             items = [first]
             # Rows that queued while the previous batch was committed have waited since
             # it was collected: their interval started then, not now.
@@ -116,120 +163,159 @@ class DecisionLog:
                         markers.append(item)
                     elif item is not _STOP:
                         batch.append(item)
-            self.write(batch)
+            try:
+                self.write(batch)
+            except Exception:  # a bug in write must not stop the writer
+                log.exception("writing %d decision rows failed unexpectedly", len(batch))
+                self._lost += len(batch)
+                self._problem = "the decision writer failed unexpectedly (see the log)"
             for marker in markers:
                 marker.set()
 
+    def probe(self) -> bool:
+        """Whether the store takes a decision row now (inserted, then rolled back); a
+        failure makes the log unhealthy, a success after one makes it healthy again."""
+        try:
+            with self._engine.connect() as connection:
+                transaction = connection.begin()
+                try:
+                    connection.exec_driver_sql(
+                        self._encoder.insert_sql, self._encoder.encode(_probe_row())
+                    )
+                finally:
+                    transaction.rollback()
+        except Exception as exc:
+            if self._problem is None:
+                log.error("the decision store is unreachable: %s", short_reason(exc))
+            self._problem = f"the decision store is unreachable: {short_reason(exc)}"
+            return False
+        if self._problem is not None:
+            log.warning("the decision store is reachable again")
+        self._problem = None
+        return True
+
     def write(self, batch: list[Mapping[str, Any]]) -> None:
         """Commit ``batch`` now, on the calling thread: the writer thread's step, also for a
-        loop that batches itself (``tether.worker``'s), with retries and a one-by-one
-        fallback for rows the database refuses."""
+        loop that batches itself (``tether.worker``'s). Never raises for a row's content;
+        see the module docstring for what happens to a row the store refuses."""
         if not batch:
             return
-        for attempt in range(3):
-            try:
-                self._insert(batch)
-                self._written += len(batch)
-                return
-            except (DataError, IntegrityError):
-                # A row the database refuses must not take the rest of its batch with it.
-                self._write_one_by_one(batch)
-                return
-            except Exception:  # the writer must survive a transient database error
-                log.exception(
-                    "writing %d decision events failed (attempt %d)", len(batch), attempt + 1
-                )
-                time.sleep(0.05 * (attempt + 1))
-        self._failed += len(batch)
-
-    def _insert(self, rows: list[Mapping[str, Any]]) -> None:
-        # Straight to the driver's executemany: SQLAlchemy's per-row processing costs
-        # more than the database does at thousands of decisions per second.
-        params = [self._to_params(row) for row in rows]
-        with self._engine.begin() as connection:
-            connection.exec_driver_sql(self._insert_sql, params)
-
-    def _write_one_by_one(self, batch: list[Mapping[str, Any]]) -> None:
-        for row in batch:
-            try:
-                self._insert([row])
-            except IntegrityError:
-                if self._is_stored(row["decision_id"]):
-                    continue  # a retried commit had already stored it
-                self._write_storable(row)
-            except DataError:
-                self._write_storable(row)
-            except Exception:
-                log.exception("writing decision event %s failed", row.get("decision_id"))
-                self._failed += 1
-            else:
-                self._written += 1
-
-    def _write_storable(self, row: Mapping[str, Any]) -> None:
-        """Store a row the database refused as is (NUL bytes, over-long values), adjusted."""
+        items = [(row, self._encoder.encode(row)) for row in batch]
+        committed, lost = self._written, self._lost
         try:
-            self._insert([_storable(row)])
-        except Exception:
-            log.exception("decision event %s cannot be stored", row.get("decision_id"))
-            self._failed += 1
+            try:
+                self._insert([params for _, params in items])
+                self._written += len(items)
+            except Exception as exc:
+                if not self._reachable():
+                    self._retry_while_down(items, exc)
+                else:
+                    self._isolate(items)
+        except _StoreDown as down:
+            unsettled = len(items) - (self._written - committed) - (self._lost - lost)
+            self._lose(unsettled, f"the decision store is unreachable: {down}")
+            return
+        if self._written > committed and self._lost == lost:
+            self._problem = None  # a commit and nothing lost: recording again
+
+    def _retry_while_down(
+        self, items: list[tuple[Mapping[str, Any], Params]], exc: Exception
+    ) -> None:
+        reason = short_reason(exc)
+        self._problem = f"the decision store is unreachable: {reason}"
+        log.error("the decision store is unreachable (%s); retrying %d rows", reason, len(items))
+        for attempt in range(STORE_DOWN_RETRIES):
+            time.sleep(RETRY_PAUSE_S * (attempt + 1))
+            try:
+                self._insert([params for _, params in items])
+            except Exception as again:
+                reason = short_reason(again)
+                continue
+            self._written += len(items)
+            return
+        raise _StoreDown(reason)
+
+    def _isolate(self, items: list[tuple[Mapping[str, Any], Params]]) -> None:
+        """Commit ``items`` the store refused together: halves until the refused rows are
+        alone (a few commits for one refused row in thousands, not one per row)."""
+        if len(items) == 1:
+            self._write_alone(*items[0])
+            return
+        middle = len(items) // 2
+        for half in (items[:middle], items[middle:]):
+            try:
+                self._insert([params for _, params in half])
+            except Exception:
+                self._isolate(half)
+            else:
+                self._written += len(half)
+
+    def _write_alone(self, row: Mapping[str, Any], params: Params) -> None:
+        """One refused row: as it is, then with its text cleaned, then as an error row."""
+        refusal: Exception
+        try:
+            self._insert([params])
+        except IntegrityError as exc:
+            if self._is_stored(row):
+                self._written += 1  # a retried commit had already stored it
+                return
+            refusal = exc
+        except Exception as exc:
+            refusal = exc
         else:
             self._written += 1
+            return
+        reason = short_reason(refusal)
+        for attempt in (storable, lambda r: error_row(r, reason)):
+            try:
+                self._insert([self._encoder.encode(attempt(row))])
+            except Exception as exc:
+                refusal = exc
+            else:
+                self._written += 1
+                return
+        if not self._reachable():
+            raise _StoreDown(short_reason(refusal))
+        log.error(
+            "decision %s cannot be stored, not even as an error row: %s",
+            _decision_id(row),
+            short_reason(refusal),
+        )
+        self._lose(1, f"a decision row cannot be stored: {short_reason(refusal)}")
 
-    def _is_stored(self, decision_id: Any) -> bool:
-        with self._engine.connect() as connection:
-            found = connection.execute(
-                select(decisions.c.seq).where(decisions.c.decision_id == decision_id)
-            ).first()
+    def _lose(self, count: int, reason: str) -> None:
+        if count:
+            self._lost += count
+            self._problem = reason
+            log.error("%d decision rows are lost: %s", count, reason)
+
+    def _insert(self, params: list[Params]) -> None:
+        with self._engine.begin() as connection:
+            connection.exec_driver_sql(self._encoder.insert_sql, params)
+
+    def _reachable(self) -> bool:
+        try:
+            with self._engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    def _is_stored(self, row: Mapping[str, Any]) -> bool:
+        try:
+            with self._engine.connect() as connection:
+                found = connection.execute(
+                    select(decisions.c.seq).where(decisions.c.decision_id == row["decision_id"])
+                ).first()
+        except Exception:
+            return False
         return found is not None
 
 
-_COLUMNS = [c.name for c in decisions.columns if c.name != "seq"]
-_JSON_COLUMNS = frozenset(c.name for c in decisions.columns if isinstance(c.type, JSON))
-Params = tuple[Any, ...]
+def _decision_id(row: Any) -> str:
+    value = row.get("decision_id") if isinstance(row, Mapping) else None
+    return repr(value)[:60]
 
 
-def _fast_insert(engine: Engine) -> tuple[str, Callable[[Mapping[str, Any]], Params]]:
-    """The INSERT statement in the driver's own parameter style, and a row converter."""
-    names = ", ".join(_COLUMNS)
-    if engine.dialect.name == "sqlite":
-        marks = ", ".join("?" for _ in _COLUMNS)
-
-        def sqlite_params(row: Mapping[str, Any]) -> Params:
-            return tuple(_sqlite_value(name, row.get(name)) for name in _COLUMNS)
-
-        return f"INSERT INTO decisions ({names}) VALUES ({marks})", sqlite_params  # noqa: S608 - names from our own table
-    marks = ", ".join("CAST(%s AS JSON)" if c in _JSON_COLUMNS else "%s" for c in _COLUMNS)
-
-    def driver_params(row: Mapping[str, Any]) -> Params:
-        return tuple(
-            orjson.dumps(row.get(name)).decode() if name in _JSON_COLUMNS else row.get(name)
-            for name in _COLUMNS
-        )
-
-    return f"INSERT INTO decisions ({names}) VALUES ({marks})", driver_params  # noqa: S608 - names from our own table
-
-
-def _sqlite_value(name: str, value: Any) -> Any:
-    if name in _JSON_COLUMNS:
-        return orjson.dumps(value).decode()
-    if isinstance(value, datetime):
-        # The storage format SQLAlchemy's SQLite DateTime reads back (UTC, no offset).
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
-
-
-_STRING_LENGTHS = {
-    column.name: column.type.length
-    for column in decisions.columns
-    if isinstance(column.type, String) and column.type.length
-}
-
-
-def _storable(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Strip NUL characters and cut strings to their column's length."""
-    fixed = dict(row)
-    for name, length in _STRING_LENGTHS.items():
-        value = fixed.get(name)
-        if isinstance(value, str):
-            fixed[name] = value.replace("\x00", "")[:length]
-    return fixed
+def _probe_row() -> dict[str, Any]:
+    return error_row({"decision_id": PROBE_ID, "at": datetime.now(UTC)}, "probe")

@@ -43,7 +43,7 @@ from tether.tokens.revocation import revoke
 from tether.tokens.rotation import DEFAULT_TOKEN_TTL_S, KeyWatch
 from tether.tokens.tasks import DEFAULT_MAX_TASK_TTL_S, TaskIntent, TaskRecord, TaskRequest
 from tether.tokens.trust import WorkloadTrust, trust_store_from_rows
-from tether.tokens.workloads import Workload, authenticate_workload, workload_caller
+from tether.tokens.workloads import Workload, authenticate_workload
 
 __all__ = [
     "ACCESS_TOKEN_TYPE",
@@ -87,5 +87,4 @@ __all__ = [
     "trust_store_from_rows",
     "unverified_header",
     "verify_task_token",
-    "workload_caller",
 ]

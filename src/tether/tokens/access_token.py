@@ -15,8 +15,9 @@ to it>, ...}}``; its depth is the token's delegation depth.
 :func:`verify_task_token` reads a token back, strictly and in this order, each failure
 with its own code: the compact form (``tether.identity.parse_compact``: size, canonical
 base64url, no duplicate members), the header (``alg``, ``kid`` and ``typ`` only; ``typ``
-``at+jwt``; ``alg`` ES256 or RS256), the signature by the tether key ``kid`` names
-(:class:`~tether.tokens.KeyRing`), then the claims. Whether the token was revoked or its
+``at+jwt``; ``alg`` ES256 or RS256), an ES256 signature's low ``s``
+(:mod:`tether.tokens.low_s`: no malleated twin), the signature by the tether key ``kid``
+names (:class:`~tether.tokens.KeyRing`), then the claims. Whether the token was revoked or its
 task ended is not a property of the token: :mod:`tether.tokens.cache` answers that.
 """
 
@@ -37,6 +38,7 @@ from tether.tokens.errors import (
     TokenRejected,
 )
 from tether.tokens.keys import KeyRing
+from tether.tokens.low_s import is_high_s
 
 TOKEN_TYP = "at+jwt"  # noqa: S105 (a media type, not a secret)
 SIGNING_ALGORITHMS = frozenset({"ES256", "RS256"})
@@ -129,6 +131,14 @@ def verify_task_token(
     assert isinstance(token, str | bytes)
     text = token if isinstance(token, str) else token.decode("ascii")
     verified = keys.verify(text, typ=TOKEN_TYP)
+    # After the signature (a forgery by another key is `token_signature_invalid`): a valid
+    # ES256 signature with a high `s` is the malleated twin of the one tether issued.
+    if jws.header["alg"] == "ES256" and is_high_s(jws.signature):
+        raise TokenRejected(
+            "the ES256 signature has a high `s` (the malleated twin `(r, n-s)` of a "
+            "signature): tether signs with low `s` only",
+            code="token_signature_malleated",
+        )
     # joserfc decodes the payload again; the claims checked are the ones signed, which
     # are the ones parse_compact read (canonical base64url has one decoding).
     return read_claims(verified, issuer=issuer, audience=audience, now=now)

@@ -9,7 +9,8 @@ token that is invalid for any reason is ``invalid_request``)::
     ├── Unauthenticated
     │   └── TokenRejected               token_rejected (the instance names the check:
     │       │                           token_malformed, token_type_invalid,
-    │       │                           token_key_unknown, token_signature_invalid)
+    │       │                           token_key_unknown, token_signature_invalid,
+    │       │                           token_signature_malleated)
     │       ├── TokenClaimInvalid       token_claim_invalid
     │       ├── TokenIssuerMismatch     token_issuer_mismatch
     │       ├── TokenAudienceMismatch   token_audience_mismatch
@@ -29,7 +30,8 @@ token that is invalid for any reason is ``invalid_request``)::
     │   │                               task_not_owned, task_ended, audience_not_allowed)
     │   ├── ScopeNotAllowed             scope_exceeds_grant
     │   ├── DelegationTooDeep           delegation_depth_exceeded
-    │   └── ClientMismatch              client_mismatch
+    │   ├── ClientMismatch              client_mismatch
+    │   └── TokenNotIssuedToCaller      token_not_issued_to_caller
     ├── NotFound
     │   └── TaskNotFound                task_not_found
     └── Forbidden
@@ -159,6 +161,13 @@ class ClientMismatch(InvalidRequest):
 
     code = "client_mismatch"
     oauth_error = "invalid_request"
+
+
+class TokenNotIssuedToCaller(InvalidRequest):
+    """A workload asked to revoke a task token issued to another identity (RFC 7009 §2.1)."""
+
+    code = "token_not_issued_to_caller"
+    oauth_error = "unauthorized_client"
 
 
 class TaskNotFound(NotFound):

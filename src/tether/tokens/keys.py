@@ -23,6 +23,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from tether.store.key_tables import signing_keys
 from tether.tokens.errors import KeyStoreError, TokenRejected
+from tether.tokens.low_s import canonical
 from tether.tokens.master_key import decrypt, encrypt
 
 ALGORITHMS = ("ES256", "RS256")
@@ -138,7 +139,8 @@ class KeyRing:
     def sign(self, claims: Mapping[str, Any], *, typ: str) -> str:
         key = self.active()
         header = {"alg": key.alg, "kid": key.kid, "typ": typ}
-        return jwt.encode(header, dict(claims), self._private[key.kid], algorithms=[key.alg])
+        token = jwt.encode(header, dict(claims), self._private[key.kid], algorithms=[key.alg])
+        return canonical(token) if key.alg == "ES256" else token  # one signature per token
 
     def verify(self, token: str, *, typ: str, now: datetime | None = None) -> dict[str, Any]:
         """Verify signature, ``typ`` and ``kid`` of a token tether signed; return its claims."""

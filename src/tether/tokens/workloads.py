@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Engine
 
@@ -83,23 +82,3 @@ def _record_refusal(
             },
             at=now,
         )
-
-
-def workload_caller(trust: WorkloadTrust, engine: Engine, proof: str, *, now: datetime) -> Any:
-    """The :class:`~tether.callers.Caller` a valid workload proof makes: its identity, with
-    the ``workload`` role (for an edge that authenticates ``/oauth2/token`` by its
-    ``subject_token``).
-
-    Raises:
-        IdentityProofError: the proof does not verify or binds no identity.
-        Forbidden: the identity is not active.
-    """
-    from tether.callers import Caller, Role  # tether.callers imports this package
-
-    workload = authenticate_workload(trust, engine, proof, attempt="authenticate", now=now)
-    return Caller(
-        workload.identity.id,
-        frozenset({Role.WORKLOAD}),
-        "workload_proof",
-        workload.proof.token_id,
-    )

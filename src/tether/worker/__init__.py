@@ -6,10 +6,13 @@ the same process take it from the event loop (they share the GIL). With
 ``background_work = "process"`` (``tether serve``'s default) the server hands each
 decision row to a worker process over a pipe and does nothing else with it:
 
-* :class:`WorkerLink` (server side) has :class:`~tether.store.decision_log.DecisionLog`'s
-  interface: ``record`` appends the encoded row to a queue (no I/O); a thread writes
+* :class:`WorkerLink` (server side) is a :class:`~tether.store.sink.DecisionSink` like
+  :class:`~tether.store.decision_log.DecisionLog`: ``record`` appends the encoded row to
+  a queue (no I/O; a row that cannot be encoded goes as its error row); a thread writes
   what queued up to the worker's stdin every few milliseconds; ``flush`` returns once the
-  worker committed everything recorded before it; ``close`` drains and waits.
+  worker committed everything recorded before it; ``close`` drains and waits. Its
+  ``written``, ``lost`` and ``healthy`` are the worker's decision log's, from the
+  worker's ``health`` replies (``tether.worker.protocol``).
 * the worker (``python -m tether.worker``) is a :class:`~tether.services.Tether` on the
   same store: one loop reads every row that arrived, commits a batch per flush interval
   (``DecisionLog.write``) and runs drift detection on it (``DriftEngine.work``, which also

@@ -24,6 +24,7 @@ from tether.worker.protocol import (
     BEHAVIOUR,
     FLUSH,
     FLUSHED,
+    HEALTH,
     READY,
     SETTINGS_ENV,
     encode_control,
@@ -43,7 +44,9 @@ RESPAWN_PAUSE_S = 0.5
 
 
 class WorkerLink:
-    """Hands decision rows to a worker process; ``DecisionLog``'s interface.
+    """Hands decision rows to a worker process; a :class:`~tether.store.sink.DecisionSink`
+    whose counts and health are the worker's own (its ``health`` replies), plus the rows
+    that could not be handed to any worker.
 
     Args:
         settings: the server's settings (the worker gets them with in-process work).
@@ -62,7 +65,13 @@ class WorkerLink:
         self._flush_ids = itertools.count(1)
         self._recorded = 0
         self._ready = threading.Event()
-        self._failed = 0
+        # Counts of the workers replaced so far, the current worker's (its last `health`
+        # reply), and the rows no worker took; why the link is unhealthy, if it is.
+        self._written_before = self._lost_before = 0
+        self._worker_written = self._worker_lost = 0
+        self._worker_problem: str | None = None
+        self._unsent = 0
+        self._link_problem: str | None = None
         self._alive = False
         self._generation = 0  # of the current worker: replies of a replaced one are ignored
         self._closing = False
@@ -83,17 +92,30 @@ class WorkerLink:
         """Whether a worker is up and has not closed its output since."""
         return self._alive
 
-    # --- DecisionLog's interface -----------------------------------------------------------
+    # --- DecisionSink ----------------------------------------------------------------------
 
     @property
     def written(self) -> int:
-        """Rows handed to the worker (it commits them within its flush interval)."""
-        return self._recorded - len(self._pending)
+        """Rows the workers acknowledged as committed."""
+        return self._written_before + self._worker_written
 
     @property
-    def failed(self) -> int:
-        """Rows that could not be handed to any worker (each also logged)."""
-        return self._failed
+    def lost(self) -> int:
+        """Rows a worker lost (its store was down) or that no worker took (each logged);
+        not the rows a killed worker had read and not yet committed (nobody knows them)."""
+        return self._lost_before + self._worker_lost + self._unsent
+
+    @property
+    def healthy(self) -> bool:
+        """A worker is up, says its store takes rows, and no row failed to reach it since
+        its last commit."""
+        return self._alive and self._worker_problem is None and self._link_problem is None
+
+    @property
+    def problem(self) -> str | None:
+        if not self._alive:
+            return "the worker process (decision log, drift detection) is not running"
+        return self._link_problem or self._worker_problem
 
     def record(self, row: Mapping[str, Any]) -> None:
         """Queue one decision row for the worker: an append, no I/O."""
@@ -143,6 +165,10 @@ class WorkerLink:
         )
         assert process.stdout is not None
         self._generation += 1
+        # What the replaced worker acknowledged stays counted; the new one counts from 0.
+        self._written_before += self._worker_written
+        self._lost_before += self._worker_lost
+        self._worker_written = self._worker_lost = 0
         reader = threading.Thread(
             target=self._read_loop,
             args=(process.stdout, self._generation),
@@ -204,7 +230,8 @@ class WorkerLink:
             self._process = self._spawn()
             self.wait_ready(READY_TIMEOUT_S)
         rows = sum(1 for line in data.splitlines() if not is_control(line))
-        self._failed += rows
+        self._unsent += rows
+        self._link_problem = f"{rows} decision rows could not be handed to a worker"
         log.error("could not hand %d decision rows to a worker: they are not recorded", rows)
 
     def _read_loop(self, stdout: IO[bytes], generation: int) -> None:
@@ -225,8 +252,12 @@ class WorkerLink:
             return
         if kind == READY:
             if generation == self._generation:
+                self._worker_problem = None
                 self._alive = True
                 self._ready.set()
+        elif kind == HEALTH:
+            if generation == self._generation:
+                self._on_health(value)
         elif kind == FLUSHED:
             done = self._flushes.get(int(value))
             if done is not None:
@@ -237,3 +268,15 @@ class WorkerLink:
                     self._behaviour.pop(identity, None)
                 else:
                     self._behaviour[identity] = record
+
+    def _on_health(self, value: Any) -> None:
+        try:
+            written, lost = int(value["written"]), int(value["lost"])
+        except (KeyError, TypeError, ValueError):
+            log.warning("unreadable health reply from the worker process: %r", value)
+            return
+        if written > self._worker_written and self._link_problem is not None:
+            self._link_problem = None  # a commit since rows failed to reach a worker
+        self._worker_written, self._worker_lost = written, lost
+        problem = value.get("problem")
+        self._worker_problem = None if value.get("healthy") else str(problem or "unhealthy")

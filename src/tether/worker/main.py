@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 from tether.config import Settings
@@ -19,6 +19,7 @@ from tether.worker.protocol import (
     BEHAVIOUR,
     FLUSH,
     FLUSHED,
+    HEALTH,
     READY,
     SETTINGS_ENV,
     decode_row,
@@ -49,13 +50,42 @@ class _Replies:
             self._out.flush()
 
 
+class _HealthReporter:
+    """Sends the decision log's health and counts when they changed since the last send."""
+
+    def __init__(self, decision_log: Any, replies: _Replies) -> None:
+        self._log = decision_log
+        self._replies = replies
+        self._sent: tuple[Any, ...] | None = None
+        self._lock = threading.Lock()
+
+    def report(self) -> None:
+        with self._lock:
+            log_ = self._log
+            state = (log_.healthy, log_.written, log_.lost, log_.problem)
+            if state != self._sent:
+                healthy, written, lost, problem = state
+                self._replies.send(
+                    HEALTH,
+                    {"healthy": healthy, "written": written, "lost": lost, "problem": problem},
+                )
+                self._sent = state
+
+
 class _BehaviourPublisher:
     """Sends the drift records that changed since the last send (records are replaced,
-    never mutated in place, so an identity check finds the changes)."""
+    never mutated in place, so an identity check finds the changes); every tick also
+    runs ``also`` (the health report: a probe's finding reaches the server while idle)."""
 
-    def __init__(self, board: Mapping[str, Mapping[str, Any]], replies: _Replies) -> None:
+    def __init__(
+        self,
+        board: Mapping[str, Mapping[str, Any]],
+        replies: _Replies,
+        also: Callable[[], None] | None = None,
+    ) -> None:
         self._board = board
         self._replies = replies
+        self._also = also
         self._sent: dict[str, Mapping[str, Any]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -73,8 +103,10 @@ class _BehaviourPublisher:
         while not self._stop.wait(BEHAVIOUR_EVERY_S):
             try:
                 self.publish()
+                if self._also is not None:
+                    self._also()
             except Exception:
-                log.exception("sending drift records to the server failed")
+                log.exception("sending drift records or health to the server failed")
 
     def publish(self) -> None:
         with self._lock:
@@ -130,18 +162,25 @@ def main() -> int:
     # not handed between threads (each hand-over costs a GIL switch per row).
     drift = tether.start_drift(background=False)
     tether.start_background()
-    publisher = _BehaviourPublisher(drift.board.cedar, replies)
+    health = _HealthReporter(tether.decision_log, replies)
+    publisher = _BehaviourPublisher(drift.board.cedar, replies, health.report)
     publisher.start()
     replies.send(READY, os.getpid())
     try:
-        _serve(tether, _Lines(sys.stdin.fileno()), replies, publisher)
+        _serve(tether, _Lines(sys.stdin.fileno()), replies, publisher, health)
     finally:
         publisher.stop()
         tether.close()
     return 0
 
 
-def _serve(tether: Any, lines: _Lines, replies: _Replies, publisher: _BehaviourPublisher) -> None:
+def _serve(
+    tether: Any,
+    lines: _Lines,
+    replies: _Replies,
+    publisher: _BehaviourPublisher,
+    health: _HealthReporter,
+) -> None:
     interval = tether.settings.flush_interval_ms / 1000
     idle_every = tether.settings.reload_interval_ms / 2000
     drift = tether.drift
@@ -166,13 +205,15 @@ def _serve(tether: Any, lines: _Lines, replies: _Replies, publisher: _BehaviourP
                     continue
                 try:
                     rows.append(decode_row(line))
-                except (ValueError, KeyError, TypeError):
-                    log.error("dropping an unreadable decision row: %r", line[:200])
+                except Exception as exc:  # encode_row never sends one: a bug, counted
+                    log.error("an unreadable decision row is lost: %r", line[:200])
+                    tether.decision_log.note_lost(1, f"unreadable row from the server: {exc}")
             if rows and due is None:
                 due = time.monotonic() + interval
         now = time.monotonic()
         if ended or flushes or len(rows) >= MAX_BATCH or (due is not None and now >= due):
             tether.decision_log.write(rows)
+            health.report()  # before `flushed`: a flush sees the counts of its rows
             _detect(drift, rows)  # also reads newly stored events
             rows, due, last_work = [], None, time.monotonic()
             if flushes:

@@ -3,8 +3,13 @@
 Server → worker: a decision row (a JSON object, the columns of ``decisions``), or a
 control message (a JSON array): ``["flush", n]``.
 Worker → server: ``["ready", pid]`` once it is up, ``["flushed", n]`` once everything
-before flush ``n`` is committed, and ``["behaviour", {identity: record | null}]`` when
-drift records change.
+before flush ``n`` is committed, ``["health", {"healthy": bool, "written": n, "lost": n,
+"problem": str | null}]`` when its decision log's state changes (counts since the worker
+started; always before the ``flushed`` of the rows they count), and ``["behaviour",
+{identity: record | null}]`` when drift records change.
+
+:func:`encode_row` never raises: a row it cannot encode crosses as its error row
+(``tether.store.decision_rows``), so one caller's value cannot cost a decision its place.
 """
 
 from __future__ import annotations
@@ -16,19 +21,35 @@ from typing import Any
 
 import orjson
 
+from tether.store.decision_rows import error_row, short_reason
+
 FLUSH = "flush"
 FLUSHED = "flushed"
 BEHAVIOUR = "behaviour"
+HEALTH = "health"
 READY = "ready"
 #: The worker's settings travel in this environment variable (JSON).
 SETTINGS_ENV = "TETHER_WORKER_SETTINGS"
 
 
 def encode_row(row: Mapping[str, Any]) -> bytes:
+    """One line for ``row``; its error row's line if ``row`` cannot be encoded."""
     try:
         return orjson.dumps(row) + b"\n"
-    except TypeError:  # an integer beyond 64 bits in a caller's context
-        return json.dumps(row, default=str, separators=(",", ":")).encode() + b"\n"
+    except Exception as exc:
+        try:  # integers beyond 64 bits, non-string keys: JSON can say them
+            text = json.dumps(
+                row, default=_datetime, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+            )
+            return text.encode() + b"\n"  # UnicodeEncodeError on a lone surrogate
+        except Exception:
+            return orjson.dumps(error_row(row, short_reason(exc))) + b"\n"
+
+
+def _datetime(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"`{type(value).__name__}` is not JSON")
 
 
 def decode_row(line: bytes) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from tether.approvals import APPROVAL_USED, ApprovalStatus, Verdict
 from tether.config import Settings
 from tether.estate.compiled import CompiledEstate
 from tether.policy import DecisionRequest, EntityRecord, EntityRef, Outcome, parse_policy_file
-from tether.services import Tether
+from tether.services import Tether, WouldBlock
 from tether.store.approval_tables import approvals
 from tether.store.tables import decisions, estate_revisions
 
@@ -162,3 +162,20 @@ def test_an_approved_retry_still_carries_the_permits_obligations(tether: Tether)
     assert allowed.outcome is Outcome.CONSTRAIN
     assert dict(allowed.obligations) == {"max_rows": "100"}
     assert allowed.reasons == (f"approval:{approval_id}",)
+
+
+def test_on_the_event_loop_a_ticket_is_left_to_a_thread(tether: Tether, store: Engine) -> None:
+    # `may_block=False` (the HTTP edge's inline path): a ticket would be a store write, so
+    # nothing is decided, recorded or stored, and the edge evaluates again in a thread.
+    with pytest.raises(WouldBlock):
+        tether.evaluate(pay(), caller="gateway", may_block=False)
+    assert sum(tether.outcome_counts.values()) == 0
+    allowed = tether.evaluate(pay(amount=10), caller="gateway", may_block=False)
+    assert allowed.decision.outcome is Outcome.ALLOW
+    tether.decision_log.flush()
+    with store.connect() as connection:
+        assert connection.execute(select(approvals.c.id)).all() == []
+        stored = connection.execute(select(decisions.c.decision_id)).scalars().all()
+    assert stored == [allowed.decision_id]
+    asked = tether.evaluate(pay(), caller="gateway")  # where blocking is fine
+    assert asked.approval is not None

@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.exc import OperationalError
 
-from tether.store.decision_log import _COLUMNS, DecisionLog
+from tether.store.decision_log import DecisionLog
+from tether.store.decision_rows import COLUMNS as _COLUMNS
 from tether.store.tables import decisions
 
 
@@ -80,7 +81,7 @@ def test_rows_are_committed_within_the_flush_interval(
         assert time.monotonic() - started < 1.0, "rows not committed within the interval"
         time.sleep(0.01)
     assert log.written == 200
-    assert log.failed == 0
+    assert log.lost == 0
 
 
 def test_rows_are_batched_not_committed_per_record(store: Engine, logs: list[DecisionLog]) -> None:
@@ -204,7 +205,7 @@ def test_a_transient_database_error_is_retried(store: Engine, logs: list[Decisio
     assert len(failures) == 2
     assert stored_ids(store) == {r["decision_id"] for r in rows}
     assert log.written == 20
-    assert log.failed == 0
+    assert log.lost == 0
 
 
 def test_the_writer_survives_a_persistent_error_and_keeps_writing(
@@ -214,12 +215,14 @@ def test_the_writer_survives_a_persistent_error_and_keeps_writing(
     log = open_log(store, logs, flush_interval_ms=20)
     log.record(row(1))
     log.flush(timeout=10)
-    assert log.failed == 1
+    assert log.lost == 1
+    assert not log.healthy
     failures.extend([1] * 10_000)  # switch the failures off
     later = row(2)
     log.record(later)
     log.flush()
     assert stored_ids(store) == {later["decision_id"]}
+    assert log.healthy  # a commit: recording again
 
 
 def test_one_bad_row_does_not_lose_the_rest_of_its_batch(
@@ -242,7 +245,7 @@ def test_one_bad_row_does_not_lose_the_rest_of_its_batch(
     assert {r["decision_id"] for r in good} <= ids
     # The hostile request is exactly what an audit must keep: stored, made storable.
     assert hostile["decision_id"] in ids
-    assert log.failed == 0
+    assert log.lost == 0
 
 
 def test_a_row_already_stored_is_not_written_twice_nor_blocks_others(

@@ -10,7 +10,7 @@ import io
 import itertools
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -52,7 +52,7 @@ def resident_bytes() -> int:
 
 @pytest.mark.slow
 def test_a_200_mb_single_line_records_file_streams_in_constant_memory(
-    capsys: pytest.CaptureFixture[str],
+    figure: Callable[[str], None],
 ) -> None:
     stream = GeneratedStream(records_document(fixture_records(), 200 * MB))
     baseline = resident_bytes()
@@ -72,12 +72,11 @@ def test_a_200_mb_single_line_records_file_streams_in_constant_memory(
     assert events > 150_000
     # Holding the document (or its events) would take gigabytes; streaming takes a few MB.
     assert highest - baseline < 64 * MB
-    with capsys.disabled():
-        print(
-            f"\n[telemetry] CloudTrail Records, 1 line of {stream.produced / MB:.0f} MB: "
-            f"{events:,} events in {elapsed:.1f}s = {events / elapsed:,.0f} events/s, "
-            f"resident growth {(highest - baseline) / MB:.1f} MB"
-        )
+    figure(
+        f"[telemetry] CloudTrail Records, 1 line of {stream.produced / MB:.0f} MB: "
+        f"{events:,} events in {elapsed:.1f}s = {events / elapsed:,.0f} events/s, "
+        f"resident growth {(highest - baseline) / MB:.1f} MB"
+    )
 
 
 def test_traced_memory_stays_flat_over_many_json_lines() -> None:
@@ -97,7 +96,7 @@ def test_traced_memory_stays_flat_over_many_json_lines() -> None:
     assert peak < 4 * MB  # a chunk of text, one event, and the principal cache
 
 
-def test_cloudtrail_parse_throughput(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cloudtrail_parse_throughput(figure: Callable[[str], None]) -> None:
     records = fixture_records()
     sample = [records[i % len(records)] for i in range(30_000)]
     jsonl = b"\n".join(sample)
@@ -108,6 +107,5 @@ def test_cloudtrail_parse_throughput(capsys: pytest.CaptureFixture[str]) -> None
         count = sum(1 for _ in cloudtrail.iter_events(io.BytesIO(data), source_name=name))
         rates[name] = count / (time.perf_counter() - started)
         assert count == len(sample)
-    with capsys.disabled():
-        shown = ", ".join(f"{name} {rate:,.0f} events/s" for name, rate in rates.items())
-        print(f"\n[telemetry] CloudTrail parse throughput: {shown}")
+    shown = ", ".join(f"{name} {rate:,.0f} events/s" for name, rate in rates.items())
+    figure(f"[telemetry] CloudTrail parse throughput: {shown}")

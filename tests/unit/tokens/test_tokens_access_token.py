@@ -7,6 +7,10 @@ import json
 from typing import Any
 
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from joserfc.jwk import ECKey
@@ -16,6 +20,7 @@ from tether.errors import Unauthenticated
 from tether.services import Tether
 from tether.tokens import KeyRing, TaskTokenClaims, verify_task_token
 from tether.tokens.access_token import nest_actors, read_claims, sign_task_token
+from tether.tokens.low_s import P256_ORDER
 from token_support import ISSUER, Clock, WorkloadKey, b64, issue, open_task
 
 
@@ -242,3 +247,57 @@ def test_mutated_tokens_are_never_active_even_once_the_original_is_cached(
     inspection = authority.inspect(mutated)
     assert inspection.verified is None
     assert inspection.error is not None
+
+
+def _rs(token: str) -> tuple[int, int]:
+    signature = base64.urlsafe_b64decode(parts(token)[2] + "==")
+    return int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+
+
+def _with_signature(token: str, r: int, s: int) -> str:
+    head, payload, _ = token.split(".")
+    return f"{head}.{payload}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+def _es256_valid(keys: KeyRing, token: str) -> bool:
+    """Whether ``token``'s signature verifies under its key, by cryptography alone."""
+    header, _, _ = parts(token)
+    jwk = next(k for k in keys.jwks()["keys"] if k["kid"] == header["kid"])
+    numbers = ec.EllipticCurvePublicNumbers(
+        int.from_bytes(base64.urlsafe_b64decode(jwk["x"] + "=="), "big"),
+        int.from_bytes(base64.urlsafe_b64decode(jwk["y"] + "=="), "big"),
+        ec.SECP256R1(),
+    )
+    r, s = _rs(token)
+    signing_input = token.rsplit(".", 1)[0].encode("ascii")
+    try:
+        numbers.public_key().verify(
+            encode_dss_signature(r, s), signing_input, ec.ECDSA(hashes.SHA256())
+        )
+    except InvalidSignature:
+        return False
+    return True
+
+
+def test_the_malleated_twin_of_an_es256_signature_is_refused(
+    sqlite_tether: Tether, workload_key: WorkloadKey
+) -> None:
+    """(r, n-s) verifies as well as (r, s): tether signs low s only and refuses high s
+    (issue 19), also once the genuine token is cached."""
+    keys, authority = sqlite_tether.keys, sqlite_tether.tasks
+    signed = [sign_task_token(keys, claims(jti=f"j{i}")) for i in range(24)]
+    assert all(_rs(token)[1] <= P256_ORDER // 2 for token in signed)  # 2**-24 by chance
+    token = issue(authority, workload_key, open_task(authority, workload_key).id).token
+    assert authority.inspect(token).verified is not None  # cached now
+    r, s = _rs(token)
+    twin = _with_signature(token, r, P256_ORDER - s)
+    assert _es256_valid(keys, token)
+    assert _es256_valid(keys, twin)
+    now = authority.now().timestamp()
+    assert verify(token, keys, now=now).jti
+    assert code_of(twin, keys, now=now) == "token_signature_malleated"
+    inspection = authority.inspect(twin)
+    assert inspection.verified is None
+    assert inspection.error is not None
+    assert inspection.error.code == "token_signature_malleated"
+    assert authority.inspect(token).verified is not None

@@ -15,7 +15,9 @@ span) becomes one event:
 - time: ``startTimeUnixNano``; status ``ERROR`` or an ``error.type`` makes it ``error``
   (``denied`` when the error type says so);
 - ``tether.task.id``, ``tether.token.id``, ``tether.decision.id`` (set by tether's SDK)
-  link the call to its task, token and decision.
+  link the call to its task, token and decision; ``tether.resource`` (``type:id``) is
+  the resource it acted on, ``tether.result.records`` and ``tether.result.bytes`` the
+  size of its result.
 
 The raw event kept for each call is ``{"resource", "scope", "span"}`` from the document.
 """
@@ -31,6 +33,7 @@ from tether.telemetry.ingest._base import (
     Context,
     NotAnEvent,
     attributes,
+    integer,
     iter_decoded,
     mapping,
     text,
@@ -120,6 +123,9 @@ def _event(span: _Span, by_id: dict[str, _Span], context: Context) -> ObservedAc
         decision_id=text(attrs.get("tether.decision.id")),
         action=tool or UNKNOWN_ACTION,
         tool_name=tool,
+        resource=text(attrs.get("tether.resource")),
+        records=integer(attrs.get("tether.result.records")),
+        bytes=integer(attrs.get("tether.result.bytes")),
         call_id=span.call_id(),
         parent_call_id=(
             parent_tool.call_id() if parent_tool else text(span.span.get("parentSpanId"))

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tether.drift.evaluation.agentdojo import Label
-from tether.drift.evaluation.replay import RunVerdict
+from tether.evaluation.agentdojo import Label
+from tether.evaluation.replay import RunVerdict
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:

@@ -43,7 +43,6 @@ from tether.config import Settings
 from tether.drift.catalog import DefaultToolCatalog, normalise_target, target_values
 from tether.drift.detectors import Detector, load_detectors
 from tether.drift.directory import Watched, load_directory
-from tether.drift.evaluation.agentdojo import Call, GroundTruth, Run, UserTask
 from tether.drift.model import (
     DetectionContext,
     Finding,
@@ -55,6 +54,7 @@ from tether.drift.model import (
 )
 from tether.drift.scoring import to_finding
 from tether.estate import apply_estate, parse_pattern
+from tether.evaluation.agentdojo import Call, GroundTruth, Run, UserTask
 from tether.policy import DecisionRequest, EntityRef
 from tether.services import Tether
 from tether.tokens import TaskIntent, TaskRecord, TaskRequest, bind_task_token

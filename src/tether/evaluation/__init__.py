@@ -9,13 +9,18 @@
 
 ``tether eval agentdojo --traces FILE --ground-truth FILE [--json]`` is the same from
 the command line.
+
+It sits beside :mod:`tether.drift`, not inside it: a replay drives a whole tether
+(:class:`tether.services.Tether`) the way a served one runs, so it depends on the
+composition of the domain packages and the domain must not depend on it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from tether.drift.evaluation.agentdojo import (
+from tether.drift.model import Severity
+from tether.evaluation.agentdojo import (
     EvaluationInputInvalid,
     GroundTruth,
     Label,
@@ -23,9 +28,8 @@ from tether.drift.evaluation.agentdojo import (
     load_ground_truth,
     load_traces,
 )
-from tether.drift.evaluation.metrics import Counts, Evaluation
-from tether.drift.evaluation.replay import DETECTORS, Replay, RunVerdict
-from tether.drift.model import Severity
+from tether.evaluation.metrics import Counts, Evaluation
+from tether.evaluation.replay import DETECTORS, Replay, RunVerdict
 
 
 def evaluate_agentdojo(

@@ -1,0 +1,45 @@
+"""The port through which the MCP gateway asks tether: :class:`GatewayDecider`.
+
+The gateway never decides itself. Its decider checks the agent's bearer token (for the
+HTTP 401 of the MCP authorization spec), decides each governed call and says which
+tools a token may call (``tools/list``). :class:`~tether.gateway.LocalDecider` asks a
+:class:`~tether.services.Tether` in the same process (``--db URL``); a remote decider
+over ``tether.sdk`` (``--tether URL``) implements the same three methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from tether.gateway._calls import GatewayDecision, ToolCall
+
+
+@dataclass(frozen=True)
+class Bearer:
+    """A task token the gateway accepts at its edge (it verified as tether's)."""
+
+    identity: str
+    task_id: str
+    scopes: tuple[str, ...]
+    expires_at: int
+    issuer: str
+
+
+class GatewayDecider(Protocol):
+    """What the gateway needs of tether; every method is safe to call concurrently."""
+
+    async def authenticate(self, token: str) -> Bearer | None:
+        """The token's holder, or ``None`` when it is not a valid tether task token
+        (then the agent gets HTTP 401). A token of an ended task still authenticates:
+        its calls are refused, each as a recorded decision naming why."""
+        ...
+
+    async def decide(self, token: str, call: ToolCall, request_id: str | None) -> GatewayDecision:
+        """One recorded decision on ``call``; never raises for a refusal."""
+        ...
+
+    async def callable_tools(self, token: str, names: Sequence[str]) -> frozenset[str]:
+        """The tools among ``names`` the token's identity may call in its task."""
+        ...

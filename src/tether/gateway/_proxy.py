@@ -1,0 +1,279 @@
+"""The MCP gateway: an MCP server (streamable HTTP) in front of an upstream MCP server.
+
+Built on the official ``mcp`` SDK: its low-level :class:`~mcp.server.lowlevel.Server`
+serves the agents, a :class:`~mcp.client.session.ClientSession` talks to the upstream.
+The SDK's resource-server support does the MCP authorization spec's part: a request
+without a valid task token gets ``401`` with ``WWW-Authenticate: Bearer
+resource_metadata=...``, and the RFC 9728 protected-resource metadata is served (at
+``/.well-known/oauth-protected-resource`` and its ``/mcp``-suffixed form).
+
+Per method:
+
+* ``tools/call``, ``resources/read``, ``prompts/get``: one tether decision each; a
+  refusal is a JSON-RPC error (:data:`REFUSED`, :data:`APPROVAL_REQUIRED`) whose
+  ``data`` carries ``error_code``, ``outcome``, ``reasons`` and ``decision_id``, and the
+  upstream is never called; ``constrain`` obligations are applied to the result;
+* ``tools/list``: only the tools the identity may call in its task;
+* ``resources/list``, ``resources/templates/list``, ``prompts/list``: passed through.
+
+Malformed JSON-RPC, unknown methods and oversized bodies are answered by the SDK's
+transport with JSON-RPC errors; each session is independent of the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import mcp_types as types
+from mcp.client.session import ClientSession
+from mcp.server.auth.handlers.metadata import ProtectedResourceMetadataHandler
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import Server
+from mcp.shared.auth import ProtectedResourceMetadata
+from mcp.shared.exceptions import MCPError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import Route
+
+from tether.gateway._calls import PROMPT_GET, RESOURCE_READ, TOOL_CALL, GatewayDecision, ToolCall
+from tether.gateway._decider import GatewayDecider
+from tether.gateway._obligations import UNFULFILLABLE, constrain, unfulfillable
+from tether.gateway._upstream import Upstream, UpstreamSpec, open_upstream
+
+#: JSON-RPC error codes of the gateway (implementation-defined server errors).
+REFUSED = -32010
+APPROVAL_REQUIRED = -32011
+UPSTREAM_FAILED = -32012
+#: Where an agent puts the id of an approved ticket when it retries (`params._meta`).
+APPROVAL_META = "tether/approval_id"
+DEFAULT_MAX_BODY = 1_000_000
+# Errors the SDK's client raises for the connection itself, not answers of the upstream.
+_TRANSPORT_ERRORS = frozenset({types.CONNECTION_CLOSED, types.REQUEST_TIMEOUT})
+WELL_KNOWN = "/.well-known/oauth-protected-resource"
+
+_T = TypeVar("_T")
+Context = ServerRequestContext[Upstream, Request]
+
+
+class TaskTokenVerifier:
+    """The SDK's ``TokenVerifier`` over a :class:`GatewayDecider`."""
+
+    def __init__(self, decider: GatewayDecider) -> None:
+        self.decider = decider
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        bearer = await self.decider.authenticate(token)
+        if bearer is None:
+            return None
+        return AccessToken(
+            token=token,
+            client_id=bearer.identity,
+            subject=bearer.identity,
+            scopes=list(bearer.scopes),
+            expires_at=bearer.expires_at,
+            claims={"iss": bearer.issuer, "txn": bearer.task_id},
+        )
+
+
+class Gateway:
+    """The gateway's MCP handlers, bound to a decider and an upstream."""
+
+    def __init__(self, decider: GatewayDecider, upstream: UpstreamSpec) -> None:
+        self.decider = decider
+        self.upstream = upstream
+
+    @asynccontextmanager
+    async def lifespan(self, _: Server[Upstream]) -> AsyncIterator[Upstream]:
+        async with open_upstream(self.upstream) as upstream:
+            yield upstream
+
+    def server(self) -> Server[Upstream]:
+        return Server(
+            "tether-gateway",
+            version="1",
+            instructions="every call is authorized by tether for the task of your bearer token",
+            lifespan=self.lifespan,
+            on_list_tools=self.list_tools,
+            on_call_tool=self.call_tool,
+            on_list_resources=self.list_resources,
+            on_list_resource_templates=self.list_resource_templates,
+            on_read_resource=self.read_resource,
+            on_list_prompts=self.list_prompts,
+            on_get_prompt=self.get_prompt,
+        )
+
+    # --- governed ------------------------------------------------------------------------
+
+    async def list_tools(
+        self, ctx: Context, params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        listed = await self._upstream(ctx, lambda s: s.list_tools(params=params))
+        allowed = await self.decider.callable_tools(
+            _token(ctx), [tool.name for tool in listed.tools]
+        )
+        return listed.model_copy(update={"tools": [t for t in listed.tools if t.name in allowed]})
+
+    async def call_tool(
+        self, ctx: Context, params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        call = ToolCall(TOOL_CALL, params.name, params.arguments or {}, _approval_id(params))
+        decision = await self._decide(ctx, call)
+        result = await self._upstream(
+            ctx, lambda s: s.call_tool(params.name, params.arguments, meta=params.meta)
+        )
+        if not isinstance(result, types.CallToolResult):  # input-required rounds: not yet
+            raise MCPError(UPSTREAM_FAILED, f"the upstream answered `{params.name}` unexpectedly")
+        return constrain(result, decision.obligations)
+
+    async def read_resource(
+        self, ctx: Context, params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        await self._decide(ctx, ToolCall(RESOURCE_READ, str(params.uri), {}, _approval_id(params)))
+        result = await self._upstream(ctx, lambda s: s.read_resource(params.uri))
+        if not isinstance(result, types.ReadResourceResult):
+            raise MCPError(UPSTREAM_FAILED, f"the upstream answered `{params.uri}` unexpectedly")
+        return result
+
+    async def get_prompt(
+        self, ctx: Context, params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
+        arguments = dict(params.arguments or {})
+        await self._decide(ctx, ToolCall(PROMPT_GET, params.name, arguments, _approval_id(params)))
+        result = await self._upstream(ctx, lambda s: s.get_prompt(params.name, params.arguments))
+        if not isinstance(result, types.GetPromptResult):
+            raise MCPError(UPSTREAM_FAILED, f"the upstream answered `{params.name}` unexpectedly")
+        return result
+
+    # --- passed through ------------------------------------------------------------------
+
+    async def list_resources(
+        self, ctx: Context, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        return await self._upstream(ctx, lambda s: s.list_resources(params=params))
+
+    async def list_resource_templates(
+        self, ctx: Context, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return await self._upstream(ctx, lambda s: s.list_resource_templates(params=params))
+
+    async def list_prompts(
+        self, ctx: Context, params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        return await self._upstream(ctx, lambda s: s.list_prompts(params=params))
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def _decide(self, ctx: Context, call: ToolCall) -> GatewayDecision:
+        """The decision on ``call``; raises the JSON-RPC error of a refusal."""
+        request_id = str(ctx.request_id) if ctx.request_id is not None else None
+        decision = await self.decider.decide(_token(ctx), call, request_id)
+        if decision.permits:
+            missing = unfulfillable(decision.obligations)
+            if not missing:
+                return decision
+            decision = GatewayDecision(
+                False,
+                "deny",
+                (UNFULFILLABLE,),
+                error_code=UNFULFILLABLE,
+                errors=(f"the gateway cannot fulfil obligation(s) {', '.join(missing)}",),
+                decision_id=decision.decision_id,
+            )
+        raise refusal(call, decision)
+
+    async def _upstream(self, ctx: Context, ask: Callable[[ClientSession], Awaitable[_T]]) -> _T:
+        """``ask`` of the upstream session; a failure other than the upstream's own
+        JSON-RPC error becomes :data:`UPSTREAM_FAILED`, naming the upstream."""
+        try:
+            return await ask(await ctx.lifespan_context.session())
+        except MCPError as exc:
+            if exc.code not in _TRANSPORT_ERRORS:  # the upstream's own answer, as it is
+                raise
+            cause: Exception = exc
+        except Exception as exc:
+            cause = exc
+        raise MCPError(
+            UPSTREAM_FAILED,
+            f"the upstream MCP server `{self.upstream}` did not answer: "
+            f"{type(cause).__name__}: {cause}",
+        ) from cause
+
+
+def refusal(call: ToolCall, decision: GatewayDecision) -> MCPError:
+    """The JSON-RPC error of a refused call, naming why."""
+    why = "; ".join(decision.errors) or ", ".join(decision.reasons) or decision.outcome
+    data: dict[str, Any] = {
+        "error_code": decision.error_code or decision.outcome,
+        "outcome": decision.outcome,
+        "reasons": list(decision.reasons),
+        "decision_id": decision.decision_id,
+    }
+    if decision.approval is not None:
+        data["approval"] = dict(decision.approval)
+        approval_id = decision.approval.get("id")
+        message = (
+            f"`{call.action}` needs a person's approval (ticket `{approval_id}`); retry with "
+            f"`_meta.{APPROVAL_META}` once it is approved"
+        )
+        return MCPError(APPROVAL_REQUIRED, message, data)
+    return MCPError(REFUSED, f"tether refused `{call.action}`: {why}", data)
+
+
+def _token(ctx: Context) -> str:
+    # The SDK's bearer middleware let the request in only with a verified token.
+    assert ctx.request is not None
+    return ctx.request.headers["authorization"][len("Bearer ") :]
+
+
+def _approval_id(params: types.RequestParams) -> str | None:
+    meta = params.meta
+    value = meta.get(APPROVAL_META) if isinstance(meta, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def create_gateway_app(
+    decider: GatewayDecider,
+    upstream: UpstreamSpec,
+    *,
+    public_url: str,
+    issuer: str,
+    max_body: int = DEFAULT_MAX_BODY,
+    host: str = "127.0.0.1",
+) -> Starlette:
+    """The gateway's ASGI app: MCP at ``/mcp``, protected-resource metadata beside it.
+
+    Args:
+        public_url: how agents reach the gateway (``http://HOST:PORT``): the resource.
+        issuer: the authorization server that issues task tokens (tether's issuer).
+    """
+    resource = public_url.rstrip("/") + "/mcp"
+    # Validated from strings: AuthSettings keeps a path-less issuer as written (RFC 8414
+    # compares issuers as exact strings), where AnyHttpUrl would add a trailing slash.
+    auth = AuthSettings.model_validate(
+        {
+            "issuer_url": issuer,
+            "resource_server_url": resource,
+            "validate_token_resource": False,  # task tokens name tether's audience
+        }
+    )
+    server = Gateway(decider, upstream).server()
+    # RFC 9728 §3.1 puts the document under the resource's path; clients also probe the root.
+    metadata = ProtectedResourceMetadata.model_validate(
+        {"resource": resource, "authorization_servers": [issuer]}
+    )
+    handler = ProtectedResourceMetadataHandler(metadata)
+    root = [Route(WELL_KNOWN, endpoint=handler.handle, methods=["GET"])]
+    return server.streamable_http_app(
+        auth=auth,
+        token_verifier=TaskTokenVerifier(decider),
+        max_request_body_size=max_body,
+        host=host,
+        custom_starlette_routes=root,
+    )
+
+
+__all__ = ["Gateway", "create_gateway_app"]

@@ -1,0 +1,496 @@
+"""``tether gateway mcp`` end to end: a real MCP client, the gateway in a subprocess on a
+real socket, and a real MCP server (``mcp_upstream.py``) that logs every call it gets."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from subprocess import Popen
+from typing import Any, TypeVar
+
+import anyio
+import httpx
+import httpx2
+import pytest
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from sqlalchemy import select
+
+from tether.approvals import Verdict
+from tether.callers import Role, admin_token
+from tether.config import load_settings
+from tether.estate import apply_estate
+from tether.services import Tether
+from tether.store.tables import decisions
+from token_support import ISSUER, WorkloadKey, issue, open_task, write_estate
+
+HERE = Path(__file__).parent
+KEY = WorkloadKey.generate("wk-gateway")
+ESTATE = """\
+classes:
+  agent: {mode: enforce, max_task_ttl: 15m, token_ttl: 5m}
+trust:
+  - spiffe: spiffe://example.org
+    jwks_file: bundles/example.org.jwks.json
+data_classes: {public: 1, internal: 2, confidential: 3, restricted: 4}
+resources:
+  - {pattern: "invoice:*", data_class: confidential}
+  - {pattern: "email:*", data_class: internal}
+identities:
+  - id: billing-bot
+    kind: agent
+    class: agent
+    owner: team-payments
+    workload: spiffe://example.org/agents/billing-bot
+    entitlements:
+      - actions: [read_invoice, send_email, list_customers]
+        resources: ["invoice:*", "email:*@example.org", "mcp_tool:list_customers"]
+      - actions: [pay_invoice]
+        resources: ["invoice:*"]
+tools:
+  read_invoice:
+    resource: {argument: invoice_id, type: invoice}
+    data_class: confidential
+  send_email:
+    resource: {argument: to, type: email}
+    destinations: {to: email}
+  pay_invoice:
+    resource: {argument: invoice_id, type: invoice}
+    destinations: {iban: iban}
+"""
+CONSTRAIN = """\
+@id("customers-constrained")
+@outcome("constrain")
+@obligations("max_rows=2; redact=ssn")
+permit (principal == agent::"billing-bot", action == Action::"list_customers", resource);
+
+@id("payments-need-approval")
+@outcome("approval_required")
+permit (principal == agent::"billing-bot", action == Action::"pay_invoice", resource);
+"""
+INTENT = {
+    "actions": ("read_invoice", "send_email", "list_customers"),
+    "resources": ("invoice:*", "email:*@example.org", "mcp_tool:list_customers"),
+}
+_T = TypeVar("_T")
+
+
+@dataclass
+class Stack:
+    tether: Tether  # on the gateway's store: opens tasks, mints tokens, ends tasks
+    url: str
+    upstream_log: Path
+    gateway: Popen[bytes]
+
+    def token(self, **intent: Any) -> tuple[str, str]:
+        task = open_task(self.tether.tasks, KEY, **{**INTENT, **intent})
+        return str(issue(self.tether.tasks, KEY, task.id).token), task.id
+
+    def upstream_calls(self) -> list[str]:
+        return calls_in(self.upstream_log)
+
+
+def calls_in(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _spawn(command: list[str], log: Path, cwd: Path, env: dict[str, str]) -> Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env)
+
+
+def _wait(url: str, process: Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up:\n{log.read_text()}")
+
+
+def _stop(process: Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@dataclass
+class Store:
+    """The gateway's store, with the test estate, and the environment to serve it."""
+
+    tether: Tether
+    folder: Path
+    db_url: str
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    folder = tmp_path_factory.mktemp("gateway")
+    estate = write_estate(folder / "estate", KEY)
+    (estate / "estate.yaml").write_text(ESTATE)
+    (estate / "policies" / "guard.cedar").write_text(CONSTRAIN)
+    db_url = f"sqlite:///{folder}/tether.db"
+    master = folder / ".tether" / "master.key"
+    settings = load_settings({}, database_url=db_url, master_key_file=str(master), issuer=ISSUER)
+    tether = Tether(settings)
+    apply_estate(tether.engine, estate)
+    tether.reload()
+    admin_token(tether.engine, tether.keys, "carol", issuer="tests", roles=[Role.APPROVER])
+    env = {**os.environ, "TETHER_ISSUER": ISSUER, "TETHER_MASTER_KEY_FILE": str(master)}
+    yield Store(tether, folder, db_url, env)
+    tether.close()
+
+
+@contextmanager
+def upstream_server(store: Store, name: str) -> Iterator[tuple[str, Path, Popen[bytes]]]:
+    """``mcp_upstream.py`` on streamable HTTP: its URL, its call log, its process."""
+    port = free_port()
+    calls, out = store.folder / f"{name}-calls.log", store.folder / f"{name}.out"
+    command = [sys.executable, str(HERE / "mcp_upstream.py"), str(port), str(calls)]
+    process = _spawn(command, out, store.folder, store.env)
+    try:
+        _wait(f"http://127.0.0.1:{port}/mcp", process, out)
+        yield f"http://127.0.0.1:{port}/mcp", calls, process
+    finally:
+        _stop(process)
+
+
+@contextmanager
+def gateway_server(store: Store, name: str, *upstream: str) -> Iterator[tuple[str, Popen[bytes]]]:
+    """``tether gateway mcp`` in front of ``upstream`` (its options): its MCP URL."""
+    port = free_port()
+    out = store.folder / f"{name}.out"
+    command = [sys.executable, "-m", "tether.cli", "gateway", "mcp", *upstream]
+    command += ["--listen", f"127.0.0.1:{port}", "--db", store.db_url, "--max-body", "100000"]
+    process = _spawn(command, out, store.folder, store.env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait(f"{base}/.well-known/oauth-protected-resource", process, out)
+        yield f"{base}/mcp", process
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="module")
+def stack(store: Store) -> Iterator[Stack]:
+    with (
+        upstream_server(store, "upstream") as (upstream_url, calls, _),
+        gateway_server(store, "gateway", "--upstream", upstream_url) as (url, gateway),
+    ):
+        yield Stack(store.tether, url, calls, gateway)
+
+
+def run(
+    stack: Stack | str, token: str | None, work: Callable[[ClientSession], Awaitable[_T]]
+) -> _T:
+    """``work`` in one MCP session through the gateway (a stack or an MCP URL), as the
+    holder of ``token``."""
+    url = stack if isinstance(stack, str) else stack.url
+
+    async def session() -> _T:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=10) as http,
+            streamable_http_client(url, http_client=http) as (read, write),
+            ClientSession(read, write) as mcp,
+        ):
+            await mcp.initialize()
+            return await work(mcp)
+
+    return anyio.run(session)
+
+
+def test_an_entitled_call_returns_the_upstream_result(stack: Stack) -> None:
+    token, task_id = stack.token()
+
+    async def work(mcp: ClientSession) -> Any:
+        return await mcp.call_tool("read_invoice", {"invoice_id": "INV-1"})
+
+    result = run(stack, token, work)
+
+    assert not result.is_error
+    assert result.structured_content["id"] == "INV-1"
+    assert 'read_invoice {"invoice_id": "INV-1"}' in stack.upstream_calls()
+    # The call is a decision event in the store, with its task: drift and paths see it.
+    deadline = time.monotonic() + 2
+    rows: list[Any] = []
+    while not rows and time.monotonic() < deadline:
+        with stack.tether.engine.connect() as connection:
+            rows = list(
+                connection.execute(
+                    select(decisions).where(
+                        decisions.c.caller == "gateway:mcp", decisions.c.action == "read_invoice"
+                    )
+                )
+            )
+        time.sleep(0.05)
+    assert [r.context["tether"]["task_id"] for r in rows] == [task_id]
+    assert rows[0].resource_id == "INV-1"
+
+
+def test_out_of_entitlement_and_outside_intent_never_reach_the_upstream(stack: Stack) -> None:
+    token, _ = stack.token()
+    before = stack.upstream_calls()
+
+    async def work(mcp: ClientSession) -> list[MCPError]:
+        refused = []
+        for name, arguments in [
+            ("pay_invoice", {"invoice_id": "INV-1", "iban": "XX99"}),  # not in the task
+            ("send_email", {"to": "boss@evil.test", "body": "invoices"}),  # not declared
+            ("read_invoice", {}),  # the resource argument is missing
+        ]:
+            with pytest.raises(MCPError) as caught:
+                await mcp.call_tool(name, arguments)
+            refused.append(caught.value)
+        return refused
+
+    scope, intent, missing = run(stack, token, work)
+
+    assert scope.code == -32010
+    assert scope.data["error_code"] == "token_scope_exceeded"
+    assert scope.data["outcome"] == "deny"
+    assert scope.data["decision_id"]
+    assert "tether refused `pay_invoice`" in scope.message
+    assert intent.data["error_code"] == "outside_task_intent"
+    assert missing.data["error_code"] == "tool_argument_missing"
+    assert stack.upstream_calls() == before
+
+
+def test_tools_list_shows_what_the_identity_may_call(stack: Stack) -> None:
+    token, _ = stack.token(actions=("read_invoice",), resources=("invoice:*",))
+
+    async def work(mcp: ClientSession) -> list[str]:
+        return [tool.name for tool in (await mcp.list_tools()).tools]
+
+    assert run(stack, token, work) == ["read_invoice"]
+
+
+def test_constrain_obligations_are_applied_to_the_result(stack: Stack) -> None:
+    token, _ = stack.token()
+
+    async def work(mcp: ClientSession) -> Any:
+        return await mcp.call_tool("list_customers", {"count": 5})
+
+    result = run(stack, token, work)
+
+    rows = result.structured_content["result"]
+    assert rows == [
+        {"name": "customer-0", "ssn": "[redacted]"},
+        {"name": "customer-1", "ssn": "[redacted]"},
+    ]
+    assert "000-" not in json.dumps([c.model_dump() for c in result.content])
+    assert result.meta["tether/obligations"] == {"max_rows": "2", "redact": "ssn"}
+    assert 'list_customers {"count": 5}' in stack.upstream_calls()
+
+
+def test_an_approved_retry_passes_once(stack: Stack) -> None:
+    token, _ = stack.token(actions=("pay_invoice",), resources=("invoice:*",))
+    pay = {"invoice_id": "INV-9", "iban": "DE00123"}
+
+    async def ask(mcp: ClientSession) -> MCPError:
+        with pytest.raises(MCPError) as caught:
+            await mcp.call_tool("pay_invoice", pay)
+        return caught.value
+
+    pending = run(stack, token, ask)
+    assert pending.code == -32011
+    assert pending.data["outcome"] == "approval_required"
+    approval_id = pending.data["approval"]["id"]
+    assert f"ticket `{approval_id}`" in pending.message
+    assert not any("INV-9" in line for line in stack.upstream_calls())
+
+    stack.tether.approvals.decide(approval_id, Verdict.APPROVE, approver_id="carol")
+
+    async def retry(mcp: ClientSession) -> tuple[Any, MCPError]:
+        meta = {"tether/approval_id": approval_id}
+        passed = await mcp.call_tool("pay_invoice", pay, meta=meta)  # type: ignore[arg-type]
+        with pytest.raises(MCPError) as caught:
+            await mcp.call_tool("pay_invoice", pay, meta=meta)  # type: ignore[arg-type]
+        return passed, caught.value
+
+    passed, again = run(stack, token, retry)
+    assert not passed.is_error
+    assert again.data["error_code"] == "approval_used"
+    assert [line for line in stack.upstream_calls() if "INV-9" in line] == [
+        'pay_invoice {"iban": "DE00123", "invoice_id": "INV-9"}'
+    ]
+
+
+def test_no_or_a_bad_token_gets_401_with_the_resource_metadata(stack: Stack) -> None:
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
+    headers = {"Accept": "application/json, text/event-stream"}
+    for auth in ({}, {"Authorization": "Bearer not-a-token"}):
+        answer = httpx.post(stack.url, json=initialize, headers={**headers, **auth}, timeout=5)
+        assert answer.status_code == 401
+        challenge = answer.headers["www-authenticate"]
+        assert challenge.startswith("Bearer ")
+        assert 'resource_metadata="http://127.0.0.1:' in challenge
+    metadata_url = challenge.split('resource_metadata="')[1].split('"')[0]
+    for url in (
+        metadata_url,
+        stack.url.removesuffix("/mcp") + "/.well-known/oauth-protected-resource",
+    ):
+        document = httpx.get(url, timeout=5).json()
+        assert document["resource"] == stack.url
+        assert document["authorization_servers"] == [ISSUER]
+
+
+def test_ending_the_task_refuses_the_next_call_at_once(stack: Stack) -> None:
+    token, task_id = stack.token()
+
+    async def work(mcp: ClientSession) -> tuple[bool, float, MCPError]:
+        first = await mcp.call_tool("read_invoice", {"invoice_id": "INV-2"})
+        await anyio.to_thread.run_sync(lambda: stack.tether.tasks.end_task(task_id, actor="test"))
+        ended = time.monotonic()
+        with pytest.raises(MCPError) as caught:
+            await mcp.call_tool("read_invoice", {"invoice_id": "INV-3"})
+        return bool(first.is_error), time.monotonic() - ended, caught.value
+
+    first_failed, elapsed, refused = run(stack, token, work)
+
+    assert not first_failed
+    assert elapsed < 1
+    assert refused.data["error_code"] == "task_ended"
+    assert not any("INV-3" in line for line in stack.upstream_calls())
+
+
+def test_bad_json_rpc_gets_errors_and_the_gateway_keeps_serving(stack: Stack) -> None:
+    token, _ = stack.token()
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+    }
+    malformed = httpx.post(stack.url, content=b"{not json", headers=headers, timeout=5)
+    assert malformed.status_code == 400
+    assert malformed.json()["error"]["code"] == -32700  # parse error
+    oversized = httpx.post(
+        stack.url, content=b"[" + b" " * 200_000 + b"]", headers=headers, timeout=5
+    )
+    assert oversized.status_code == 413
+
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"},
+        },
+    }
+    opened = httpx.post(stack.url, json=initialize, headers=headers, timeout=5)
+    assert opened.status_code == 200, opened.text
+    session = {**headers, "Mcp-Session-Id": opened.headers["mcp-session-id"]}
+    httpx.post(
+        stack.url,
+        json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+        headers=session,
+        timeout=5,
+    )
+    unknown = httpx.post(
+        stack.url,
+        json={"jsonrpc": "2.0", "id": 2, "method": "no/such_method", "params": {}},
+        headers=session,
+        timeout=5,
+    )
+    assert _message(unknown)["error"]["code"] == -32601  # method not found
+
+    async def work(mcp: ClientSession) -> Any:
+        return await mcp.call_tool("read_invoice", {"invoice_id": "INV-4"})
+
+    assert not run(stack, token, work).is_error  # other sessions are served as before
+    assert stack.gateway.poll() is None
+
+
+def _message(answer: httpx.Response) -> dict[str, Any]:
+    """The JSON-RPC message of an answer in JSON or as a server-sent event."""
+    if answer.headers["content-type"].startswith("application/json"):
+        parsed: dict[str, Any] = answer.json()
+        return parsed
+    data = [line[5:] for line in answer.text.splitlines() if line.startswith("data:")]
+    parsed = json.loads(data[-1])
+    return parsed
+
+
+def test_resources_read_is_decided_too(stack: Stack) -> None:
+    token, _ = stack.token()
+
+    async def work(mcp: ClientSession) -> MCPError:
+        with pytest.raises(MCPError) as caught:
+            await mcp.read_resource("invoice://INV-1")  # type: ignore[arg-type]
+        return caught.value
+
+    refused = run(stack, token, work)
+    assert refused.data["error_code"] == "token_scope_exceeded"
+    assert "tether refused `resources/read`" in refused.message
+    assert not any("invoice_document" in line for line in stack.upstream_calls())
+
+
+def test_a_stdio_upstream_is_governed_the_same(store: Store) -> None:
+    calls = store.folder / "stdio-calls.log"
+    command = f"{sys.executable} {HERE / 'mcp_upstream.py'} stdio {calls}"
+    task = open_task(store.tether.tasks, KEY, **INTENT)
+    token = str(issue(store.tether.tasks, KEY, task.id).token)
+
+    async def work(mcp: ClientSession) -> tuple[Any, MCPError]:
+        passed = await mcp.call_tool("read_invoice", {"invoice_id": "INV-5"})
+        with pytest.raises(MCPError) as caught:
+            await mcp.call_tool("pay_invoice", {"invoice_id": "INV-5", "iban": "X"})
+        return passed, caught.value
+
+    with gateway_server(store, "stdio-gateway", "--upstream-cmd", command) as (url, _):
+        passed, refused = run(url, token, work)
+
+    assert passed.structured_content["id"] == "INV-5"
+    assert refused.data["error_code"] == "token_scope_exceeded"
+    assert calls_in(calls) == ['read_invoice {"invoice_id": "INV-5"}']
+
+
+def test_a_dropped_upstream_is_a_clear_error_and_the_gateway_lives_on(store: Store) -> None:
+    task = open_task(store.tether.tasks, KEY, **INTENT)
+    token = str(issue(store.tether.tasks, KEY, task.id).token)
+
+    async def work(mcp: ClientSession) -> MCPError:
+        with pytest.raises(MCPError) as caught:
+            await mcp.call_tool("read_invoice", {"invoice_id": "INV-6"})
+        return caught.value
+
+    with (
+        upstream_server(store, "dropped") as (upstream_url, _, upstream),
+        gateway_server(store, "dropped-gateway", "--upstream", upstream_url) as (url, gateway),
+    ):
+        _stop(upstream)
+        failed = run(url, token, work)
+        again = run(url, token, work)  # a new session: the gateway still serves MCP
+        assert gateway.poll() is None
+        assert httpx.get(
+            url.removesuffix("/mcp") + "/.well-known/oauth-protected-resource"
+        ).is_success
+
+    for error in (failed, again):
+        assert error.code == -32012
+        assert f"the upstream MCP server `{upstream_url}` did not answer" in error.message
