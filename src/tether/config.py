@@ -44,6 +44,17 @@ class Settings:
     max_header_bytes: int = 32_768
     # Connections and requests served at once before the server answers 503.
     max_concurrency: int = 4096
+    # Open connections at most, in all and from one client address: one more is answered
+    # 503 and closed at once (the process's descriptor limit caps the first). A client that
+    # holds connections open cannot take the server's descriptors or other callers' turns.
+    max_connections: int = 4096
+    max_connections_per_address: int = 256
+    # Seconds a client has to send a request's line and headers (from connecting, or from
+    # its first byte on a kept-alive connection) and then its body; past either: closed
+    # (408 for headers). Seconds an idle kept-alive connection stays open.
+    header_timeout_s: int = 10
+    body_timeout_s: int = 30
+    keep_alive_s: int = 5
     # The CA bundle (PEM) client certificates are verified against (mTLS); none: no mTLS.
     client_ca_file: str = ""
     # How long an approval (outcome `approval_required`) may wait for a human and its
@@ -153,6 +164,11 @@ _RANGES = {
     "rate_limit_burst": (1, 1_000_000_000),
     "max_header_bytes": (1024, 1_048_576),
     "max_concurrency": (1, 1_000_000),
+    "max_connections": (1, 1_000_000),
+    "max_connections_per_address": (1, 1_000_000),
+    "header_timeout_s": (1, 3600),
+    "body_timeout_s": (1, 3600),
+    "keep_alive_s": (1, 3600),
     "approval_ttl_s": (1, 30 * 86400),
     # Under what a decision row and its Cedar context can be encoded (orjson: 254 levels).
     "max_json_depth": (1, 128),

@@ -52,6 +52,11 @@ def test_a_non_integer_is_an_error_naming_the_variable(raw: str) -> None:
         ("TETHER_MAX_BODY_BYTES", "0"),
         ("TETHER_PORT", "70000"),
         ("TETHER_SEARCH_PAGE_SIZE", "0"),
+        ("TETHER_HEADER_TIMEOUT_S", "0"),
+        ("TETHER_BODY_TIMEOUT_S", "0"),
+        ("TETHER_KEEP_ALIVE_S", "0"),
+        ("TETHER_MAX_CONNECTIONS", "0"),
+        ("TETHER_MAX_CONNECTIONS_PER_ADDRESS", "0"),
     ],
 )
 def test_out_of_range_numbers_are_refused(name: str, raw: str) -> None:

@@ -52,6 +52,7 @@ def mcp(
     agent's task token (`Authorization: Bearer`)."""
     import uvicorn
 
+    from tether.api.server import ConnectionLimits, http_protocol
     from tether.gateway import LocalDecider
     from tether.gateway._proxy import create_gateway_app
     from tether.gateway._upstream import UpstreamSpec
@@ -78,6 +79,15 @@ def mcp(
         highlight=False,
     )
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            # The server's connection caps, header/body timeouts and header limit.
+            http=http_protocol(settings.max_header_bytes, ConnectionLimits.of(settings)),
+            timeout_keep_alive=settings.keep_alive_s,
+            log_level="warning",
+            lifespan="on",
+        )
     finally:
         tether.close()
