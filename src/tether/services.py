@@ -43,6 +43,7 @@ from tether.store.engine import check_reachable, open_engine
 from tether.store.lifecycle_tables import offboardings
 from tether.store.sink import DecisionSink
 from tether.store.tables import estate_revisions
+from tether.telemetry.records import seal_signature
 from tether.tokens import KeyRing, TaskAuthority, TaskUse, load_or_create_master_key
 from tether.tokens.decisions import refusal
 from tether.worker import WorkerLink
@@ -113,8 +114,11 @@ class Tether:
         if settings.background_work == "process":  # rows and drift go to tether.worker
             self.decision_log = self._worker = WorkerLink(settings, reported)
         else:
+            self.keys.active()  # a first key is made now, not while a chain's lock is held
             self.decision_log = DecisionLog(
-                self.engine, flush_interval_ms=settings.flush_interval_ms
+                self.engine,
+                flush_interval_ms=settings.flush_interval_ms,
+                sealer=lambda *head: seal_signature(self.keys, *head),
             )
         # Who may call tether over HTTP: loaded on first use, refreshed with the estate.
         self.callers = CallerDirectory(self.engine)

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tether.callers import add_api_key
 from tether.store.engine import open_engine
@@ -72,7 +73,7 @@ def _count(db_url: str, ids: list[str]) -> int:
 
 
 def test_a_hostile_pep_costs_no_other_caller_a_decision(
-    server_factory: ServerFactory, db_url: str, estate_writer: Any, tmp_path: Path
+    server_factory: ServerFactory, db_url: str, estate_writer: Any, tmp_path: Path, cli: Any
 ) -> None:
     server = server_factory(db_url=db_url, estate=estate_writer(tmp_path / "estate"))
     hostile_key = _hostile_key(server)
@@ -123,6 +124,32 @@ def test_a_hostile_pep_costs_no_other_caller_a_decision(
     assert ready.status_code == 200, ready.text
     assert ready.json()["decisions_lost"] == 0
     assert ready.json()["decisions_written"] >= HONEST + len(hostile_ids)
+
+    # Every row, error rows included, is a link of the signed decision chain; one
+    # acknowledged allow rewritten to deny in the store is found and named.
+    verified = cli("audit", "verify", "--db", db_url, "--json", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    chain = orjson.loads(verified.stdout)["records"]["decisions"]
+    assert chain["ok"] is True
+    assert chain["rows"] >= HONEST + len(hostile_ids)
+    engine = open_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                update(decisions)
+                .where(decisions.c.decision_id == honest_ids[HONEST // 2])
+                .values(outcome="deny", decision=False)
+            )
+            seq = connection.execute(
+                select(decisions.c.seq).where(decisions.c.decision_id == honest_ids[HONEST // 2])
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    server.stop()
+    tampered = cli("audit", "verify", "--db", db_url, "--json", cwd=tmp_path)
+    assert tampered.returncode == 1, tampered.stdout
+    broken = orjson.loads(tampered.stdout)["records"]["decisions"]["broken"]
+    assert (broken["kind"], broken["seq"]) == ("modified", seq)
 
 
 def _wait_not_ready(client: httpx.Client, within_s: float = 15) -> httpx.Response:

@@ -122,7 +122,9 @@ def test_audit_verify_names_a_tampered_row_and_a_truncation(
             connection.execute(text("DELETE FROM audit_checkpoints"))
     finally:
         engine.dispose()
-    assert cli("audit", "verify", "--db", db_url, cwd=tmp_path).returncode == 0
+    vanished = cli("audit", "verify", "--db", db_url, "--json", cwd=tmp_path)
+    assert vanished.returncode == 1  # events left, their checkpoints gone
+    assert json.loads(vanished.stdout)["broken"]["kind"] == "checkpoints_missing"
     against = cli(
         "audit", "verify", "--against", str(exported), "--db", db_url, "--json", cwd=tmp_path
     )

@@ -21,9 +21,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, update
+from sqlalchemy import Connection, Engine, bindparam, update
 
-from tether.store.tables import audit_log, identities
+from tether.store.record_chain import append_audit
+from tether.store.tables import identities
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,9 @@ def record_audit(
     at: datetime | None = None,
 ) -> None:
     """Append one row to the audit log, inside the caller's transaction."""
-    connection.execute(
-        insert(audit_log).values(
-            at=at or datetime.now(UTC),
-            actor=actor[:200],
-            action=action[:80],
-            target=target[:400],
-            details=dict(details),
-        )
+    append_audit(
+        connection,
+        [{"at": at, "actor": actor, "action": action, "target": target, "details": details}],
     )
 
 
@@ -176,7 +172,7 @@ class CallerActivity:
             return
         with self._engine.begin() as connection:
             if rows:
-                connection.execute(insert(audit_log), rows)
+                append_audit(connection, rows)
             if due:
                 connection.execute(
                     update(identities)

@@ -34,11 +34,13 @@ from tether.cli.output import (
     fail,
 )
 from tether.cli.paths import paths as paths  # `tether paths`: registered from here
+from tether.store.record_chain import CHAINS as RECORD_CHAINS
 from tether.telemetry.audit import verify_chain
 from tether.telemetry.checkpoints import latest_checkpoint, read_export
 from tether.telemetry.errors import SourceUnreadable
 from tether.telemetry.ingest import iter_file, iter_labelled_fixture
 from tether.telemetry.model import IngestError, ObservedAccess, Source
+from tether.telemetry.records import RecordChainReport, verify_records
 from tether.telemetry.store import EventStore, IngestSummary
 
 _SHOWN_ERRORS = 20
@@ -167,12 +169,15 @@ def audit_verify(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Walk the event hash chain and report the first broken link (exit 1 if any)."""
+    """Walk the event hash chain and the decision and audit-log chains; report the first
+    broken link of each (exit 1 if any)."""
     with errors_to_exit(as_json), open_tether(db) as tether:
         checkpoint = read_export(against, tether.keys) if against is not None else None
         report = verify_chain(tether.engine, tether.keys, against=checkpoint)
+        records = [verify_records(tether.engine, tether.keys, chain) for chain in RECORD_CHAINS]
     broken = report.broken
     pruned = report.pruned
+    intact = broken is None and all(r.ok for r in records)
     if as_json:
         emit_json(
             {
@@ -188,6 +193,7 @@ def audit_verify(
                 "broken": None
                 if broken is None
                 else {"seq": broken.seq, "kind": str(broken.kind), "message": broken.message},
+                "records": {r.chain: _record_json(r) for r in records},
             }
         )
     elif broken is None:
@@ -206,7 +212,46 @@ def audit_verify(
             f"events 1-{pruned.last_event_seq} were pruned by retention "
             f"(signed checkpoint of {pruned.at:%Y-%m-%d %H:%M:%S} UTC)"
         )
-    raise SystemExit(EXIT_OK if broken is None else EXIT_ACTION_NEEDED)
+    if not as_json:
+        for record in records:
+            _print_record(record)
+    raise SystemExit(EXIT_OK if intact else EXIT_ACTION_NEEDED)
+
+
+def _record_json(report: RecordChainReport) -> dict[str, Any]:
+    broken = report.broken
+    return {
+        "ok": report.ok,
+        "rows": report.rows,
+        "unchained": report.unchained,
+        "unsealed": report.unsealed,
+        "sealed_seq": report.sealed_seq,
+        "sealed_at": None if report.sealed_at is None else report.sealed_at.isoformat(),
+        "broken": None
+        if broken is None
+        else {"seq": broken.seq, "kind": broken.kind, "message": broken.message},
+    }
+
+
+def _print_record(report: RecordChainReport) -> None:
+    name = report.chain.replace("_", " ")
+    extra = "".join(
+        [
+            f", {report.unchained} older than the chain" if report.unchained else "",
+            f", {report.unsealed} not yet sealed" if report.unsealed else "",
+        ]
+    )
+    if report.broken is None:
+        console.print(
+            f"[green]{name} chain verified[/]: {report.rows} row(s), sealed through "
+            f"{report.sealed_seq if report.sealed_seq is not None else '-'}{extra}"
+        )
+    else:
+        err_console.print(
+            f"[bold red]{name} chain broken[/] at row {report.broken.seq} "
+            f"({report.broken.kind}): {escape(report.broken.message)}",
+            soft_wrap=True,
+        )
 
 
 @audit_app.command("checkpoint")

@@ -46,6 +46,7 @@ from tether.estate._rows import (
 from tether.estate.compiled import CompiledEstate
 from tether.store import tables as t
 from tether.store.caller_tables import caller_roles
+from tether.store.record_chain import append_audit
 
 _T = TypeVar("_T")
 KIND_ORDER = (
@@ -347,13 +348,16 @@ def _record(
     inserted = result.inserted_primary_key
     assert inserted is not None  # an INSERT always reports its key
     revision = int(inserted[0])
-    connection.execute(
-        insert(t.audit_log).values(
-            at=now,
-            actor=actor,
-            action="estate.apply",
-            target=str(directory),
-            details={"revision": revision, "digest": plan.digest, "changes": changes},
-        )
+    append_audit(
+        connection,
+        [
+            {
+                "at": now,
+                "actor": actor,
+                "action": "estate.apply",
+                "target": str(directory),
+                "details": {"revision": revision, "digest": plan.digest, "changes": changes},
+            }
+        ],
     )
     return revision

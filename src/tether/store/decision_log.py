@@ -35,6 +35,16 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from tether.store.decision_rows import Params, RowEncoder, error_row, short_reason, storable
+from tether.store.record_chain import (
+    AUDIT_LOG,
+    DECISIONS,
+    Sealer,
+    decision_header,
+    hold,
+    link,
+    note_appended,
+    seal_head,
+)
 from tether.store.tables import decisions
 
 log = logging.getLogger(__name__)
@@ -62,8 +72,13 @@ class DecisionLog:
         flush_interval_ms: int = 50,
         max_batch: int = 5000,
         probe_interval_ms: int = 1000,
+        sealer: Sealer | None = None,
     ) -> None:
         self._engine = engine
+        # Signs the chains' heads: each batch of decisions in its own transaction, the
+        # audit log's at most every probe interval (tether.store.record_chain).
+        self._sealer = sealer
+        self._audit_sealed_at = 0.0
         self._interval = flush_interval_ms / 1000
         self._probe_every = probe_interval_ms / 1000
         self._max_batch = max_batch
@@ -115,6 +130,22 @@ class DecisionLog:
         self._queue.put(_STOP)
         self._urgent.set()
         self._thread.join(timeout=30)
+        self.seal_audit(force=True)
+
+    def seal_audit(self, *, force: bool = False) -> None:
+        """Seal the audit log's head if rows were added since its last seal (at most once
+        per probe interval unless ``force``); best effort: a later call seals what is left."""
+        if self._sealer is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._audit_sealed_at < self._probe_every:
+            return
+        self._audit_sealed_at = now
+        try:
+            with self._engine.begin() as connection:
+                seal_head(connection, AUDIT_LOG, self._sealer)
+        except Exception as exc:
+            log.warning("sealing the audit log's head failed: %s", short_reason(exc))
 
     def note_lost(self, count: int, reason: str) -> None:
         """Count rows that never reached this log (unreadable on their way to it)."""
@@ -132,6 +163,7 @@ class DecisionLog:
                 first = self._queue.get(timeout=self._probe_every)  # block until there is work
             except queue.Empty:
                 self.probe()
+                self.seal_audit()
                 continue
             items = [first]
             # Rows that queued while the previous batch was committed have waited since
@@ -180,7 +212,7 @@ class DecisionLog:
                 transaction = connection.begin()
                 try:
                     connection.exec_driver_sql(
-                        self._encoder.insert_sql, self._encoder.encode(_probe_row())
+                        self._encoder.insert_sql, (*self._encoder.encode(_probe_row()), None, None)
                     )
                 finally:
                     transaction.rollback()
@@ -217,6 +249,7 @@ class DecisionLog:
             return
         if self._written > committed and self._lost == lost:
             self._problem = None  # a commit and nothing lost: recording again
+        self.seal_audit()
 
     def _retry_while_down(
         self, items: list[tuple[Mapping[str, Any], Params]], exc: Exception
@@ -290,8 +323,17 @@ class DecisionLog:
             log.error("%d decision rows are lost: %s", count, reason)
 
     def _insert(self, params: list[Params]) -> None:
+        """Insert rows as the next links of the decision chain, sealed in the same
+        transaction (the chain's lock is held until it commits)."""
         with self._engine.begin() as connection:
-            connection.exec_driver_sql(self._encoder.insert_sql, params)
+            prev = after = hold(connection, DECISIONS)
+            chained = []
+            for values in params:
+                digest = link(prev, decision_header(values))
+                chained.append((*values, prev, digest))
+                prev = digest
+            connection.exec_driver_sql(self._encoder.insert_sql, chained)
+            note_appended(connection, DECISIONS, self._sealer, after=after)
 
     def _reachable(self) -> bool:
         try:

@@ -25,6 +25,7 @@ import orjson
 from sqlalchemy import JSON, Engine, String
 
 from tether.ids import new_id
+from tether.store.record_chain import CHAIN_COLUMNS, DECISION_COLUMNS
 from tether.store.tables import decisions
 
 #: The key of ``context`` in an error row.
@@ -32,16 +33,18 @@ ERROR_KEY = "tether_error"
 #: A reason longer than this is cut (it is stored, and read by people).
 REASON_CHARS = 160
 
-# Plain `str` names (SQLAlchemy's are a subclass orjson refuses as a key).
-COLUMNS = [str(c.name) for c in decisions.columns if c.name != "seq"]
-JSON_COLUMNS = frozenset(str(c.name) for c in decisions.columns if isinstance(c.type, JSON))
+# Plain `str` names (SQLAlchemy's are a subclass orjson refuses as a key); the chain's
+# two hashes are added by the writer (tether.store.record_chain), never from a row.
+COLUMNS = DECISION_COLUMNS
+_ROW_COLUMNS = [c for c in decisions.columns if c.name not in CHAIN_COLUMNS]
+JSON_COLUMNS = frozenset(str(c.name) for c in _ROW_COLUMNS if isinstance(c.type, JSON))
 STRING_LENGTHS = {
     str(column.name): int(column.type.length)
-    for column in decisions.columns
+    for column in _ROW_COLUMNS
     if isinstance(column.type, String) and column.type.length
 }
 _NULLABLE_STRINGS = frozenset(
-    str(c.name) for c in decisions.columns if isinstance(c.type, String) and c.nullable
+    str(c.name) for c in _ROW_COLUMNS if isinstance(c.type, String) and c.nullable
 )
 # Integer columns (PostgreSQL INTEGER: 32 bits).
 _INT_MAX = 2**31 - 1
@@ -148,13 +151,16 @@ class RowEncoder:
     """
 
     def __init__(self, engine: Engine) -> None:
-        names = ", ".join(COLUMNS)
+        names = ", ".join([*COLUMNS, *CHAIN_COLUMNS])
         self._to_params: Callable[[Mapping[str, Any]], Params]
         if engine.dialect.name == "sqlite":
-            marks = ", ".join("?" for _ in COLUMNS)
+            marks = ", ".join("?" for _ in [*COLUMNS, *CHAIN_COLUMNS])
             self._to_params = _sqlite_params
         else:
-            marks = ", ".join("CAST(%s AS JSON)" if c in JSON_COLUMNS else "%s" for c in COLUMNS)
+            marks = ", ".join(
+                "CAST(%s AS JSON)" if c in JSON_COLUMNS else "%s"
+                for c in [*COLUMNS, *CHAIN_COLUMNS]
+            )
             self._to_params = _driver_params
         self.insert_sql = f"INSERT INTO decisions ({names}) VALUES ({marks})"  # noqa: S608 - names from our own table
 

@@ -149,6 +149,9 @@ decisions = Table(
     Column("caller", String(200)),
     Column("estate_revision", Integer),
     Column("duration_us", Integer, nullable=False),
+    # The record chain (tether.store.record_chain): null only on rows older than it.
+    Column("prev_hash", String(64)),
+    Column("hash", String(64)),
 )
 Index("ix_decisions_subject_at", decisions.c.subject_id, decisions.c.at)
 Index("ix_decisions_at", decisions.c.at)
@@ -164,4 +167,19 @@ audit_log = Table(
     Column("action", String(80), nullable=False),
     Column("target", String(400), nullable=False),
     Column("details", JSON, nullable=False),
+    Column("prev_hash", String(64)),
+    Column("hash", String(64)),
+)
+
+# The sealed head of each record chain (`decisions`, `audit_log`): its first chained row,
+# its last row and that row's hash, signed by tether's key ring.
+record_chain_heads = Table(
+    "record_chain_heads",
+    metadata,
+    Column("chain", String(40), primary_key=True),
+    Column("first_seq", BigInteger),
+    Column("seq", BigInteger),
+    Column("hash", String(64)),
+    Column("at", DateTime(timezone=True)),
+    Column("signature", Text),
 )

@@ -5,7 +5,9 @@ Walks ``events`` in ``seq`` order from the start of the chain (or from the lates
 (else it was **modified**), that it names its predecessor's hash (else rows were
 **deleted** before it when its ``seq`` skips, otherwise it was **moved** or
 **inserted**, or its predecessor re-hashed), and that every signed checkpoint verifies
-and matches the row it covers (else the store was **re-chained** or **truncated**). An
+and matches the row it covers (else the store was **re-chained** or **truncated**), and
+that stored events have at least one signed checkpoint (else the store's checkpoints were
+**deleted**, which a re-hash or a truncation would need to hide). An
 exported checkpoint (``against``) is checked the same way, which catches a store cut
 short or re-chained end to end together with its own checkpoints.
 
@@ -36,6 +38,7 @@ class BreakKind(StrEnum):
     CHECKPOINT_MISMATCH = "checkpoint_mismatch"
     CHECKPOINT_FORGED = "checkpoint_forged"
     TRUNCATED = "truncated"
+    CHECKPOINTS_MISSING = "checkpoints_missing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +147,16 @@ def verify_chain(
             last = seq
             expected = seq + 1
             count += 1
+    if count and first is not None and not any(c.kind != PRUNED for c in checkpoints):
+        # Every ingest records a signed checkpoint (in the transaction, every N events,
+        # and of the head when it ends): stored events with none at all lost them.
+        broken = ChainBreak(
+            first,
+            BreakKind.CHECKPOINTS_MISSING,
+            f"{count} event(s) are stored but no signed checkpoint of them is: the store's "
+            "checkpoints were deleted (verify `--against` an exported checkpoint)",
+        )
+        return _report(count, first, last, prev, checkpoints, broken, pruned)
     beyond = [c for c in checkpoints if c.kind != PRUNED and c.last_event_seq >= expected]
     if beyond:
         covered = max(c.last_event_seq for c in beyond)

@@ -161,7 +161,9 @@ class EventStore:
     ) -> IngestSummary:
         """Store every event of ``items`` (errors are counted and passed to ``on_error``).
 
-        ``on_progress`` is called after each batch with the number of items it held.
+        ``on_progress`` is called after each batch with the number of items it held. When
+        events were stored, the new head is checkpointed before this returns, so no stored
+        event is ever without a signed checkpoint for longer than its ingest takes.
         """
         summary = IngestSummary()
         errors = [0]
@@ -194,6 +196,8 @@ class EventStore:
                 if pending is not None:  # reading failed while a commit was under way
                     with contextlib.suppress(BaseException):
                         self._committed(connection, *pending)
+        if summary.ingested:
+            self.checkpoint()
         return summary + IngestSummary(errors=errors[0])
 
     def _committed(

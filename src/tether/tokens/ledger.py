@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from tether.estate import parse_pattern
-from tether.store.tables import audit_log, data_classes, entitlements, identities
+from tether.store.record_chain import append_audit
+from tether.store.tables import data_classes, entitlements, identities
 from tether.store.token_tables import issued_tokens, revocation_version, revocations, tasks
 from tether.tokens.access_token import TaskTokenClaims
 from tether.tokens.tasks import ENDED, Grant, TaskIntent, TaskRecord
@@ -41,10 +42,9 @@ def record_event(
     at: datetime,
 ) -> None:
     """Append one event to the audit log, inside the caller's transaction."""
-    connection.execute(
-        insert(audit_log).values(
-            at=at, actor=actor[:200], action=action[:80], target=target[:400], details=dict(details)
-        )
+    append_audit(
+        connection,
+        [{"at": at, "actor": actor, "action": action, "target": target, "details": details}],
     )
 
 

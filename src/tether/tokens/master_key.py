@@ -32,7 +32,7 @@ def load_or_create_master_key(path: Path, inline: str | None = None) -> bytes:
                 f"(run `chmod 600 {path}`)"
             )
         return _decode(path.read_text().strip(), str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_bytes(KEY_BYTES)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:

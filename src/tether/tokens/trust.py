@@ -36,7 +36,8 @@ from tether.identity import (
     resolve_identity,
     verify_workload_proof,
 )
-from tether.store.tables import audit_log, identities, trust_anchors
+from tether.store.record_chain import append_audit
+from tether.store.tables import identities, trust_anchors
 
 log = logging.getLogger(__name__)
 
@@ -340,6 +341,7 @@ def remove_trust_anchor(engine: Engine, name: str, *, actor: str, now: datetime)
 
 
 def _record(connection: Connection, actor: str, action: str, name: str, now: datetime) -> None:
-    connection.execute(
-        insert(audit_log).values(at=now, actor=actor, action=action, target=name, details={})
+    append_audit(
+        connection,
+        [{"at": now, "actor": actor, "action": action, "target": name, "details": {}}],
     )

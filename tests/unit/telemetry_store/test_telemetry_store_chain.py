@@ -91,8 +91,10 @@ def test_truncation_with_checkpoints_gone_is_caught_against_an_export(
     assert exported is not None
     remove(store, 8, 9, 10)
     execute(store, delete(audit_checkpoints))
-    assert verify_chain(store, keys).ok  # nothing inside the store tells
-    broken = verify_chain(store, keys, against=exported).broken
+    vanished = verify_chain(store, keys).broken  # the store tells that checkpoints are gone
+    assert vanished is not None
+    assert (vanished.seq, vanished.kind) == (1, BreakKind.CHECKPOINTS_MISSING)
+    broken = verify_chain(store, keys, against=exported).broken  # the export says what
     assert broken is not None
     assert (broken.seq, broken.kind) == (8, BreakKind.TRUNCATED)
 
@@ -103,7 +105,9 @@ def test_rechaining_is_caught_against_an_export(
     exported = latest_checkpoint(store)
     assert exported is not None
     rechain(store, 4)
-    assert verify_chain(store, keys).ok  # consistent end to end, checkpoints gone
+    vanished = verify_chain(store, keys).broken  # consistent end to end, checkpoints gone
+    assert vanished is not None
+    assert vanished.kind == BreakKind.CHECKPOINTS_MISSING
     broken = verify_chain(store, keys, against=exported).broken
     assert broken is not None
     assert (broken.seq, broken.kind) == (10, BreakKind.CHECKPOINT_MISMATCH)
