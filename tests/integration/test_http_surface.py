@@ -274,6 +274,11 @@ def test_openapi_documents_every_declared_route_with_its_roles(client: httpx.Cli
     for path, operations in paths.items():
         assert "{" not in path or re.search(r"\{\w+\}", path), path  # no `:path` converters
         for method, operation in operations.items():
+            # The connection limits answer on every route before the app reads a request.
+            assert {"408", "431", "503"} <= operation["responses"].keys(), (method, path)
+            assert (
+                "TETHER_MAX_CONNECTIONS_PER_ADDRESS" in operation["responses"]["503"]["description"]
+            )
             roles = operation["x-tether-roles"]
             if roles:
                 assert "401" in operation["responses"], (method, path)

@@ -77,10 +77,33 @@ _SECURITY_SCHEMES = {
 _PUBLIC = ("/healthz", "/readyz", "/openapi.json")
 
 
+def _answer(text: str) -> dict[str, Any]:
+    return {**_PROBLEM, "description": text}
+
+
+# What the server's connection handling answers on any route, before the app reads the
+# request (tether.api.server): each is sent, then the connection is closed.
+_EDGE = {
+    "408": _answer(
+        "request line and headers not received within TETHER_HEADER_TIMEOUT_S (`request_timeout`)"
+    ),
+    "431": _answer(
+        "request line and headers over TETHER_MAX_HEADER_BYTES (`request_headers_too_large`)"
+    ),
+    "503": _answer(
+        "too many open connections, in all (TETHER_MAX_CONNECTIONS) or from the client's "
+        "address (TETHER_MAX_CONNECTIONS_PER_ADDRESS) (`too_many_connections`); or more "
+        "requests at once than TETHER_MAX_CONCURRENCY; on /readyz: not ready"
+    ),
+}
+
+
 def _secure(paths: dict[str, Any]) -> dict[str, Any]:
-    """Refusals every secured operation may answer; no security on the public ones."""
+    """Refusals every operation may answer (at the edge) and every secured one (its
+    caller); no security on the public ones."""
     for path, operations in paths.items():
         for operation in operations.values():
+            operation.setdefault("responses", {}).update(_EDGE)
             if path in _PUBLIC or path.startswith("/.well-known/"):
                 operation["security"] = []
                 continue

@@ -10,8 +10,8 @@ from typing import Any, cast
 
 import pytest
 from sqlalchemy import Engine, event, select
-from test_store_decision_log import row
 
+from decision_support import row
 from tether.store import migrate
 from tether.store.decision_log import DecisionLog
 from tether.store.decision_rows import COLUMNS, ERROR_KEY

@@ -8,14 +8,13 @@ key, the chain re-hashed end to end: each is reported with its kind and place.
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, delete, select, text, update
 
+from decision_support import row
 from tether.callers.audit import record_audit
 from tether.store.decision_log import DecisionLog
 from tether.store.record_chain import (
@@ -34,27 +33,9 @@ from tether.tokens import KeyRing, load_or_create_master_key
 
 
 def decision_row(n: int, **overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "decision_id": uuid.uuid4().hex,
-        "at": datetime.now(UTC),
-        "subject_type": "User",
-        "subject_id": f"user-{n}",
-        "action": "read",
-        "resource_type": "Doc",
-        "resource_id": f"doc-{n}",
-        "outcome": "allow",
-        "decision": True,
-        "reasons": ["p"],
-        "obligations": {},
-        "errors": [],
-        "context": {"n": n, "score": 0.5, "tags": ["a", "b"], "nested": {"z": 1, "a": None}},
-        "request_id": None,
-        "caller": "pep-1",
-        "estate_revision": 3,
-        "duration_us": 7,
-    }
-    values.update(overrides)
-    return values
+    """A row with nested context, a caller and a revision: more columns in the hash."""
+    nested = {"n": n, "score": 0.5, "tags": ["a", "b"], "nested": {"z": 1, "a": None}}
+    return row(n, **{"context": nested, "caller": "pep-1", "estate_revision": 3, **overrides})
 
 
 def broken_kind(report: Any) -> str:
