@@ -1,5 +1,8 @@
 """``tether gateway mcp`` end to end: a real MCP client, the gateway in a subprocess on a
-real socket, and a real MCP server (``mcp_upstream.py``) that logs every call it gets."""
+real socket, and a real MCP server (``mcp_upstream.py``) that logs every call it gets.
+
+Each test of the ``stack`` runs twice: the gateway deciding in process (``--db``), and
+asking a real ``tether serve`` on the same store over HTTP (``--tether URL --key``)."""
 
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from mcp.shared.exceptions import MCPError
 from sqlalchemy import select
 
 from tether.approvals import Verdict
-from tether.callers import Role, admin_token
+from tether.callers import Role, add_api_key, admin_token
 from tether.config import load_settings
 from tether.estate import apply_estate
 from tether.services import Tether
@@ -34,6 +37,7 @@ from tether.store.tables import decisions
 from token_support import ISSUER, WorkloadKey, issue, open_task, write_estate
 
 HERE = Path(__file__).parent
+TETHER = [sys.executable, "-m", "tether.cli"]
 KEY = WorkloadKey.generate("wk-gateway")
 ESTATE = """\
 classes:
@@ -90,6 +94,7 @@ class Stack:
     url: str
     upstream_log: Path
     gateway: Popen[bytes]
+    caller: str  # who the recorded decisions name as their PEP
 
     def token(self, **intent: Any) -> tuple[str, str]:
         task = open_task(self.tether.tasks, KEY, **{**INTENT, **intent})
@@ -165,42 +170,89 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 
 
 @contextmanager
-def upstream_server(store: Store, name: str) -> Iterator[tuple[str, Path, Popen[bytes]]]:
-    """``mcp_upstream.py`` on streamable HTTP: its URL, its call log, its process."""
+def serving(
+    store: Store, name: str, command: Callable[[int], list[str]], probe: str
+) -> Iterator[tuple[str, Popen[bytes]]]:
+    """``command(port)`` in the store's folder, until the context ends: its base URL
+    (once ``probe`` answers) and its process."""
     port = free_port()
-    calls, out = store.folder / f"{name}-calls.log", store.folder / f"{name}.out"
-    command = [sys.executable, str(HERE / "mcp_upstream.py"), str(port), str(calls)]
-    process = _spawn(command, out, store.folder, store.env)
+    out = store.folder / f"{name}.out"
+    process = _spawn(command(port), out, store.folder, store.env)
     try:
-        _wait(f"http://127.0.0.1:{port}/mcp", process, out)
-        yield f"http://127.0.0.1:{port}/mcp", calls, process
+        base = f"http://127.0.0.1:{port}"
+        _wait(base + probe, process, out)
+        yield base, process
     finally:
         _stop(process)
 
 
 @contextmanager
-def gateway_server(store: Store, name: str, *upstream: str) -> Iterator[tuple[str, Popen[bytes]]]:
-    """``tether gateway mcp`` in front of ``upstream`` (its options): its MCP URL."""
-    port = free_port()
-    out = store.folder / f"{name}.out"
-    command = [sys.executable, "-m", "tether.cli", "gateway", "mcp", *upstream]
-    command += ["--listen", f"127.0.0.1:{port}", "--db", store.db_url, "--max-body", "100000"]
-    process = _spawn(command, out, store.folder, store.env)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        _wait(f"{base}/.well-known/oauth-protected-resource", process, out)
-        yield f"{base}/mcp", process
-    finally:
-        _stop(process)
+def upstream_server(store: Store, name: str) -> Iterator[tuple[str, Path, Popen[bytes]]]:
+    """``mcp_upstream.py`` on streamable HTTP: its URL, its call log, its process."""
+    calls = store.folder / f"{name}-calls.log"
+
+    def command(port: int) -> list[str]:
+        return [sys.executable, str(HERE / "mcp_upstream.py"), str(port), str(calls)]
+
+    with serving(store, name, command, "/mcp") as (base, process):
+        yield f"{base}/mcp", calls, process
 
 
-@pytest.fixture(scope="module")
-def stack(store: Store) -> Iterator[Stack]:
+@contextmanager
+def tether_server(store: Store, name: str) -> Iterator[tuple[str, Popen[bytes]]]:
+    """``tether serve`` on the gateway's store: its URL and process."""
+
+    def command(port: int) -> list[str]:
+        return [*TETHER, "serve", "--port", str(port), "--db", store.db_url]
+
+    with serving(store, name, command, "/healthz") as served:
+        yield served
+
+
+@contextmanager
+def gateway_server(
+    store: Store, name: str, *upstream: str, decider: list[str] | None = None
+) -> Iterator[tuple[str, Popen[bytes]]]:
+    """``tether gateway mcp`` in front of ``upstream`` (its options): its MCP URL. It
+    decides in process on the store unless ``decider`` says otherwise (``--tether``)."""
+
+    def command(port: int) -> list[str]:
+        listen = ["--listen", f"127.0.0.1:{port}", "--max-body", "100000"]
+        return [*TETHER, "gateway", "mcp", *upstream, *listen, *(decider or ["--db", store.db_url])]
+
+    with serving(store, name, command, "/.well-known/oauth-protected-resource") as (base, gw):
+        yield f"{base}/mcp", gw
+
+
+@contextmanager
+def remote_gateway(
+    store: Store, name: str, *upstream: str
+) -> Iterator[tuple[str, Popen[bytes], Popen[bytes]]]:
+    """A gateway asking its own ``tether serve`` as a PEP: MCP URL, gateway, server."""
+    key = add_api_key(store.tether.engine, f"{name}-pep").key
     with (
-        upstream_server(store, "upstream") as (upstream_url, calls, _),
-        gateway_server(store, "gateway", "--upstream", upstream_url) as (url, gateway),
+        tether_server(store, f"{name}-tether") as (tether_url, server),
+        gateway_server(store, name, *upstream, decider=["--tether", tether_url, "--key", key]) as (
+            url,
+            gateway,
+        ),
     ):
-        yield Stack(store.tether, url, calls, gateway)
+        yield url, gateway, server
+
+
+@pytest.fixture(scope="module", params=["in-process", "remote"])
+def stack(store: Store, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    with upstream_server(store, f"upstream-{request.param}") as (upstream_url, calls, _):
+        if request.param == "in-process":
+            with gateway_server(store, "gateway", "--upstream", upstream_url) as (url, gateway):
+                yield Stack(store.tether, url, calls, gateway, "gateway:mcp")
+        else:
+            with remote_gateway(store, "gateway-remote", "--upstream", upstream_url) as (
+                url,
+                gateway,
+                _,
+            ):
+                yield Stack(store.tether, url, calls, gateway, "gateway-remote-pep")
 
 
 def run(
@@ -242,7 +294,7 @@ def test_an_entitled_call_returns_the_upstream_result(stack: Stack) -> None:
             rows = list(
                 connection.execute(
                     select(decisions).where(
-                        decisions.c.caller == "gateway:mcp", decisions.c.action == "read_invoice"
+                        decisions.c.caller == stack.caller, decisions.c.action == "read_invoice"
                     )
                 )
             )
@@ -252,22 +304,23 @@ def test_an_entitled_call_returns_the_upstream_result(stack: Stack) -> None:
 
 
 def test_out_of_entitlement_and_outside_intent_never_reach_the_upstream(stack: Stack) -> None:
-    token, _ = stack.token()
     before = stack.upstream_calls()
 
-    async def work(mcp: ClientSession) -> list[MCPError]:
-        refused = []
-        for name, arguments in [
-            ("pay_invoice", {"invoice_id": "INV-1", "iban": "XX99"}),  # not in the task
-            ("send_email", {"to": "boss@evil.test", "body": "invoices"}),  # not declared
-            ("read_invoice", {}),  # the resource argument is missing
-        ]:
+    def refused(name: str, arguments: dict[str, Any]) -> MCPError:
+        # Each in a task of its own: in this enforce class, live drift may end a task
+        # after its first refusal, and the next call would then be `task_ended`.
+        token, _ = stack.token()
+
+        async def work(mcp: ClientSession) -> MCPError:
             with pytest.raises(MCPError) as caught:
                 await mcp.call_tool(name, arguments)
-            refused.append(caught.value)
-        return refused
+            return caught.value
 
-    scope, intent, missing = run(stack, token, work)
+        return run(stack, token, work)
+
+    scope = refused("pay_invoice", {"invoice_id": "INV-1", "iban": "XX99"})  # not in the task
+    intent = refused("send_email", {"to": "boss@evil.test", "body": "invoices"})  # undeclared
+    missing = refused("read_invoice", {})  # the resource argument is missing
 
     assert scope.code == -32010
     assert scope.data["error_code"] == "token_scope_exceeded"
@@ -494,3 +547,75 @@ def test_a_dropped_upstream_is_a_clear_error_and_the_gateway_lives_on(store: Sto
     for error in (failed, again):
         assert error.code == -32012
         assert f"the upstream MCP server `{upstream_url}` did not answer" in error.message
+
+
+def test_a_remote_gateway_fails_closed_when_tether_goes_away(store: Store) -> None:
+    task = open_task(store.tether.tasks, KEY, **INTENT)
+    token = str(issue(store.tether.tasks, KEY, task.id).token)
+    fresh = str(issue(store.tether.tasks, KEY, task.id).token)
+
+    with (
+        upstream_server(store, "orphaned-upstream") as (upstream_url, calls, _),
+        remote_gateway(store, "orphaned", "--upstream", upstream_url) as (url, gateway, server),
+    ):
+
+        async def work(mcp: ClientSession) -> tuple[Any, MCPError, MCPError]:
+            passed = await mcp.call_tool("read_invoice", {"invoice_id": "INV-7"})
+            await anyio.to_thread.run_sync(_stop, server)
+            with pytest.raises(MCPError) as refused:
+                await mcp.call_tool("read_invoice", {"invoice_id": "INV-8"})
+            with pytest.raises(MCPError) as listing:
+                await mcp.list_tools()
+            return passed, refused.value, listing.value
+
+        passed, refused, listing = run(url, token, work)
+        initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
+        unchecked = httpx.post(
+            url,
+            json=initialize,
+            headers={
+                "Authorization": f"Bearer {fresh}",
+                "Accept": "application/json, text/event-stream",
+            },
+            timeout=10,
+        )
+        assert gateway.poll() is None
+
+    assert not passed.is_error
+    assert refused.data["error_code"] == "tether_unreachable"
+    assert listing.code == -32013
+    assert "tether did not say which tools may be called" in listing.message
+    assert unchecked.status_code == 503
+    assert unchecked.json()["error"] == "temporarily_unavailable"
+    assert calls_in(calls) == ['read_invoice {"invoice_id": "INV-7"}']
+
+
+@pytest.mark.parametrize(
+    ("options", "exit_code", "message"),
+    [
+        (["--tether", "http://127.0.0.1:9"], 2, "--tether needs the gateway's PEP key"),
+        (["--tether", "http://127.0.0.1:9", "--key", "nope"], 2, "--key must be a PEP API key"),
+        (["--tether", "http://127.0.0.1:9", "--db", "sqlite:///x.db"], 2, "not both"),
+        (
+            ["--tether", "http://127.0.0.1:9", "--key", "tpk_0123456789abcdef_" + "A" * 43],
+            3,
+            "tether at http://127.0.0.1:9 cannot be reached",
+        ),
+    ],
+    ids=["no-key", "bad-key", "both", "unreachable"],
+)
+def test_remote_mode_option_errors_are_named(
+    store: Store, options: list[str], exit_code: int, message: str
+) -> None:
+    env = {k: v for k, v in store.env.items() if k != "TETHER_PEP_KEY"}
+    command = [*TETHER, "gateway", "mcp", "--listen", "127.0.0.1:1"]
+    done = subprocess.run(
+        [*command, "--upstream", "http://127.0.0.1:9/mcp", *options],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=store.folder,
+        timeout=60,
+    )
+    assert done.returncode == exit_code, done.stderr
+    assert message in " ".join(done.stderr.split())

@@ -284,3 +284,20 @@ def test_openapi_documents_every_declared_route_with_its_roles(client: httpx.Cli
                 assert "401" in operation["responses"], (method, path)
             else:
                 assert operation["security"] == [], (method, path)
+
+
+def test_tools_endpoints_answer_pep_gateways_and_name_bad_input(
+    client: httpx.Client, server: ServerProcess
+) -> None:
+    mappings = client.get("/v1/tools")
+    assert mappings.status_code == 200
+    assert isinstance(mappings.json()["tools"], dict)
+    not_a_token = client.post("/v1/tools/callable", json={"token": "x.y.z", "tools": ["read"]})
+    assert not_a_token.json() == {"tools": []}  # an invalid token may call nothing
+    for body in ({}, {"token": "x", "tools": "read"}, {"token": "x", "tools": [1]}, []):
+        answer = client.post("/v1/tools/callable", json=body)
+        assert_problem(answer, 400, "tools_request_invalid")
+    with server.client(None) as anonymous:
+        assert anonymous.get("/v1/tools").status_code == 401
+    with server.client("auditor") as auditor:
+        assert auditor.get("/v1/tools").status_code == 403

@@ -52,6 +52,7 @@ from tether.api.reviews import review_routes
 from tether.api.routing import CALLER_KEY, ROUTE_ROLES, declare, public, roles_for, secured
 from tether.api.signals import signal_routes
 from tether.api.tasks import task_routes
+from tether.api.tools import tool_routes
 from tether.callers import Caller, Role
 from tether.errors import TetherError
 from tether.ids import new_id
@@ -178,6 +179,7 @@ class TetherApp:
             public("/.well-known/authzen-configuration", self._authzen_configuration),
             *resource_routes(self.tether),
             *task_routes(self.tether),
+            *tool_routes(self.tether),
             *approval_routes(self.tether),
             *event_routes(self.tether),
             *path_routes(self.tether),

@@ -1,19 +1,27 @@
 """``tether gateway mcp``: the MCP gateway, governing every tool call of an agent.
 
 ``--db URL`` decides through a tether in this process (the store's estate, tasks and
-revocations; decisions recorded and seen by live drift here). ``--tether URL`` (a
-remote tether over ``tether.sdk``) is a later step.
+revocations; decisions recorded and seen by live drift here). ``--tether URL --key KEY``
+asks a running ``tether serve`` instead, as a PEP (:class:`~tether.gateway.RemoteDecider`):
+the decisions are that server's, recorded and seen by its drift.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from tether.cli.common import DbOption, settings_for
 from tether.cli.output import EXIT_BAD_INPUT, console, errors_to_exit, fail
+
+if TYPE_CHECKING:
+    from tether.gateway import GatewayDecider
+    from tether.services import Tether
+
+#: Exit code when the remote tether cannot be reached at start.
+EXIT_UNAVAILABLE = 3
 
 gateway_app = typer.Typer(help="Gateways that put tether in an agent's path.", no_args_is_help=True)
 
@@ -39,6 +47,14 @@ def mcp(
         typer.Option("--upstream-cmd", help="the governed MCP server as a command, over stdio"),
     ] = None,
     db: DbOption = None,
+    tether_url: Annotated[
+        str | None,
+        typer.Option("--tether", help="a running tether's URL, asked over HTTP (not with --db)"),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(envvar="TETHER_PEP_KEY", help="the PEP API key for --tether (`tpk_…`)"),
+    ] = None,
     public_url: Annotated[
         str | None,
         typer.Option(help="how agents reach the gateway (default: http://HOST:PORT)"),
@@ -53,29 +69,29 @@ def mcp(
     import uvicorn
 
     from tether.api.server import ConnectionLimits, http_protocol
-    from tether.gateway import LocalDecider
     from tether.gateway._proxy import create_gateway_app
     from tether.gateway._upstream import UpstreamSpec
-    from tether.services import Tether
 
     host, port = _listen(listen)
+    if tether_url is not None and db is not None:
+        fail("give --db (tether in this process) or --tether (a tether server), not both")
     with errors_to_exit():
         spec = UpstreamSpec.parse(upstream, upstream_cmd)
         settings = settings_for(db, background_work="thread")
-        tether = Tether(settings)
-    tether.start_background()
+    local: Tether | None = None
+    if tether_url is None:
+        local, decider, issuer = _in_process(settings)
+        where = f"store {local.engine.url.render_as_string(hide_password=True)}"
+    else:
+        decider, issuer = _remote(tether_url, key)
+        where = f"tether {tether_url}"
     base = public_url or f"http://{host}:{port}"
     app = create_gateway_app(
-        LocalDecider(tether),
-        spec,
-        public_url=base,
-        issuer=settings.public_url,
-        max_body=max_body,
-        host=host,
+        decider, spec, public_url=base, issuer=issuer, max_body=max_body, host=host
     )
     console.print(
         f"tether gateway listening on [bold]{escape(base)}/mcp[/] for {escape(str(spec))}  "
-        f"(store {tether.engine.url.render_as_string(hide_password=True)})",
+        f"({escape(where)})",
         highlight=False,
     )
     try:
@@ -90,4 +106,39 @@ def mcp(
             lifespan="on",
         )
     finally:
-        tether.close()
+        if local is not None:
+            local.close()
+
+
+def _in_process(settings: Any) -> tuple[Tether, GatewayDecider, str]:
+    from tether.gateway import LocalDecider
+    from tether.services import Tether
+
+    with errors_to_exit():
+        tether = Tether(settings)
+    tether.start_background()
+    return tether, LocalDecider(tether), settings.public_url
+
+
+def _remote(url: str, key: str | None) -> tuple[GatewayDecider, str]:
+    """A decider over the tether at ``url``, and its issuer (read from its OAuth metadata,
+    which also proves it is reachable)."""
+    import httpx
+
+    from tether.callers.api_keys import parse_api_key
+    from tether.gateway import RemoteDecider
+    from tether.sdk import ApiKey, AsyncClient
+
+    if not key:
+        fail("--tether needs the gateway's PEP key: --key or TETHER_PEP_KEY (`tether pep add`)")
+    if parse_api_key(key) is None:
+        fail("--key must be a PEP API key (`tpk_<key id>_<secret>`, from `tether pep add`)")
+    metadata_url = url.rstrip("/") + "/.well-known/oauth-authorization-server"
+    try:
+        answer = httpx.get(metadata_url, timeout=5)
+        issuer = answer.json()["issuer"] if answer.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        fail(f"tether at {url} cannot be reached: {exc}", EXIT_UNAVAILABLE)
+    if not isinstance(issuer, str):
+        fail(f"{metadata_url} answered {answer.status_code} without an issuer", EXIT_UNAVAILABLE)
+    return RemoteDecider(AsyncClient(url, credential=ApiKey(key))), issuer

@@ -2,7 +2,8 @@
 
 The agent presents its task token as ``Authorization: Bearer``; each ``tools/call``,
 ``resources/read`` and ``prompts/get`` is one recorded tether decision, asked through a
-:class:`GatewayDecider` (:class:`LocalDecider` in process); ``tools/list`` shows only
+:class:`GatewayDecider` (:class:`LocalDecider` in process, :class:`RemoteDecider`
+over HTTP); ``tools/list`` shows only
 what the identity may call; obligations of a ``constrain`` are applied to the result.
 """
 
@@ -13,17 +14,19 @@ from tether.gateway._calls import (
     ToolCall,
     decision_body,
 )
-from tether.gateway._decider import Bearer, GatewayDecider
-from tether.gateway._local import LocalDecider, permitted_actions
+from tether.gateway._decider import Bearer, DeciderUnavailable, GatewayDecider
+from tether.gateway._local import LocalDecider
+from tether.gateway._remote import RemoteDecider
 
 __all__ = [
     "ARGUMENT_MISSING",
     "ArgumentProblem",
     "Bearer",
+    "DeciderUnavailable",
     "GatewayDecider",
     "GatewayDecision",
     "LocalDecider",
+    "RemoteDecider",
     "ToolCall",
     "decision_body",
-    "permitted_actions",
 ]

@@ -3,8 +3,9 @@
 The gateway never decides itself. Its decider checks the agent's bearer token (for the
 HTTP 401 of the MCP authorization spec), decides each governed call and says which
 tools a token may call (``tools/list``). :class:`~tether.gateway.LocalDecider` asks a
-:class:`~tether.services.Tether` in the same process (``--db URL``); a remote decider
-over ``tether.sdk`` (``--tether URL``) implements the same three methods.
+:class:`~tether.services.Tether` in the same process (``--db URL``);
+:class:`~tether.gateway.RemoteDecider` a tether server over ``tether.sdk`` (``--tether
+URL``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tether.gateway._calls import GatewayDecision, ToolCall
+
+
+class DeciderUnavailable(Exception):
+    """tether could not be asked (a remote decider's server is unreachable): the agent
+    gets HTTP 503 for a bearer check, a JSON-RPC error for a listing; never a pass."""
 
 
 @dataclass(frozen=True)

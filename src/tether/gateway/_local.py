@@ -9,17 +9,16 @@ event loop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import anyio.to_thread
 import orjson
 
 from tether.api.authzen import evaluate_one
+from tether.api.tools import callable_tools
 from tether.errors import TetherError
 from tether.gateway._calls import ArgumentProblem, GatewayDecision, ToolCall, decision_body
 from tether.gateway._decider import Bearer
-from tether.policy import PolicySpec, scope_action_names
 from tether.services import Tether
 
 #: Errors of a token that must be renewed (HTTP 401), not refused call by call.
@@ -67,32 +66,4 @@ class LocalDecider:
         return await anyio.to_thread.run_sync(self._callable_tools, token, names)
 
     def _callable_tools(self, token: str, names: Sequence[str]) -> frozenset[str]:
-        inspection = self.tether.tasks.inspect(token)
-        if inspection.verified is None:
-            return frozenset()
-        claims = inspection.verified.claims
-        entitled = permitted_actions(self.tether.snapshot.estate.policies, claims.subject)
-        return frozenset(
-            n for n in names if n in claims.scope and (entitled is None or n in entitled)
-        )
-
-
-def permitted_actions(policies: Sequence[PolicySpec], identity: str) -> frozenset[str] | None:
-    """The actions some ``permit`` could grant ``identity`` (``None``: any action).
-
-    A policy counts when its principal scope is unconstrained or names the identity by id;
-    a permit scoped to a group (``principal in``) counts too, since membership is the
-    entity store's. What the forbids and conditions leave is for each call's decision.
-    """
-    candidates = [p for p in policies if p.effect == "permit" and _may_apply(p.est, identity)]
-    if any(p.est.get("action", {}).get("op") == "All" for p in candidates):
-        return None
-    return frozenset(scope_action_names(candidates))
-
-
-def _may_apply(est: Mapping[str, Any], identity: str) -> bool:
-    scope = est.get("principal", {})
-    if scope.get("op") == "==":
-        entity = scope.get("entity", {})
-        return isinstance(entity, Mapping) and entity.get("id") == identity
-    return True
+        return callable_tools(self.tether, token, names)

@@ -14,6 +14,8 @@ Per method:
   ``data`` carries ``error_code``, ``outcome``, ``reasons`` and ``decision_id``, and the
   upstream is never called; ``constrain`` obligations are applied to the result;
 * ``tools/list``: only the tools the identity may call in its task;
+* tether unreachable (a remote decider): a call is refused, a listing is the JSON-RPC
+  error :data:`TETHER_UNAVAILABLE`, a bearer check is HTTP 503: never a pass;
 * ``resources/list``, ``resources/templates/list``, ``prompts/list``: passed through.
 
 Malformed JSON-RPC, unknown methods and oversized bodies are answered by the SDK's
@@ -37,10 +39,12 @@ from mcp.shared.auth import ProtectedResourceMetadata
 from mcp.shared.exceptions import MCPError
 from starlette.applications import Starlette
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tether.gateway._calls import PROMPT_GET, RESOURCE_READ, TOOL_CALL, GatewayDecision, ToolCall
-from tether.gateway._decider import GatewayDecider
+from tether.gateway._decider import DeciderUnavailable, GatewayDecider
 from tether.gateway._obligations import UNFULFILLABLE, constrain, unfulfillable
 from tether.gateway._upstream import Upstream, UpstreamSpec, open_upstream
 
@@ -48,6 +52,7 @@ from tether.gateway._upstream import Upstream, UpstreamSpec, open_upstream
 REFUSED = -32010
 APPROVAL_REQUIRED = -32011
 UPSTREAM_FAILED = -32012
+TETHER_UNAVAILABLE = -32013
 #: Where an agent puts the id of an approved ticket when it retries (`params._meta`).
 APPROVAL_META = "tether/approval_id"
 DEFAULT_MAX_BODY = 1_000_000
@@ -112,9 +117,12 @@ class Gateway:
         self, ctx: Context, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         listed = await self._upstream(ctx, lambda s: s.list_tools(params=params))
-        allowed = await self.decider.callable_tools(
-            _token(ctx), [tool.name for tool in listed.tools]
-        )
+        try:
+            allowed = await self.decider.callable_tools(
+                _token(ctx), [tool.name for tool in listed.tools]
+            )
+        except DeciderUnavailable as exc:
+            raise MCPError(TETHER_UNAVAILABLE, str(exc)) from exc
         return listed.model_copy(update={"tools": [t for t in listed.tools if t.name in allowed]})
 
     async def call_tool(
@@ -235,6 +243,33 @@ def _approval_id(params: types.RequestParams) -> str | None:
     return value if isinstance(value, str) else None
 
 
+class _UnavailableAs503:
+    """HTTP 503 when tether cannot check a bearer (placed around the SDK's auth)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def sending(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except DeciderUnavailable as exc:
+            if started or scope["type"] != "http":
+                raise
+            answer = JSONResponse(
+                {"error": "temporarily_unavailable", "error_description": str(exc)},
+                status_code=503,
+                headers={"retry-after": "1"},
+            )
+            await answer(scope, receive, send)
+
+
 def create_gateway_app(
     decider: GatewayDecider,
     upstream: UpstreamSpec,
@@ -267,13 +302,15 @@ def create_gateway_app(
     )
     handler = ProtectedResourceMetadataHandler(metadata)
     root = [Route(WELL_KNOWN, endpoint=handler.handle, methods=["GET"])]
-    return server.streamable_http_app(
+    app = server.streamable_http_app(
         auth=auth,
         token_verifier=TaskTokenVerifier(decider),
         max_request_body_size=max_body,
         host=host,
         custom_starlette_routes=root,
     )
+    app.add_middleware(_UnavailableAs503)  # outermost of the app's own: around the auth
+    return app
 
 
 __all__ = ["Gateway", "create_gateway_app"]

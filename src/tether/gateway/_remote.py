@@ -1,0 +1,139 @@
+"""The remote decider: the gateway asks a tether server over HTTP (``--tether URL``).
+
+It asks the same questions as :class:`~tether.gateway.LocalDecider`, through the SDK's
+client, as a PEP (its API key, JWT-SVID or client certificate):
+
+* a bearer is checked by RFC 7662 introspection (``POST /oauth2/introspect``); an active
+  answer is remembered for at most :data:`AUTHENTICATED_FOR_S` (never past the token's
+  ``exp``). An ended task's token is inactive there, so its holder gets HTTP 401 at once
+  instead of a refusal per call (in process, such calls are refused one by one); within
+  the remembered window its calls are still refused, each as a recorded decision, since
+  every decision checks the token in full;
+* each call is ``POST /access/v1/evaluation`` with the body
+  :func:`~tether.gateway.decision_body` builds from the estate's ``tools:`` mappings,
+  read from ``GET /v1/tools`` at most once per :data:`MAPPINGS_FOR_S`;
+* ``tools/list`` is ``POST /v1/tools/callable``.
+
+tether unreachable fails closed: a call is refused (``tether_unreachable``, the upstream
+is never called), a listing or a bearer check raises :class:`DeciderUnavailable` (the
+agent gets a JSON-RPC error or HTTP 503).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from tether.estate.compiled import ToolMapping
+from tether.gateway._calls import ArgumentProblem, GatewayDecision, ToolCall, decision_body
+from tether.gateway._decider import Bearer, DeciderUnavailable
+from tether.sdk import AsyncClient
+from tether.sdk._protocol import Call, Flow
+from tether.sdk.errors import ClientError, TetherAPIError, TetherUnavailable, UnexpectedResponse
+
+log = logging.getLogger(__name__)
+
+#: How long an introspected token is taken as valid without asking again.
+AUTHENTICATED_FOR_S = 5.0
+#: How long the estate's tool mappings are used before they are read again.
+MAPPINGS_FOR_S = 1.0
+#: Introspected tokens remembered at most (the oldest are forgotten first).
+REMEMBERED_TOKENS = 10_000
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _request(
+    method: str, path: str, *, json: Any = None, form: Mapping[str, str] | None = None
+) -> Flow[Any]:
+    answer = yield Call(method, path, _as_is, json=json, form=form)
+    return answer
+
+
+class RemoteDecider:
+    """A :class:`~tether.gateway.GatewayDecider` over a tether server."""
+
+    def __init__(self, client: AsyncClient, *, clock: Callable[[], float] = time.monotonic):
+        self.client = client
+        self._clock = clock
+        self._bearers: dict[str, tuple[Bearer, float]] = {}
+        self._mappings: dict[str, ToolMapping] = {}
+        self._mappings_read_at: float | None = None
+
+    async def authenticate(self, token: str) -> Bearer | None:
+        now = self._clock()
+        remembered = self._bearers.get(token)
+        if remembered is not None and now < remembered[1]:
+            return remembered[0]
+        try:
+            answer = await self.client.run(
+                _request("POST", "/oauth2/introspect", form={"token": token})
+            )
+        except TetherUnavailable as exc:
+            raise DeciderUnavailable(f"tether cannot check the token: {exc}") from exc
+        except ClientError as exc:
+            raise DeciderUnavailable(f"tether refused to check the token: {exc}") from exc
+        bearer = _bearer(answer)
+        if bearer is None:
+            self._bearers.pop(token, None)
+            return None
+        if len(self._bearers) >= REMEMBERED_TOKENS:
+            self._bearers.pop(next(iter(self._bearers)))
+        until = min(now + AUTHENTICATED_FOR_S, now + max(0.0, bearer.expires_at - time.time()))
+        self._bearers[token] = (bearer, until)
+        return bearer
+
+    async def decide(self, token: str, call: ToolCall, request_id: str | None) -> GatewayDecision:
+        try:
+            mappings = await self._current_mappings()
+            body = decision_body(token, call, mappings.get(call.name))
+            answer = await self.client.run(_request("POST", "/access/v1/evaluation", json=body))
+        except ArgumentProblem as problem:
+            return GatewayDecision.refused(problem.code, problem.message)
+        except TetherAPIError as exc:  # tether could not evaluate the request: refused
+            return GatewayDecision.refused(exc.error_code, str(exc))
+        except ClientError as exc:  # unreachable, or an answer the gateway cannot read
+            return GatewayDecision.refused(exc.error_code, f"tether did not decide: {exc}")
+        return GatewayDecision.from_authzen(answer)
+
+    async def callable_tools(self, token: str, names: Sequence[str]) -> frozenset[str]:
+        try:
+            answer = await self.client.run(
+                _request("POST", "/v1/tools/callable", json={"token": token, "tools": list(names)})
+            )
+        except ClientError as exc:
+            message = f"tether did not say which tools may be called: {exc}"
+            raise DeciderUnavailable(message) from exc
+        tools = answer.get("tools") if isinstance(answer, dict) else None
+        return frozenset(t for t in tools or () if isinstance(t, str))
+
+    async def _current_mappings(self) -> dict[str, ToolMapping]:
+        now = self._clock()
+        if self._mappings_read_at is not None and now - self._mappings_read_at < MAPPINGS_FOR_S:
+            return self._mappings
+        answer = await self.client.run(_request("GET", "/v1/tools"))
+        tools = answer.get("tools") if isinstance(answer, dict) else None
+        if not isinstance(tools, dict):
+            raise UnexpectedResponse("`GET /v1/tools` answered without `tools`", status=200)
+        self._mappings = {
+            name: ToolMapping.from_json(name, body)
+            for name, body in tools.items()
+            if isinstance(body, dict)
+        }
+        self._mappings_read_at = now
+        return self._mappings
+
+
+def _bearer(answer: Any) -> Bearer | None:
+    if not isinstance(answer, dict) or answer.get("active") is not True:
+        return None
+    subject, task, scope = answer.get("sub"), answer.get("txn"), answer.get("scope", "")
+    expires, issuer = answer.get("exp"), answer.get("iss")
+    if not (isinstance(subject, str) and isinstance(task, str) and isinstance(expires, int)):
+        return None
+    scopes = tuple(scope.split()) if isinstance(scope, str) else ()
+    return Bearer(subject, task, scopes, expires, issuer if isinstance(issuer, str) else "")
