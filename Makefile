@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench clean demo-agent
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +16,16 @@ run: $(STAMP)
 	$(BIN)/tether serve --estate examples/agents
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy examples/mcp-agent/demo.py examples/mcp-agent/invoice_server.py
+
+# A scripted agent governed through the MCP gateway (README "Govern an agent").
+demo-agent: $(STAMP)
+	$(BIN)/python examples/mcp-agent/demo.py
 
 # The dashboard and report tests drive Debian's Chromium (never a downloaded browser).
 CHROMIUM := /usr/bin/chromium
