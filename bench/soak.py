@@ -2,8 +2,10 @@
 
 Not part of the suite (issue 19's soak). One real ``tether serve`` (the demo estate on
 SQLite in a temporary folder, the worker process as in production). First the capacity
-is measured: honest evaluations in a closed loop. Then, for ``--minutes``, honest PEPs send
-at 80 % of it (paced, so a stall shows as latency) while hostile clients run beside them:
+is measured: honest evaluations in a closed loop while the hostile clients below run
+beside them (the capacity left to honest callers under attack, on two cores shared with
+the load generator). Then, for ``--minutes``, honest PEPs send at 80 % of it (paced, so a
+stall shows as latency) while the same hostile clients run beside them:
 
 * deep contexts (300 levels) and contexts of 20,000 values: refused at the edge;
 * 330,000-item ``/evaluations`` batches: refused before any item is evaluated;
@@ -227,10 +229,17 @@ async def _slow_clients(port: int, until: float, count: int, tally: Tally) -> No
     await asyncio.gather(*(one(i) for i in range(count)))
 
 
-async def _capacity(port: int, key: str, seconds: float) -> float:
-    tally = Tally()
+async def _capacity(port: int, key: str, hostile_key: str, seconds: float) -> float:
+    """Honest decisions per second in a closed loop (16 connections) while the hostile
+    mix and the slow clients run beside them: the capacity left to honest callers under
+    attack, on the cores the attack and the load generator share with the server."""
+    tally, hostile, slow = Tally(), Tally(), Tally()
     until = time.perf_counter() + seconds
-    await asyncio.gather(*(_honest(port, key, 1e9, until, tally) for _ in range(16)))
+    await asyncio.gather(
+        *(_honest(port, key, 1e9, until, tally) for _ in range(16)),
+        *(_hostile(port, hostile_key, until, hostile) for _ in range(4)),
+        _slow_clients(port, until, 400, slow),
+    )
     return len(tally.latencies) / seconds
 
 
@@ -242,7 +251,7 @@ def _percentile(values: list[float], p: float) -> float:
 async def _soak(
     port: int, honest_key: str, hostile_key: str, minutes: float, load: float
 ) -> dict[str, Any]:
-    capacity = await _capacity(port, honest_key, 5)
+    capacity = await _capacity(port, honest_key, hostile_key, 10)
     rate = load * capacity
     connections = 16
     honest, hostile, slow = Tally(), Tally(), Tally()

@@ -1,0 +1,360 @@
+"""The MCP gateway's cost: ``tools/call`` through ``tether gateway mcp`` against the same
+call made directly to the upstream MCP server, side by side in one run.
+
+Not part of the suite (issue 12's benchmark). In a temporary folder: the example's
+invoice MCP server (``examples/mcp-agent/invoice_server.py``, streamable HTTP) and a
+gateway in front of it deciding in process (``--db``, the example's estate, decisions
+recorded). Then, alternately, direct and through the gateway, 32 MCP sessions (one
+asyncio process, JSON-RPC written by hand: see ``_RawSession``) call ``read_invoice`` in a
+closed loop for ``--seconds``; each call's latency is measured. Through the gateway every call is a
+recorded tether decision with the agent's task token, and its ``constrain`` obligation
+(``redact=iban``) is applied to the result.
+
+Then ``@guarded``: the same tool as a plain in-process function, and guarded with a
+``Client`` of a local ``tether serve`` (one decision per call, reporting off), called
+in a loop; the overhead per call is printed and as a ratio.
+
+Targets (printed, never asserted): added latency p50 <= 1 ms and p99 <= 5 ms, gateway
+throughput >= 70 % of direct.
+
+    python -m bench.gateway [--seconds 10] [--sessions 32] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from joserfc.jwk import ECKey
+
+from tether.callers import add_api_key
+from tether.config import load_settings
+from tether.estate import apply_estate
+from tether.sdk import ApiKey, Client, acting_as, guarded
+from tether.sdk.models import TokenGrant
+from tether.services import Tether
+from tether.tokens import TaskRequest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "mcp-agent"
+TETHER = [sys.executable, "-m", "tether.cli"]
+IDENTITY = "invoice-agent"
+ISSUER = "https://tether.bench"
+TARGET_ADDED_P50_MS, TARGET_ADDED_P99_MS, TARGET_THROUGHPUT = 1.0, 5.0, 0.70
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _started(command: list[str], probe: str, folder: Path, name: str) -> Iterator[None]:
+    log = folder / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=folder)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"{name} exited:\n{log.read_text()}")
+            try:
+                httpx.get(probe, timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{name} did not come up:\n{log.read_text()}") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@dataclass
+class Round:
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies) or [float("nan")]
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+
+class _RawSession:
+    """One MCP session over one keep-alive connection, spoken by hand (pre-encoded
+    JSON-RPC, the answer read as JSON or as its one server-sent event): the SDK's client
+    costs ~2.5 ms of CPU a call, more than the servers measured, so it would measure
+    itself. The calls are the same the SDK sends."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        parts = httpx.URL(url)
+        self.host, self.port, self.path = parts.host, parts.port or 80, parts.path
+        self.token = token
+        self.session_id: str | None = None
+        self.ids = 0
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        init = {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "bench", "version": "1"},
+        }
+        status, headers, _ = await self._post({"method": "initialize", "params": init})
+        if status != 200:
+            raise RuntimeError(f"initialize answered {status}")
+        self.session_id = headers.get("mcp-session-id")
+        await self._post({"method": "notifications/initialized"}, notification=True)
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> bool:
+        """Whether the call returned a result (not an error)."""
+        status, _, body = await self._post(
+            {"method": "tools/call", "params": {"name": tool, "arguments": arguments}}
+        )
+        return status == 200 and b'"result"' in body and b'"isError":true' not in body
+
+    def close(self) -> None:
+        self.writer.close()
+
+    async def _post(
+        self, message: dict[str, Any], *, notification: bool = False
+    ) -> tuple[int, dict[str, str], bytes]:
+        if not notification:
+            self.ids += 1
+            message = {"jsonrpc": "2.0", "id": self.ids, **message}
+        else:
+            message = {"jsonrpc": "2.0", **message}
+        body = json.dumps(message).encode()
+        head = [
+            f"POST {self.path} HTTP/1.1",
+            f"Host: {self.host}:{self.port}",
+            "Content-Type: application/json",
+            "Accept: application/json, text/event-stream",
+            f"Content-Length: {len(body)}",
+        ]
+        if self.token:
+            head.append(f"Authorization: Bearer {self.token}")
+        if self.session_id:
+            head += [f"Mcp-Session-Id: {self.session_id}", "MCP-Protocol-Version: 2025-06-18"]
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name:
+                headers[name.strip().lower()] = value.strip()
+        return status, headers, await self._body(headers)
+
+    async def _body(self, headers: dict[str, str]) -> bytes:
+        if "content-length" in headers:
+            return await self.reader.readexactly(int(headers["content-length"]))
+        if headers.get("transfer-encoding") != "chunked":
+            return b""
+        chunks = []
+        while True:
+            size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
+            if size == 0:
+                await self.reader.readuntil(b"\r\n")
+                return b"".join(chunks)
+            chunks.append(await self.reader.readexactly(size))
+            await self.reader.readexactly(2)
+
+
+async def _session(url: str, token: str | None, until: float, into: Round) -> None:
+    session = _RawSession(url, token)
+    await session.open()
+    try:
+        while time.perf_counter() < until:
+            started = time.perf_counter()
+            if await session.call("read_invoice", {"invoice_id": "INV-7"}):
+                into.latencies.append(time.perf_counter() - started)
+            else:
+                into.errors += 1
+    finally:
+        session.close()
+
+
+async def _round(url: str, token: str | None, sessions: int, seconds: float) -> Round:
+    into = Round()
+    until = time.perf_counter() + seconds
+    started = time.perf_counter()
+    await asyncio.gather(*(_session(url, token, until, into) for _ in range(sessions)))
+    into.seconds = time.perf_counter() - started
+    return into
+
+
+def _estate(folder: Path) -> Path:
+    target = folder / "estate"
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    key = {**ECKey.generate_key("P-256").as_dict(private=False), "kid": "bench", "use": "jwt-svid"}
+    (target / "bundles").mkdir(exist_ok=True)
+    (target / "bundles" / "demo.example.jwks.json").write_text(json.dumps({"keys": [key]}))
+    return target
+
+
+def _token(tether: Tether, actions: list[str]) -> str:
+    """A task token for the example's agent, opened by an operator (no proof needed)."""
+    request = TaskRequest.from_json(
+        {
+            "purpose": "benchmark",
+            "intent": {
+                "actions": actions,
+                "resources": ["invoice:*"],
+                "data_classes": ["confidential"],
+            },
+            "ttl": "15m",
+        }
+    )
+    authority = tether.tasks
+    task = authority.open_task(request, identity_id=IDENTITY, opened_by="bench")
+    issued = authority.issue(
+        task, scope=task.intent.actions, event="token.exchange", actor="bench", details={}
+    )
+    return str(issued.token)
+
+
+def _guarded_overhead(tether_url: str, pep_key: str, token: str, calls: int) -> dict[str, float]:
+    def read_invoice(invoice_id: str) -> dict[str, Any]:
+        return {"id": invoice_id, "amount": 120, "iban": "DE89370400440532013000"}
+
+    with Client(tether_url, credential=ApiKey(pep_key)) as client:
+        governed = guarded(client=client, resource="invoice:{invoice_id}", report=False)(
+            read_invoice
+        )
+        grant = TokenGrant(
+            token,
+            expires_at=datetime.now(UTC) + timedelta(minutes=15),
+            scope=("read_invoice",),
+            task_id=None,
+            identity=IDENTITY,
+            token_id=None,
+        )
+        timings: dict[str, float] = {}
+        for name, function in (("plain", read_invoice), ("guarded", governed)):
+            with acting_as(grant):
+                function("INV-7")  # warm up
+                started = time.perf_counter()
+                for _ in range(calls):
+                    function("INV-7")
+                timings[name] = (time.perf_counter() - started) / calls * 1e6
+    return timings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each round")
+    parser.add_argument("--sessions", type=int, default=32, help="concurrent MCP sessions")
+    parser.add_argument("--quick", action="store_true", help="3 s rounds, fewer guarded calls")
+    args = parser.parse_args(argv)
+    seconds = 3.0 if args.quick else args.seconds
+    folder = Path(tempfile.mkdtemp(prefix="tether-bench-gateway-"))
+    try:
+        db = f"sqlite:///{folder / 'tether.db'}"
+        os.environ["TETHER_ISSUER"] = ISSUER  # one issuer for all three processes
+        settings = load_settings(
+            {},
+            database_url=db,
+            master_key_file=str(folder / ".tether" / "master.key"),
+            issuer=ISSUER,
+        )
+        tether = Tether(settings)
+        apply_estate(tether.engine, _estate(folder), actor="bench")
+        tether.reload()
+        token = _token(tether, ["read_invoice"])
+        pep_key = add_api_key(tether.engine, "bench-pep").key
+        up_port, gw_port, tether_port = _free_port(), _free_port(), _free_port()
+        direct = f"http://127.0.0.1:{up_port}/mcp"
+        through = f"http://127.0.0.1:{gw_port}/mcp"
+        upstream = [sys.executable, str(EXAMPLE / "invoice_server.py"), str(up_port)]
+        gateway = [*TETHER, "gateway", "mcp", "--upstream", direct, "--db", db]
+        gateway += ["--listen", f"127.0.0.1:{gw_port}"]
+        serve = [*TETHER, "serve", "--port", str(tether_port), "--db", db]
+        rounds: dict[str, list[Round]] = {"direct": [], "gateway": []}
+        with (
+            _started(upstream, direct, folder, "upstream"),
+            _started(
+                gateway,
+                through.removesuffix("/mcp") + "/.well-known/oauth-protected-resource",
+                folder,
+                "gateway",
+            ),
+        ):
+            asyncio.run(_round(through, token, 4, 1.0))  # warm both paths
+            asyncio.run(_round(direct, None, 4, 1.0))
+            for _ in range(2):
+                for mode, url, bearer in (("direct", direct, None), ("gateway", through, token)):
+                    rounds[mode].append(
+                        asyncio.run(_round(url, bearer, args.sessions, seconds / 2))
+                    )
+        with _started(serve, f"http://127.0.0.1:{tether_port}/healthz", folder, "tether"):
+            guarded_us = _guarded_overhead(
+                f"http://127.0.0.1:{tether_port}", pep_key, token, 300 if args.quick else 2000
+            )
+        tether.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    _print(rounds, guarded_us, args.sessions)
+    return 0
+
+
+def _merged(rounds: list[Round]) -> Round:
+    merged = Round()
+    for r in rounds:
+        merged.latencies += r.latencies
+        merged.errors += r.errors
+        merged.seconds += r.seconds
+    return merged
+
+
+def _print(rounds: dict[str, list[Round]], guarded_us: dict[str, float], sessions: int) -> None:
+    direct, gateway = _merged(rounds["direct"]), _merged(rounds["gateway"])
+    print(f"tools/call read_invoice, {sessions} MCP sessions, closed loop, rounds alternated")
+    print(f"{'':10} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for name, r in (("direct", direct), ("gateway", gateway)):
+        print(
+            f"{name:10} {r.rate:9,.0f} {r.percentile(50):8.2f} {r.percentile(99):8.2f} {r.errors:7}"
+        )
+    added50 = gateway.percentile(50) - direct.percentile(50)
+    added99 = gateway.percentile(99) - direct.percentile(99)
+    ratio = gateway.rate / direct.rate if direct.rate else float("nan")
+    print(
+        f"added latency p50 {added50:.2f} ms (target <= {TARGET_ADDED_P50_MS:g}), "
+        f"p99 {added99:.2f} ms (target <= {TARGET_ADDED_P99_MS:g}); "
+        f"throughput {ratio:.2f}x direct (target >= {TARGET_THROUGHPUT:.2f})"
+    )
+    plain, governed = guarded_us["plain"], guarded_us["guarded"]
+    print(
+        f"@guarded: plain call {plain:.2f} us, guarded {governed:,.0f} us "
+        f"(one decision over HTTP): +{governed - plain:,.0f} us, {governed / plain:,.0f}x"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
