@@ -6,7 +6,6 @@ import contextlib
 import json
 import logging
 import os
-import queue
 import select
 import signal
 import sys
@@ -35,9 +34,6 @@ BEHAVIOUR_EVERY_S = 0.05
 #: Rows committed together at most, and bytes read from the pipe at once.
 MAX_BATCH = 5000
 READ_BYTES = 1 << 20
-#: Committed batches waiting for drift detection at most; beyond, the writer waits
-#: (detection that cannot keep up slows the intake instead of growing memory).
-DETECT_BACKLOG = 16
 
 
 class _Replies:
@@ -149,58 +145,6 @@ class _Lines:
         return lines
 
 
-class _Detector:
-    """Drift detection on its own thread, fed the committed batches: a slow examination
-    never delays the next commit (a row's wait stays one flush interval plus a commit,
-    which is what a crash of the whole node may lose). Batches that queued while one was
-    examined are examined together."""
-
-    def __init__(self, drift: Any) -> None:
-        self._drift = drift
-        self._queue: queue.Queue[list[dict[str, Any]] | threading.Event | None] = queue.Queue(
-            DETECT_BACKLOG
-        )
-        self._thread = threading.Thread(target=self._run, name="tether-drift", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def examine(self, rows: list[dict[str, Any]]) -> None:
-        """Queue committed ``rows`` (an empty list: only look at newly stored events)."""
-        self._queue.put(rows)
-
-    @property
-    def idle(self) -> bool:
-        return self._queue.empty()
-
-    def catch_up(self) -> None:
-        """Return when everything queued before the call has been examined."""
-        done = threading.Event()
-        self._queue.put(done)
-        done.wait()
-
-    def stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            items = [self._queue.get()]
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    items.append(self._queue.get_nowait())
-            rows = [row for item in items if isinstance(item, list) for row in item]
-            stopping = any(item is None for item in items)
-            try:
-                self._drift.work(rows)  # also reads newly stored events
-            except Exception:  # the rows are committed; detection carries on with the next
-                log.exception("drift detection failed on a batch of %d decisions", len(rows))
-            for item in items:
-                if isinstance(item, threading.Event):
-                    item.set()
-
-
 def main() -> int:
     from tether.services import Tether
 
@@ -214,20 +158,17 @@ def main() -> int:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     settings = Settings(**json.loads(os.environ[SETTINGS_ENV]))
     tether = Tether(settings)
-    # Rows are committed by the serving loop and examined by the detector's thread, a
-    # batch at a time (never handed over row by row: each hand-over costs a GIL switch).
+    # One thread does the work, in batches: rows are committed and examined by this loop,
+    # not handed between threads (each hand-over costs a GIL switch per row).
     drift = tether.start_drift(background=False)
     tether.start_background()
     health = _HealthReporter(tether.decision_log, replies)
     publisher = _BehaviourPublisher(drift.board.cedar, replies, health.report)
-    detector = _Detector(drift)
     publisher.start()
-    detector.start()
     replies.send(READY, os.getpid())
     try:
-        _serve(tether, _Lines(sys.stdin.fileno()), replies, publisher, health, detector)
+        _serve(tether, _Lines(sys.stdin.fileno()), replies, publisher, health)
     finally:
-        detector.stop()  # examines what is left, then the last records are sent
         publisher.stop()
         tether.close()
     return 0
@@ -239,13 +180,21 @@ def _serve(
     replies: _Replies,
     publisher: _BehaviourPublisher,
     health: _HealthReporter,
-    detector: _Detector,
 ) -> None:
     interval = tether.settings.flush_interval_ms / 1000
     idle_every = tether.settings.reload_interval_ms / 2000
+    drift = tether.drift
     rows: list[dict[str, Any]] = []
     flushes: list[Any] = []
     due: float | None = None  # when the oldest uncommitted row must be committed
+    # Rows that queued in the pipe while a batch was committed and examined have waited
+    # since that batch was collected: their interval started then, not when they are read
+    # (so a crash of the whole node loses at most one interval, or the commit and
+    # examination in flight when those take longer). One thread does both: handing the
+    # batches to a detection thread measured half the throughput (the two fight over
+    # the GIL).
+    waited = False
+    collected_at = time.monotonic()
     last_work = time.monotonic()
     ended = False
     while not ended:
@@ -268,20 +217,28 @@ def _serve(
                     log.error("an unreadable decision row is lost: %r", line[:200])
                     tether.decision_log.note_lost(1, f"unreadable row from the server: {exc}")
             if rows and due is None:
-                due = time.monotonic() + interval
+                due = (collected_at if waited else time.monotonic()) + interval
+            waited = False
         now = time.monotonic()
         if ended or flushes or len(rows) >= MAX_BATCH or (due is not None and now >= due):
+            collected_at = now
             tether.decision_log.write(rows)
             health.report()  # before `flushed`: a flush sees the counts of its rows
-            detector.examine(rows)
+            _detect(drift, rows)  # also reads newly stored events
             rows, due, last_work = [], None, time.monotonic()
+            waited = lines.wait(0)  # input arrived meanwhile
             if flushes:
-                detector.catch_up()  # a flush also sees what drift made of its rows
                 publisher.publish()
                 for number in flushes:
                     replies.send(FLUSHED, number)
                 flushes = []
         elif due is None and now - last_work >= idle_every:
-            if detector.idle:  # no decisions for a while: still watch ingested events
-                detector.examine([])
+            _detect(drift, [])  # no decisions for a while: still watch ingested events
             last_work = now
+
+
+def _detect(drift: Any, rows: list[dict[str, Any]]) -> None:
+    try:
+        drift.work(rows)
+    except Exception:  # the rows are committed; detection carries on with the next batch
+        log.exception("drift detection failed on a batch of %d decisions", len(rows))
