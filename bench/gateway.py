@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from typing import Any
 import httpx
 from joserfc.jwk import ECKey
 
+from bench.http import free_port, stop, wait_ready
 from tether.callers import add_api_key
 from tether.config import load_settings
 from tether.estate import apply_estate
@@ -58,36 +58,17 @@ ISSUER = "https://tether.bench"
 TARGET_ADDED_P50_MS, TARGET_ADDED_P99_MS, TARGET_THROUGHPUT = 1.0, 5.0, 0.70
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
-def _started(command: list[str], probe: str, folder: Path, name: str) -> Iterator[None]:
-    log = folder / f"{name}.log"
-    with log.open("wb") as out:
+def _started(command: list[str], base: str, probe: str, folder: Path, name: str) -> Iterator[None]:
+    """``command`` running in ``folder`` (its output in NAME.log) once ``base + probe``
+    answers; stopped at the end."""
+    with (folder / f"{name}.log").open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=folder)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"{name} exited:\n{log.read_text()}")
-            try:
-                httpx.get(probe, timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"{name} did not come up:\n{log.read_text()}") from None
-                time.sleep(0.1)
+        wait_ready(process, base, probe=probe, timeout=30)
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 @dataclass
@@ -289,22 +270,18 @@ def main(argv: list[str] | None = None) -> int:
         tether.reload()
         token = _token(tether, ["read_invoice"])
         pep_key = add_api_key(tether.engine, "bench-pep").key
-        up_port, gw_port, tether_port = _free_port(), _free_port(), _free_port()
-        direct = f"http://127.0.0.1:{up_port}/mcp"
-        through = f"http://127.0.0.1:{gw_port}/mcp"
+        up_port, gw_port, tether_port = free_port(), free_port(), free_port()
+        up_base, gw_base = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{gw_port}"
+        tether_base = f"http://127.0.0.1:{tether_port}"
+        direct, through = f"{up_base}/mcp", f"{gw_base}/mcp"
         upstream = [sys.executable, str(EXAMPLE / "invoice_server.py"), str(up_port)]
         gateway = [*TETHER, "gateway", "mcp", "--upstream", direct, "--db", db]
         gateway += ["--listen", f"127.0.0.1:{gw_port}"]
         serve = [*TETHER, "serve", "--port", str(tether_port), "--db", db]
         rounds: dict[str, list[Round]] = {"direct": [], "gateway": []}
         with (
-            _started(upstream, direct, folder, "upstream"),
-            _started(
-                gateway,
-                through.removesuffix("/mcp") + "/.well-known/oauth-protected-resource",
-                folder,
-                "gateway",
-            ),
+            _started(upstream, up_base, "/mcp", folder, "upstream"),
+            _started(gateway, gw_base, "/.well-known/oauth-protected-resource", folder, "gateway"),
         ):
             asyncio.run(_round(through, token, 4, 1.0))  # warm both paths
             asyncio.run(_round(direct, None, 4, 1.0))
@@ -313,10 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                     rounds[mode].append(
                         asyncio.run(_round(url, bearer, args.sessions, seconds / 2))
                     )
-        with _started(serve, f"http://127.0.0.1:{tether_port}/healthz", folder, "tether"):
-            guarded_us = _guarded_overhead(
-                f"http://127.0.0.1:{tether_port}", pep_key, token, 300 if args.quick else 2000
-            )
+        with _started(serve, tether_base, "/healthz", folder, "tether"):
+            guarded_us = _guarded_overhead(tether_base, pep_key, token, 300 if args.quick else 2000)
         tether.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)

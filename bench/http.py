@@ -106,7 +106,7 @@ class HttpReport:
 # --- the servers ---------------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -116,7 +116,7 @@ def _free_port() -> int:
 def uvicorn_server(
     factory: str, env: dict[str, str]
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _free_port()
+    port = free_port()
     command = [
         *pin(SERVER_CORE),
         sys.executable,
@@ -141,19 +141,23 @@ def uvicorn_server(
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(process, base)
+        wait_ready(process, base)
         yield process, base
     finally:
         stop(process)
 
 
-def _wait_ready(process: subprocess.Popen[bytes], base: str, timeout: float = 60) -> None:
+def wait_ready(
+    process: subprocess.Popen[bytes], base: str, *, probe: str = "/healthz", timeout: float = 60
+) -> None:
+    """Return once ``base + probe`` answers (any status below 500); raise if the process
+    exits first or nothing answers within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with status {process.returncode} at start")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/healthz", timeout=1).status_code in (200, 404):
+            if httpx.get(f"{base}{probe}", timeout=1).status_code < 500:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"the server at {base} did not come up in {timeout:.0f} s")

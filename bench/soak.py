@@ -45,6 +45,7 @@ import orjson
 import uvloop
 from sqlalchemy import select
 
+from bench.http import free_port
 from tether.store.engine import open_engine
 from tether.store.tables import decisions
 
@@ -68,12 +69,6 @@ FORGED_TOKEN = ".".join(
 def _tether() -> list[str]:
     exe = shutil.which("tether", path=str(Path(sys.executable).parent))
     return [exe] if exe else [sys.executable, "-m", "tether.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _pep_key(folder: Path, db: str, name: str) -> str:
@@ -301,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             capture_output=True,
         )
         honest_key, hostile_key = _pep_key(folder, db, "honest"), _pep_key(folder, db, "hostile")
-        port = _free_port()
+        port = free_port()
         log = (folder / "server.log").open("wb")
         server = subprocess.Popen(
             [*_tether(), "serve", "--db", db, "--port", str(port)],

@@ -301,3 +301,10 @@ def test_tools_endpoints_answer_pep_gateways_and_name_bad_input(
         assert anonymous.get("/v1/tools").status_code == 401
     with server.client("auditor") as auditor:
         assert auditor.get("/v1/tools").status_code == 403
+    paths = orjson.loads(client.get("/openapi.json").content)["paths"]
+    listing = paths["/v1/tools/callable"]["post"]
+    assert {"400", "401", "403", "413"} <= listing["responses"].keys()
+    body = listing["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["token", "tools"]
+    documented = paths["/v1/tools"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert "tools" in documented["schema"]["properties"]

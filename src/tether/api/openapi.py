@@ -64,6 +64,55 @@ def _get(summary: str) -> dict[str, Any]:
     return {"get": {"summary": summary, "responses": {"200": {"description": "ok"}}}}
 
 
+# The gateway-support routes (tether.api.tools).
+_TOOL_MAPPING = {
+    "type": "object",
+    "properties": {
+        "resource_argument": {"type": ["string", "null"]},
+        "resource_type": {"type": ["string", "null"]},
+        "destinations": {"type": "object", "additionalProperties": {"type": "string"}},
+        "data_class": {"type": ["string", "null"]},
+    },
+}
+_TOOL_NAMES = {"type": "array", "maxItems": 1000, "items": {"type": "string", "minLength": 1}}
+_TOOL_PATHS = {
+    "/v1/tools": {
+        "get": {
+            "summary": "The estate's tool mappings (`tools:`) for MCP gateways",
+            "responses": {
+                "200": {
+                    "description": "mappings by tool name",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "estate_revision": {"type": ["integer", "null"]},
+                                    "tools": {
+                                        "type": "object",
+                                        "additionalProperties": _TOOL_MAPPING,
+                                    },
+                                },
+                            }
+                        }
+                    },
+                }
+            },
+        }
+    },
+    "/v1/tools/callable": _post(
+        "The tools among `tools` the task token's holder may call (`tools/list`); an "
+        "invalid token may call none. Nothing is recorded. 400 `tools_request_invalid`",
+        {
+            "type": "object",
+            "required": ["token", "tools"],
+            "properties": {"token": {"type": "string", "minLength": 1}, "tools": _TOOL_NAMES},
+        },
+        {"type": "object", "required": ["tools"], "properties": {"tools": _TOOL_NAMES}},
+    ),
+}
+
+
 # How callers authenticate (see README "Who may call tether"); public routes override it.
 _SECURITY_SCHEMES = {
     "bearer": {
@@ -170,6 +219,7 @@ def openapi_document() -> dict[str, Any]:
                     ),
                     "/metrics": _get("Prometheus metrics"),
                     **token_paths(),
+                    **_TOOL_PATHS,
                 }
             )
         ),
