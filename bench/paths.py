@@ -43,12 +43,12 @@ from typing import Any  # noqa: E402
 
 from sqlalchemy import Engine, func, insert, select  # noqa: E402
 
+from tether.paths import build_path  # noqa: E402
 from tether.store import migrate  # noqa: E402
 from tether.store.engine import open_engine  # noqa: E402
 from tether.store.tables import decisions, entitlements, identities  # noqa: E402
 from tether.store.telemetry_tables import events  # noqa: E402
 from tether.store.token_tables import issued_tokens, tasks  # noqa: E402
-from tether.telemetry.paths import build_path  # noqa: E402
 
 TARGET_MS = 200.0
 START = datetime(2026, 3, 1, tzinfo=UTC)

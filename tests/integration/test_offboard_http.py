@@ -94,9 +94,9 @@ def audit_entries(server: ServerProcess, action: str, target: str) -> list[dict[
     try:
         with engine.connect() as connection:
             rows = connection.execute(
-                select(audit_log.c.actor, audit_log.c.details).where(
-                    audit_log.c.action == action, audit_log.c.target == target
-                )
+                select(audit_log.c.actor, audit_log.c.details)
+                .where(audit_log.c.action == action, audit_log.c.target == target)
+                .order_by(audit_log.c.seq)  # chain order: the order they were written
             ).all()
     finally:
         engine.dispose()

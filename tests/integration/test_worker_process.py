@@ -8,7 +8,6 @@ the worker, a dead worker is replaced, and drift records come back to the server
 from __future__ import annotations
 
 import io
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from tether.config import Settings
 from tether.policy import DecisionRequest, EntityRef
 from tether.services import Tether
 from tether.store.tables import decisions
-from tether.worker.link import WorkerLink
+from tether.worker.link import WorkerLink, WorkerReplies
 from tether.worker.main import _BehaviourPublisher, _Replies
 
 ServerFactory = Callable[..., Any]
@@ -74,7 +73,7 @@ def test_every_row_is_committed_by_the_worker_and_close_stops_it(
     link.flush(timeout=60)
     assert _stored(tether, ids) == 300  # flush returned: all committed
     more = _ask(tether, 200)
-    worker = link._process
+    worker = link.process
     tether.close()
     try:
         assert worker.returncode == 0  # stopped because its input ended, after committing
@@ -89,13 +88,13 @@ def test_a_dead_worker_is_replaced_and_later_rows_arrive(db_url: str, tmp_path: 
     assert isinstance(link, WorkerLink)
     first = _ask(tether, 50)
     link.flush(timeout=60)
-    dead = link._process
+    dead = link.process
     dead.kill()
     dead.wait()
     later = _ask(tether, 50)
     link.flush(timeout=60)
     try:
-        assert link._process.pid != dead.pid
+        assert link.process.pid != dead.pid
         assert _stored(tether, first) == 50
         assert _stored(tether, later) == 50
     finally:
@@ -120,13 +119,13 @@ def test_drift_records_travel_back_to_the_server() -> None:
     ]
     # The server's reader applies them to the map its decisions read.
     behaviour: dict[str, Any] = {"a1": {"stale": True}}
-    reader = WorkerLink.__new__(WorkerLink)
-    reader._behaviour = behaviour
-    reader._flushes = {}
-    reader._generation, reader._alive, reader._ready = 1, True, threading.Event()
-    reader._read_loop(io.BytesIO(out.getvalue() + b"not json\n"), 1)
+    reader = WorkerReplies(behaviour)
+    generation = reader.next_generation()
+    reader.on_reply(b'["ready", 1]', generation)
+    assert reader.alive
+    reader.read(io.BytesIO(out.getvalue() + b"not json\n"), generation)
     assert behaviour == {"a2": {"drift_score": 10, "restricted": False}}
-    assert not reader._alive  # its output ended: the worker is gone
+    assert not reader.alive  # its output ended: the worker is gone
 
 
 def test_a_worker_that_cannot_start_is_reported_and_its_rows_counted(tmp_path: Path) -> None:

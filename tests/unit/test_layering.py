@@ -1,8 +1,9 @@
-"""Dependencies between tether's packages point one way: no two packages import each other.
+"""Dependencies between tether's packages point inward, and no two packages import each other.
 
 Read from the source (every ``import tether.x`` and ``from tether.x import``, including
-imports inside functions), so a cycle added anywhere fails here with its two packages
-and the modules that close it.
+imports inside functions), so an arrow added anywhere that runs back up (a domain package
+importing the composition root, the store importing a domain package) or closes a cycle
+fails here, with the packages and the modules that make it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,6 @@ from pathlib import Path
 import tether
 
 ROOT = Path(tether.__file__).parent
-
-# Cycles that remain, each to be removed by issue 18 (the composition root); this set
-# may only shrink.
-KNOWN_CYCLES = {frozenset({"services", "worker"})}
 
 
 def _package_imports() -> dict[str, dict[str, set[str]]]:
@@ -40,29 +37,60 @@ def _package_imports() -> dict[str, dict[str, set[str]]]:
     return graph
 
 
+# tether's packages (top-level modules count as packages), innermost first. A package
+# may import packages of its own layer or of layers before it, never of a later one.
+LAYERS: tuple[frozenset[str], ...] = (
+    # Shared vocabulary: errors, ids, settings, the framework catalogue.
+    frozenset({"errors", "ids", "config", "frameworks"}),
+    # The store: tables, migrations, the hash chains, the audit log, the decision log.
+    frozenset({"store"}),
+    frozenset({"policy", "identity", "inventory"}),
+    frozenset({"estate"}),
+    frozenset({"tokens"}),
+    # The domain services, each on the store and the packages above.
+    frozenset({"callers", "telemetry", "signals", "approvals", "drift", "review"}),
+    # Read models and the decision core above the domain (access paths, the live estate,
+    # the decider, the in-memory ports of tether.testing).
+    frozenset({"paths", "live", "decider", "testing"}),
+    # The composition root: parts built from settings; the worker process builds some of
+    # them; the services object holds them all and starts and stops their threads.
+    frozenset({"composition"}),
+    frozenset({"worker"}),
+    frozenset({"services"}),
+    # Edges: HTTP, the MCP gateway, the SDK, the evaluation harness (it drives a whole
+    # tether), then the command line over everything.
+    frozenset({"api", "gateway", "sdk", "evaluation"}),
+    frozenset({"cli"}),
+)
+RANK = {package: rank for rank, layer in enumerate(LAYERS) for package in layer}
+
+
+def test_every_package_has_a_layer() -> None:
+    packages = {
+        path.relative_to(ROOT).parts[0].removesuffix(".py")
+        for path in ROOT.rglob("*.py")
+        if path.relative_to(ROOT).parts[0] not in ("__init__.py", "py.typed")
+    }
+    assert packages - set(RANK) == set(), "give each new package a layer in LAYERS"
+
+
+def test_no_package_imports_a_later_layer() -> None:
+    graph = _package_imports()
+    back_edges = {
+        f"{a} -> {b}": sorted(modules)
+        for a, imported in graph.items()
+        for b, modules in imported.items()
+        if RANK.get(b, len(LAYERS)) > RANK.get(a, -1)
+    }
+    assert back_edges == {}, f"imports that run back up (edge: modules): {back_edges}"
+
+
 def test_no_two_packages_import_each_other() -> None:
     graph = _package_imports()
     cycles = {
-        frozenset({a, b}): sorted(graph[a][b] | graph[b][a])
+        tuple(sorted((a, b))): sorted(graph[a][b] | graph[b][a])
         for a in graph
         for b in graph[a]
         if a in graph.get(b, {})
     }
-    unexpected = {tuple(sorted(pair)): modules for pair, modules in cycles.items()}
-    for known in KNOWN_CYCLES:
-        unexpected.pop(tuple(sorted(known)), None)
-    assert unexpected == {}, f"packages importing each other (pair: modules): {unexpected}"
-
-
-def test_the_known_cycles_still_exist_or_leave_the_list() -> None:
-    graph = _package_imports()
-    gone = [
-        sorted(pair)
-        for pair in KNOWN_CYCLES
-        if not all(b in graph.get(a, {}) for a in pair for b in pair - {a})
-    ]
-    assert gone == [], f"cycles removed: take them out of KNOWN_CYCLES: {gone}"
-
-
-def test_tokens_and_callers_are_layered_tokens_first() -> None:
-    assert "callers" not in _package_imports()["tokens"]
+    assert cycles == {}, f"packages importing each other (pair: modules): {cycles}"

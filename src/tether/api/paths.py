@@ -17,8 +17,8 @@ from starlette.routing import Route
 from tether.api.routing import secured
 from tether.callers import Role
 from tether.errors import InvalidRequest
+from tether.paths import AccessPath, PathQuery, build_path, to_dot, to_mermaid
 from tether.services import Tether
-from tether.telemetry.paths import AccessPath, PathQuery, build_path, to_dot, to_mermaid
 
 READERS = (Role.AUDITOR, Role.ADMIN)
 PARAMETERS = frozenset({"identity", "task", "since", "until", "limit", "format"})

@@ -25,9 +25,10 @@ from tether.approvals.errors import (
     ApprovalRequestInvalid,
     ApproverNotUser,
 )
-from tether.callers import Caller, check_may_approve, record_audit
+from tether.callers import Caller, check_may_approve
 from tether.callers.directory import parse_roles
 from tether.store.approval_tables import approvals
+from tether.store.audit import record_audit
 from tether.store.caller_tables import caller_roles
 from tether.store.tables import identities
 

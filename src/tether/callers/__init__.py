@@ -22,7 +22,7 @@ from tether.callers.admin_tokens import (
     issue_admin_token,
     verify_admin_token,
 )
-from tether.callers.audit import CallerActivity, record_audit
+from tether.callers.audit import CallerActivity
 from tether.callers.authenticator import Authenticator, describe_credential
 from tether.callers.directory import CallerDirectory, CallerRecord, DirectorySnapshot
 from tether.callers.provisioning import (
@@ -74,7 +74,6 @@ __all__ = [
     "issue_admin_token",
     "list_api_keys",
     "may_approve",
-    "record_audit",
     "retry_after_seconds",
     "revoke_api_key",
     "trust_store_from_anchors",

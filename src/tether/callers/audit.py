@@ -1,14 +1,14 @@
 """tether's callers in the audit trail: admin actions, refused calls, last use.
 
 Admin actions (a PEP key made or revoked, an admin token issued) are written by
-:func:`record_audit` in the transaction that makes the change, so they commit before the
-command answers. Refused authentications and rights come from the request path, where no
-I/O may happen: :class:`CallerActivity` queues them and a background thread writes them,
-rate-limited (one row per reason, source and credential every ``per_source_s``,
+:func:`tether.store.audit.record_audit` in the transaction that makes the change, so they
+commit before the command answers. Refused authentications and rights come from the request
+path, where no I/O may happen: :class:`CallerActivity` queues them and a background thread
+writes them, rate-limited (one row per reason, source and credential every ``per_source_s``,
 ``max_per_minute`` in all, with a count of what was left out) so that a flood of bad
 credentials cannot fill the disk. The same thread keeps ``identities.last_used_at`` of
-callers current (at most one write per caller a minute). Credentials appear by id or
-hash prefix, never in full.
+callers current (at most one write per caller a minute). Credentials appear by id or hash
+prefix, never in full.
 """
 
 from __future__ import annotations
@@ -17,32 +17,16 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, update
+from sqlalchemy import Engine, bindparam, update
 
 from tether.store.record_chain import append_audit
 from tether.store.tables import identities
 
 log = logging.getLogger(__name__)
-
-
-def record_audit(
-    connection: Connection,
-    *,
-    actor: str,
-    action: str,
-    target: str,
-    details: Mapping[str, Any],
-    at: datetime | None = None,
-) -> None:
-    """Append one row to the audit log, inside the caller's transaction."""
-    append_audit(
-        connection,
-        [{"at": at, "actor": actor, "action": action, "target": target, "details": details}],
-    )
 
 
 _STOP = object()

@@ -24,11 +24,11 @@ from tether.callers.admin_tokens import (
     issue_admin_token,
 )
 from tether.callers.api_keys import new_api_key
-from tether.callers.audit import record_audit
 from tether.callers.directory import parse_roles
 from tether.callers.errors import CallerConfigInvalid
 from tether.callers.roles import Role
 from tether.errors import Conflict, NotFound
+from tether.store.audit import record_audit
 from tether.store.caller_tables import api_keys, caller_roles
 from tether.store.tables import identities
 from tether.tokens import KeyRing

@@ -18,7 +18,7 @@ from rich.tree import Tree
 
 from tether.cli.common import DbOption, JsonOption, open_tether
 from tether.cli.output import EXIT_ACTION_NEEDED, EXIT_OK, console, emit_json, errors_to_exit
-from tether.telemetry.paths import (
+from tether.paths import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     AccessPath,

@@ -81,6 +81,7 @@ class DriftEngine:
         ender: ends a task when a finding calls for revocation (``TaskAuthority``).
         sink: where Shared Signals go (``tether.signals.Transmitter``).
         detectors: names of the enabled detectors (all by default).
+        board: where drift records go (``context.tether.behaviour``); a new one by default.
     """
 
     def __init__(
@@ -101,6 +102,7 @@ class DriftEngine:
         tail_events: bool = True,
         baseline_window: timedelta | None = None,
         baseline_every_s: float | None = None,
+        board: BehaviourBoard | None = None,
     ) -> None:
         self._engine = engine
         self._estate = estate
@@ -109,7 +111,7 @@ class DriftEngine:
         self.detectors: tuple[Detector, ...] = ()
         self.catalog: ToolCatalog = catalog or DefaultToolCatalog()
         self.min_severity = min_severity
-        self.board = BehaviourBoard()
+        self.board = board if board is not None else BehaviourBoard()
         self.responder = Responder(engine, self.board, tasks=ender, sink=sink)
         # A deque, not a queue.Queue: appending is one atomic C call (~0.1 us, no lock),
         # and the worker polls it every few milliseconds.
@@ -169,7 +171,7 @@ class DriftEngine:
         else:
             self.dropped += 1
 
-    def behaviour(self, identity_id: str) -> dict[str, Any] | None:
+    def behaviour(self, identity_id: str) -> Mapping[str, Any] | None:
         """``context.tether.behaviour`` of an identity (``None`` when it has no findings)."""
         return self.board.cedar.get(identity_id)
 

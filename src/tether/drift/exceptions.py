@@ -19,10 +19,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from tether.callers.audit import record_audit
 from tether.drift.errors import ExceptionInvalid, ExceptionNotFound
 from tether.drift.model import DETECTOR_NAMES, Finding, Severity
 from tether.estate import ResourcePattern, glob_regex, parse_pattern
+from tether.store.audit import record_audit
 from tether.store.drift_tables import exception_uses
 from tether.store.tables import exceptions, identities
 

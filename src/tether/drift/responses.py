@@ -34,16 +34,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from tether.callers.audit import record_audit
 from tether.drift.findings import set_response
 from tether.drift.model import Finding, Mode, Severity
 from tether.errors import TetherError
+from tether.store.audit import record_audit
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +90,17 @@ def choose_response(finding: Finding) -> str:
 class BehaviourBoard:
     """Per identity, what the next decision should know: an O(1) lookup on the hot path.
 
-    ``cedar`` maps identity id -> the ``context.tether.behaviour`` record; it is replaced
-    entry by entry (never mutated in place), so a reader never sees half an update.
+    ``cedar`` maps identity id -> the ``context.tether.behaviour`` record (the map
+    decisions read, when given); it is replaced entry by entry (never mutated in place),
+    so a reader never sees half an update.
     """
 
-    def __init__(self, window: timedelta = BEHAVIOUR_WINDOW) -> None:
-        self.cedar: dict[str, dict[str, Any]] = {}
+    def __init__(
+        self,
+        cedar: MutableMapping[str, Mapping[str, Any]] | None = None,
+        window: timedelta = BEHAVIOUR_WINDOW,
+    ) -> None:
+        self.cedar: MutableMapping[str, Mapping[str, Any]] = {} if cedar is None else cedar
         self._window = window
         self._recent: dict[str, deque[tuple[datetime, float, int]]] = {}
         self._flags: dict[str, tuple[bool, bool, str]] = {}

@@ -1,4 +1,4 @@
-"""Backtesting drift detection on recorded agent runs (AgentDojo traces, issue 6).
+"""Backtesting drift detection on recorded agent runs (AgentDojo traces).
 
 ::
 

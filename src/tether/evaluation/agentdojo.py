@@ -10,7 +10,7 @@ Formats (as AgentDojo v1.2.2 publishes them):
   user_task_id, injection_task_id, security, ...}}`` whose assistant messages carry
   ``tool_calls: [{id, function: {name, arguments}}]``.
 
-Labels (issue 6): a run with ``injection_task_id`` is *attacked*; attacked with
+Labels: a run with ``injection_task_id`` is *attacked*; attacked with
 ``security == true`` the injection succeeded (a positive); attacked otherwise it failed
 (reported apart); without an injection it is *clean* (a negative, whatever its
 ``security`` says). A successful run with no tool call is *unobservable*.

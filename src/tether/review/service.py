@@ -1,46 +1,73 @@
 """Running a review against a live tether: the one entry point the CLI and HTTP edge call.
 
 :func:`generate_report` reviews access over the window, right-sizes against the live
-estate's schema and entities, adds the optional sections other review modules
-contribute (lifecycle, third-party grants, estate metrics: each module may define
-``review_sections(engine, *, now, since, identity) -> list[ReportSection]``) and, when a
-framework is asked for, regroups the rows by that framework's ids.
+estate's schema and entities, adds the sections of the other review modules (lifecycle,
+third-party grants, estate metrics: each defines ``review_sections(engine, *, now, since,
+identity) -> list[ReportSection]``; one that fails leaves a note in the report instead of
+sinking it) and, when a framework is asked for, regroups the rows by that framework's ids.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import Engine
 
 from tether.errors import InvalidRequest, NotFound
-from tether.estate import parse_duration
+from tether.estate import CompiledEstate, parse_duration
 from tether.frameworks import FRAMEWORKS, load_frameworks
+from tether.review import grants, lifecycle, metrics
 from tether.review.access import review_access
 from tether.review.report import Report, build_report, framework_report
 from tether.review.report_model import ReportSection
 from tether.review.rightsize import CollapseRule, rightsize
+from tether.store.sink import DecisionSink
 
 log = logging.getLogger(__name__)
+
+
+class LiveSnapshot(Protocol):
+    @property
+    def revision(self) -> int | None: ...
+
+    @property
+    def estate(self) -> CompiledEstate: ...
 
 
 class ReviewHost(Protocol):
     """What a review needs of tether's core (``tether.services.Tether`` is one): the store
     and the live estate snapshot (``snapshot.revision``, ``snapshot.estate``)."""
 
-    engine: Engine
-    snapshot: Any
-    decision_log: Any  # has flush(): a report sees every decision made before it
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def snapshot(self) -> LiveSnapshot: ...
+
+    @property
+    def decision_log(self) -> DecisionSink: ...  # flushed: a report sees every decision
 
     def reload(self) -> bool: ...
 
 
 DEFAULT_SINCE = "30d"
-SECTION_MODULES = ("tether.review.lifecycle", "tether.review.grants", "tether.review.metrics")
+
+
+class SectionMaker(Protocol):
+    def __call__(
+        self, engine: Engine, *, now: datetime, since: datetime, identity: str | None
+    ) -> Sequence[ReportSection]: ...
+
+
+SECTIONS: dict[str, SectionMaker] = {
+    "lifecycle": lifecycle.review_sections,
+    "grants": grants.review_sections,
+    "metrics": metrics.review_sections,
+}
 
 
 def parse_since(text: str | None, now: datetime) -> datetime:
@@ -71,19 +98,12 @@ def extra_sections(
     """Sections of the other review modules that define ``review_sections``; notes on failures."""
     found: list[ReportSection] = []
     notes: list[str] = []
-    for name in SECTION_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        make = getattr(module, "review_sections", None)
-        if make is None:
-            continue
+    for name, make in SECTIONS.items():
         try:
             found += list(make(tether.engine, now=now, since=since, identity=identity))
-        except Exception as exc:  # an optional section must not sink the review
-            log.exception("review section of %s failed", name)
-            notes.append(f"section `{name.rsplit('.', 1)[-1]}` could not be built: {exc}")
+        except Exception as exc:  # one section must not sink the review
+            log.exception("review section `%s` failed", name)
+            notes.append(f"section `{name}` could not be built: {exc}")
     return found, notes
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
-from tether.callers.audit import record_audit
 from tether.errors import Conflict, InvalidRequest, NotFound
 from tether.review.report import Report
+from tether.store.audit import record_audit
 from tether.store.review_tables import access_review_decisions, access_reviews
 
 DECISIONS = ("keep", "revoke")

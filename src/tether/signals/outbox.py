@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, insert, select, update
 
-from tether.callers import record_audit
 from tether.signals.receivers import PUSH, Receiver
 from tether.signals.set_token import SecurityEvent
+from tether.store.audit import record_audit
 from tether.store.signal_tables import signal_deliveries, signal_events, signal_receivers
 
 PENDING = "pending"

@@ -25,10 +25,10 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from tether.callers import record_audit
 from tether.errors import Conflict
 from tether.signals.errors import ReceiverInvalid, ReceiverNotFound, SignalInvalid
 from tether.signals.events import CAEP, EVENT_TYPES, check_event_type
+from tether.store.audit import record_audit
 from tether.store.signal_tables import signal_deliveries, signal_receivers
 from tether.tokens.master_key import decrypt, encrypt
 

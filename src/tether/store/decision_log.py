@@ -27,7 +27,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -226,7 +226,7 @@ class DecisionLog:
         self._problem = None
         return True
 
-    def write(self, batch: list[Mapping[str, Any]]) -> None:
+    def write(self, batch: Sequence[Mapping[str, Any]]) -> None:
         """Commit ``batch`` now, on the calling thread: the writer thread's step, also for a
         loop that batches itself (``tether.worker``'s). Never raises for a row's content;
         see the module docstring for what happens to a row the store refuses."""

@@ -44,8 +44,8 @@ from sqlalchemy import (
     true,
 )
 
-from tether.callers.audit import record_audit
 from tether.errors import InvalidRequest
+from tether.store.audit import record_audit
 from tether.store.telemetry_tables import audit_checkpoints, event_chain_lock, events
 from tether.telemetry.checkpoints import PRUNED, sign_checkpoint
 from tether.tokens import KeyRing

@@ -13,11 +13,12 @@ decision row to a worker process over a pipe and does nothing else with it:
   worker committed everything recorded before it; ``close`` drains and waits. Its
   ``written``, ``lost`` and ``healthy`` are the worker's decision log's, from the
   worker's ``health`` replies (``tether.worker.protocol``).
-* the worker (``python -m tether.worker``) is a :class:`~tether.services.Tether` on the
-  same store: one loop reads every row that arrived, commits a batch per flush interval
-  (``DecisionLog.write``) and runs drift detection on it (``DriftEngine.work``, which also
-  reads newly ingested events); each identity's drift record (``context.tether.behaviour``)
-  goes back over its stdout, where the server puts it into the next decision's context.
+* the worker (``python -m tether.worker``) builds only what that needs on the same store
+  (:func:`tether.composition.build_core`, a decision log, the drift engine): one loop
+  reads every row that arrived, commits a batch per flush interval (``DecisionLog.write``)
+  and runs drift detection on it (``DriftEngine.work``, which also reads newly ingested
+  events); each identity's drift record (``context.tether.behaviour``) goes back over its
+  stdout, where the server puts it into the next decision's context.
 
 Durability: a clean stop drains the queue, the pipe and the worker's log (no loss). A
 server killed with SIGKILL closes the pipe; the worker commits what it read and exits,

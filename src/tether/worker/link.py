@@ -43,6 +43,103 @@ READY_TIMEOUT_S = 60.0
 RESPAWN_PAUSE_S = 0.5
 
 
+class WorkerReplies:
+    """The server's view of its worker, from what the worker says on its stdout: whether
+    it is up (``ready``, end of output), its decision log's counts and health
+    (``health``), finished flushes (``flushed``) and drift records (``behaviour``, put
+    into ``behaviour``: the map decisions read). Replies of a replaced worker (an older
+    ``generation``) change nothing but flushes and drift records."""
+
+    def __init__(self, behaviour: MutableMapping[str, Mapping[str, Any]]) -> None:
+        self.behaviour = behaviour
+        self.flushes: dict[int, threading.Event] = {}
+        self.generation = 0  # of the current worker
+        self.ready = threading.Event()
+        self.alive = False
+        # Counts of the workers replaced so far, the current worker's (its last `health`
+        # reply), and the rows no worker took; why the link is unhealthy, if it is.
+        self._written_before = self._lost_before = 0
+        self._worker_written = self._worker_lost = 0
+        self._worker_problem: str | None = None
+        self.unsent = 0
+        self.link_problem: str | None = None
+
+    def next_generation(self) -> int:
+        """A new worker starts: what the replaced one acknowledged stays counted."""
+        self.ready.clear()
+        self.generation += 1
+        self._written_before += self._worker_written
+        self._lost_before += self._worker_lost
+        self._worker_written = self._worker_lost = 0
+        return self.generation
+
+    @property
+    def written(self) -> int:
+        return self._written_before + self._worker_written
+
+    @property
+    def lost(self) -> int:
+        return self._lost_before + self._worker_lost + self.unsent
+
+    @property
+    def healthy(self) -> bool:
+        return self.alive and self._worker_problem is None and self.link_problem is None
+
+    @property
+    def problem(self) -> str | None:
+        if not self.alive:
+            return "the worker process (decision log, drift detection) is not running"
+        return self.link_problem or self._worker_problem
+
+    def read(self, stdout: IO[bytes], generation: int) -> None:
+        """Apply every reply of the worker of ``generation`` until its output ends."""
+        # Buffered: the pipe is unbuffered (bufsize=0), and line iteration over a raw pipe
+        # reads one byte per system call.
+        with io.BufferedReader(stdout) as replies:  # type: ignore[type-var]
+            for line in replies:
+                self.on_reply(line, generation)
+        if generation == self.generation:  # not a replaced worker's late end
+            self.alive = False
+            self.ready.set()  # whoever waits for this worker to come up: it will not
+
+    def on_reply(self, line: bytes, generation: int) -> None:
+        try:
+            kind, value = orjson.loads(line)
+        except (orjson.JSONDecodeError, ValueError):
+            log.warning("unreadable line from the worker process: %r", line[:200])
+            return
+        if kind == READY:
+            if generation == self.generation:
+                self._worker_problem = None
+                self.alive = True
+                self.ready.set()
+        elif kind == HEALTH:
+            if generation == self.generation:
+                self._on_health(value)
+        elif kind == FLUSHED:
+            done = self.flushes.get(int(value))
+            if done is not None:
+                done.set()
+        elif kind == BEHAVIOUR:
+            for identity, record in value.items():
+                if record is None:
+                    self.behaviour.pop(identity, None)
+                else:
+                    self.behaviour[identity] = record
+
+    def _on_health(self, value: Any) -> None:
+        try:
+            written, lost = int(value["written"]), int(value["lost"])
+        except (KeyError, TypeError, ValueError):
+            log.warning("unreadable health reply from the worker process: %r", value)
+            return
+        if written > self._worker_written and self.link_problem is not None:
+            self.link_problem = None  # a commit since rows failed to reach a worker
+        self._worker_written, self._worker_lost = written, lost
+        problem = value.get("problem")
+        self._worker_problem = None if value.get("healthy") else str(problem or "unhealthy")
+
+
 class WorkerLink:
     """Hands decision rows to a worker process; a :class:`~tether.store.sink.DecisionSink`
     whose counts and health are the worker's own (its ``health`` replies), plus the rows
@@ -58,22 +155,11 @@ class WorkerLink:
     ) -> None:
         worker_settings = dataclasses.replace(settings, background_work="thread")
         self._env = {**os.environ, SETTINGS_ENV: json.dumps(dataclasses.asdict(worker_settings))}
-        self._behaviour = behaviour
         self._pending: deque[bytes] = deque()
         self._wake = threading.Event()
-        self._flushes: dict[int, threading.Event] = {}
         self._flush_ids = itertools.count(1)
         self._recorded = 0
-        self._ready = threading.Event()
-        # Counts of the workers replaced so far, the current worker's (its last `health`
-        # reply), and the rows no worker took; why the link is unhealthy, if it is.
-        self._written_before = self._lost_before = 0
-        self._worker_written = self._worker_lost = 0
-        self._worker_problem: str | None = None
-        self._unsent = 0
-        self._link_problem: str | None = None
-        self._alive = False
-        self._generation = 0  # of the current worker: replies of a replaced one are ignored
+        self._replies = WorkerReplies(behaviour)
         self._closing = False
         self._closed = False
         self._process = self._spawn()
@@ -84,38 +170,41 @@ class WorkerLink:
     def wait_ready(self, timeout: float = 60.0) -> bool:
         """Wait until the worker is up (its store open, drift detection started); ``False``
         at once if it exited before that."""
-        self._ready.wait(timeout)
-        return self._alive
+        self._replies.ready.wait(timeout)
+        return self._replies.alive
 
     @property
     def alive(self) -> bool:
         """Whether a worker is up and has not closed its output since."""
-        return self._alive
+        return self._replies.alive
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        """The current worker process."""
+        return self._process
 
     # --- DecisionSink ----------------------------------------------------------------------
 
     @property
     def written(self) -> int:
         """Rows the workers acknowledged as committed."""
-        return self._written_before + self._worker_written
+        return self._replies.written
 
     @property
     def lost(self) -> int:
         """Rows a worker lost (its store was down) or that no worker took (each logged);
         not the rows a killed worker had read and not yet committed (nobody knows them)."""
-        return self._lost_before + self._worker_lost + self._unsent
+        return self._replies.lost
 
     @property
     def healthy(self) -> bool:
         """A worker is up, says its store takes rows, and no row failed to reach it since
         its last commit."""
-        return self._alive and self._worker_problem is None and self._link_problem is None
+        return self._replies.healthy
 
     @property
     def problem(self) -> str | None:
-        if not self._alive:
-            return "the worker process (decision log, drift detection) is not running"
-        return self._link_problem or self._worker_problem
+        return self._replies.problem
 
     def record(self, row: Mapping[str, Any]) -> None:
         """Queue one decision row for the worker: an append, no I/O."""
@@ -130,11 +219,12 @@ class WorkerLink:
         """Block until the worker committed everything recorded before this call (and ran
         drift detection on it)."""
         number = next(self._flush_ids)
-        done = self._flushes[number] = threading.Event()
+        flushes = self._replies.flushes
+        done = flushes[number] = threading.Event()
         self._pending.append(encode_control(FLUSH, number))
         self._wake.set()
         done.wait(timeout)
-        self._flushes.pop(number, None)
+        flushes.pop(number, None)
 
     def close(self) -> None:
         """Write out what is queued, let the worker commit it and stop; wait for it."""
@@ -155,7 +245,6 @@ class WorkerLink:
     # --- the pipe ----------------------------------------------------------------------------
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        self._ready.clear()
         process = subprocess.Popen(
             [sys.executable, "-m", "tether.worker"],
             stdin=subprocess.PIPE,
@@ -164,14 +253,9 @@ class WorkerLink:
             bufsize=0,
         )
         assert process.stdout is not None
-        self._generation += 1
-        # What the replaced worker acknowledged stays counted; the new one counts from 0.
-        self._written_before += self._worker_written
-        self._lost_before += self._worker_lost
-        self._worker_written = self._worker_lost = 0
         reader = threading.Thread(
-            target=self._read_loop,
-            args=(process.stdout, self._generation),
+            target=self._replies.read,
+            args=(process.stdout, self._replies.next_generation()),
             name="tether-worker-reader",
         )
         reader.daemon = True
@@ -202,7 +286,7 @@ class WorkerLink:
         for attempt in range(3):
             stdin = self._process.stdin
             assert stdin is not None
-            if self._ready.is_set() and not self._alive:
+            if self._replies.ready.is_set() and not self._replies.alive:
                 # Its output ended: it is exiting, and what it has not read is lost with it.
                 problem = "its output ended"
             else:
@@ -230,53 +314,6 @@ class WorkerLink:
             self._process = self._spawn()
             self.wait_ready(READY_TIMEOUT_S)
         rows = sum(1 for line in data.splitlines() if not is_control(line))
-        self._unsent += rows
-        self._link_problem = f"{rows} decision rows could not be handed to a worker"
+        self._replies.unsent += rows
+        self._replies.link_problem = f"{rows} decision rows could not be handed to a worker"
         log.error("could not hand %d decision rows to a worker: they are not recorded", rows)
-
-    def _read_loop(self, stdout: IO[bytes], generation: int) -> None:
-        # Buffered: the pipe is unbuffered (bufsize=0), and line iteration over a raw pipe
-        # reads one byte per system call.
-        with io.BufferedReader(stdout) as replies:  # type: ignore[type-var]
-            for line in replies:
-                self._on_reply(line, generation)
-        if generation == self._generation:  # not a replaced worker's late end
-            self._alive = False
-            self._ready.set()  # whoever waits for this worker to come up: it will not
-
-    def _on_reply(self, line: bytes, generation: int = 0) -> None:
-        try:
-            kind, value = orjson.loads(line)
-        except (orjson.JSONDecodeError, ValueError):
-            log.warning("unreadable line from the worker process: %r", line[:200])
-            return
-        if kind == READY:
-            if generation == self._generation:
-                self._worker_problem = None
-                self._alive = True
-                self._ready.set()
-        elif kind == HEALTH:
-            if generation == self._generation:
-                self._on_health(value)
-        elif kind == FLUSHED:
-            done = self._flushes.get(int(value))
-            if done is not None:
-                done.set()
-        elif kind == BEHAVIOUR:
-            for identity, record in value.items():
-                if record is None:
-                    self._behaviour.pop(identity, None)
-                else:
-                    self._behaviour[identity] = record
-
-    def _on_health(self, value: Any) -> None:
-        try:
-            written, lost = int(value["written"]), int(value["lost"])
-        except (KeyError, TypeError, ValueError):
-            log.warning("unreadable health reply from the worker process: %r", value)
-            return
-        if written > self._worker_written and self._link_problem is not None:
-            self._link_problem = None  # a commit since rows failed to reach a worker
-        self._worker_written, self._worker_lost = written, lost
-        problem = value.get("problem")
-        self._worker_problem = None if value.get("healthy") else str(problem or "unhealthy")

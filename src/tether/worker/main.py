@@ -14,7 +14,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
+from tether.composition import Refresher, build_core, decision_log, drift_engine
 from tether.config import Settings
+from tether.drift.engine import DriftEngine
+from tether.store.decision_log import DecisionLog
 from tether.worker.protocol import (
     BEHAVIOUR,
     FLUSH,
@@ -53,7 +56,7 @@ class _Replies:
 class _HealthReporter:
     """Sends the decision log's health and counts when they changed since the last send."""
 
-    def __init__(self, decision_log: Any, replies: _Replies) -> None:
+    def __init__(self, decision_log: DecisionLog, replies: _Replies) -> None:
         self._log = decision_log
         self._replies = replies
         self._sent: tuple[Any, ...] | None = None
@@ -146,8 +149,6 @@ class _Lines:
 
 
 def main() -> int:
-    from tether.services import Tether
-
     # Only the end of stdin stops the worker: a Ctrl-C meant for the server reaches the
     # whole process group, and the rows still in the pipe must be committed first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -157,33 +158,49 @@ def main() -> int:
     replies = _Replies(os.fdopen(os.dup(sys.stdout.fileno()), "wb"))
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     settings = Settings(**json.loads(os.environ[SETTINGS_ENV]))
-    tether = Tether(settings)
+    # Only what writing decisions and detecting drift need: no callers, approvals or
+    # decider (the server decides).
+    core = build_core(settings)
+    decisions = decision_log(core)
     # One thread does the work, in batches: rows are committed and examined by this loop,
     # not handed between threads (each hand-over costs a GIL switch per row).
-    drift = tether.start_drift(background=False)
-    tether.start_background()
-    health = _HealthReporter(tether.decision_log, replies)
+    drift = drift_engine(core, {})
+    drift.start(background=False)
+    refresher = Refresher(
+        settings.reload_interval_ms / 1000,
+        {
+            "reloading the estate": core.live.refresh,
+            "refreshing offboarded identities": core.live.refresh_offboarded,
+        },
+    )
+    refresher.start()
+    core.signals.start()
+    health = _HealthReporter(decisions, replies)
     publisher = _BehaviourPublisher(drift.board.cedar, replies, health.report)
     publisher.start()
     replies.send(READY, os.getpid())
     try:
-        _serve(tether, _Lines(sys.stdin.fileno()), replies, publisher, health)
+        _serve(settings, decisions, drift, _Lines(sys.stdin.fileno()), replies, publisher, health)
     finally:
         publisher.stop()
-        tether.close()
+        refresher.close()
+        drift.stop()
+        decisions.close()
+        core.close()
     return 0
 
 
 def _serve(
-    tether: Any,
+    settings: Settings,
+    decisions: DecisionLog,
+    drift: DriftEngine,
     lines: _Lines,
     replies: _Replies,
     publisher: _BehaviourPublisher,
     health: _HealthReporter,
 ) -> None:
-    interval = tether.settings.flush_interval_ms / 1000
-    idle_every = tether.settings.reload_interval_ms / 2000
-    drift = tether.drift
+    interval = settings.flush_interval_ms / 1000
+    idle_every = settings.reload_interval_ms / 2000
     rows: list[dict[str, Any]] = []
     flushes: list[Any] = []
     due: float | None = None  # when the oldest uncommitted row must be committed
@@ -215,14 +232,14 @@ def _serve(
                     rows.append(decode_row(line))
                 except Exception as exc:  # encode_row never sends one: a bug, counted
                     log.error("an unreadable decision row is lost: %r", line[:200])
-                    tether.decision_log.note_lost(1, f"unreadable row from the server: {exc}")
+                    decisions.note_lost(1, f"unreadable row from the server: {exc}")
             if rows and due is None:
                 due = (collected_at if waited else time.monotonic()) + interval
             waited = False
         now = time.monotonic()
         if ended or flushes or len(rows) >= MAX_BATCH or (due is not None and now >= due):
             collected_at = now
-            tether.decision_log.write(rows)
+            decisions.write(rows)
             health.report()  # before `flushed`: a flush sees the counts of its rows
             _detect(drift, rows)  # also reads newly stored events
             rows, due, last_work = [], None, time.monotonic()
@@ -237,7 +254,7 @@ def _serve(
             last_work = now
 
 
-def _detect(drift: Any, rows: list[dict[str, Any]]) -> None:
+def _detect(drift: DriftEngine, rows: list[dict[str, Any]]) -> None:
     try:
         drift.work(rows)
     except Exception:  # the rows are committed; detection carries on with the next batch

@@ -19,7 +19,7 @@ from tether.policy import DecisionRequest, EntityRef
 from tether.services import Tether
 from tether.store.drift_tables import findings
 from tether.store.tables import audit_log
-from tether.tokens import TaskAuthority, bind_task_token
+from tether.tokens import bind_task_token
 from token_support import ISSUER, Clock, WorkloadKey, issue, open_task, write_estate
 
 UNVERIFIED = EntityRef("tether_token", "unverified")
@@ -49,13 +49,9 @@ def make(
             issuer=ISSUER,
             reload_interval_ms=100,
         )
-        tether = Tether(settings, engine=store)
+        tether = Tether(settings, engine=store, clock=Clock())
         apply_estate(tether.engine, folder)
         tether.reload()
-        tether.tasks.close()
-        tether.tasks = TaskAuthority(
-            tether.engine, settings, tether.keys, lambda: tether.snapshot.estate, clock=Clock()
-        )
         made.append(tether)
         return tether
 
@@ -103,9 +99,8 @@ def test_enforce_mode_revokes_the_task_and_the_next_decision_sees_it(
     behaviour = tether.behaviour["billing-bot"]
     assert behaviour["restricted"] is True
     assert behaviour["drift_score"] >= 40
-    context = tether._tether_context(
-        tether.snapshot,
-        DecisionRequest(EntityRef("agent", "billing-bot"), "x", EntityRef("a", "b")),
+    context = tether.decider.context(
+        DecisionRequest(EntityRef("agent", "billing-bot"), "x", EntityRef("a", "b"))
     )
     assert context["behaviour"] is behaviour
     with tether.engine.connect() as connection:

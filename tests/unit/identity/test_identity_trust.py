@@ -17,6 +17,7 @@ from tether.identity import (
     TrustStore,
     verify_jwt_svid,
 )
+from tether.identity import _trust as trust_module
 from tether.identity.errors import IdentityProofError, TrustConfigInvalid
 
 
@@ -188,10 +189,33 @@ def test_set_jwks_of_an_unknown_issuer(ec_signer: Signer) -> None:
         TrustStore().set_oidc_jwks("https://issuer.example", jwks(ec_signer.jwk()))
 
 
-def test_close_closes_only_a_fetcher_the_store_made() -> None:
-    given = InMemoryJwksFetcher()
+class _ClosingFetcher(InMemoryJwksFetcher):
+    """An in-memory fetcher that counts ``close`` calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_close_closes_only_a_fetcher_the_store_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    given = _ClosingFetcher()
     store = TrustStore(fetcher=given)
+    store.add_oidc_issuer("https://issuer.example", jwks_uri="https://issuer.example/jwks")
     store.close()
+    assert given.closed == 0, "a fetcher the caller gave is the caller's to close"
+    made: list[_ClosingFetcher] = []
+
+    def make_fetcher() -> _ClosingFetcher:
+        made.append(_ClosingFetcher())
+        return made[-1]
+
+    monkeypatch.setattr(trust_module, "HttpxJwksFetcher", make_fetcher)
     own = TrustStore()
     own.add_oidc_issuer("https://issuer.example", jwks_uri="https://issuer.example/jwks")
+    assert len(made) == 1  # the store made its own for the remote JWKS
     own.close()
+    own.close()
+    assert made[0].closed == 1, "the store closes the fetcher it made, once"

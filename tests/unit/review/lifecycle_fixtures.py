@@ -20,7 +20,6 @@ from tether.config import load_settings
 from tether.estate import apply_estate
 from tether.services import Tether
 from tether.store.tables import decisions
-from tether.tokens import TaskAuthority
 from token_support import ISSUER, Clock, WorkloadKey, write_estate
 
 
@@ -44,13 +43,9 @@ def make_tether(
         master_key_file=str(tmp_path / "master.key"),
         issuer=ISSUER,
     )
-    tether = Tether(settings, engine=engine)
+    tether = Tether(settings, engine=engine, clock=clock)
     apply_estate(tether.engine, estate)
     tether.reload()
-    tether.tasks.close()
-    tether.tasks = TaskAuthority(
-        tether.engine, settings, tether.keys, lambda: tether.snapshot.estate, clock=clock
-    )
     return tether
 
 

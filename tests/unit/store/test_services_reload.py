@@ -136,7 +136,7 @@ def test_the_watcher_reloads_in_the_background_and_survives_a_broken_bundle(
     first = add_revision(store, ALLOW_READ)
     wait_for(first)
     assert tether.decide(READ).outcome is Outcome.ALLOW
-    with caplog.at_level(logging.ERROR, logger="tether.services"):
+    with caplog.at_level(logging.ERROR, logger="tether.live"):
         add_revision(store, BROKEN_BUNDLES[0].values[0])
         time.sleep(0.5)
     assert tether.snapshot.revision == first

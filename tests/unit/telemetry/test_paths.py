@@ -26,10 +26,7 @@ from tether.api.authzen import evaluate_one
 from tether.config import load_settings
 from tether.errors import NotFound
 from tether.estate import apply_estate
-from tether.services import Tether
-from tether.telemetry.ingest import iter_file
-from tether.telemetry.model import Source
-from tether.telemetry.paths import (
+from tether.paths import (
     AccessPath,
     Mark,
     NodeKind,
@@ -39,6 +36,9 @@ from tether.telemetry.paths import (
     to_dot,
     to_mermaid,
 )
+from tether.services import Tether
+from tether.telemetry.ingest import iter_file
+from tether.telemetry.model import Source
 from tether.telemetry.store import EventStore
 from token_support import HELPER, WorkloadKey, delegate, issue, open_task, write_estate
 

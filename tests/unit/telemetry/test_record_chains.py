@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, delete, select, text, update
 
 from decision_support import row
-from tether.callers.audit import record_audit
+from tether.store.audit import record_audit
 from tether.store.decision_log import DecisionLog
 from tether.store.record_chain import (
     AUDIT_LOG,

@@ -7,8 +7,8 @@ from datetime import timedelta
 from sqlalchemy import Engine, insert
 from store_support import ROLE_ARN, START, add_estate_identity, cloudtrail, execute
 
+from tether.paths import identity_path
 from tether.store.tables import decisions
-from tether.telemetry.paths import identity_path
 from tether.telemetry.store import EventStore
 from tether.tokens import KeyRing
 

@@ -13,7 +13,6 @@ from tether.config import load_settings
 from tether.estate import apply_estate
 from tether.services import Tether
 from tether.store.engine import open_engine
-from tether.tokens import TaskAuthority
 from token_support import ISSUER, Clock, WorkloadKey, write_estate
 
 
@@ -47,13 +46,9 @@ def _make_tether(
         issuer=env.get("issuer", ISSUER),
         audience=env.get("audience", "tether"),
     )
-    tether = Tether(settings, engine=engine)
+    tether = Tether(settings, engine=engine, clock=clock)
     apply_estate(tether.engine, estate)
     tether.reload()
-    tether.tasks.close()
-    tether.tasks = TaskAuthority(
-        tether.engine, settings, tether.keys, lambda: tether.snapshot.estate, clock=clock
-    )
     return tether
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import weakref
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from joserfc.jws import JWSRegistry
 
 from tether.errors import Unauthenticated
 from tether.services import Tether
-from tether.tokens import KeyRing, TaskTokenClaims, verify_task_token
+from tether.tokens import KeyRing, TaskAuthority, TaskTokenClaims, verify_task_token
 from tether.tokens.access_token import nest_actors, read_claims, sign_task_token
 from tether.tokens.low_s import P256_ORDER
 from token_support import ISSUER, Clock, WorkloadKey, b64, issue, open_task
@@ -229,16 +230,19 @@ def test_resigned_claim_mutations_are_never_accepted(keys: KeyRing, data: st.Dat
         verify(forge(header, payload, ATTACKER), keys)
 
 
+_ISSUED: weakref.WeakKeyDictionary[TaskAuthority, str] = weakref.WeakKeyDictionary()
+
+
 @SETTINGS
 @given(data=st.data())
 def test_mutated_tokens_are_never_active_even_once_the_original_is_cached(
     sqlite_tether: Tether, clock: Clock, workload_key: WorkloadKey, data: st.DataObject
 ) -> None:
     authority = sqlite_tether.tasks
-    if not hasattr(authority, "_test_token"):
+    token = _ISSUED.get(authority)
+    if token is None:  # one genuine token per authority, for all the examples
         task = open_task(authority, workload_key)
-        authority._test_token = issue(authority, workload_key, task.id).token  # type: ignore[attr-defined]
-    token: str = authority._test_token  # type: ignore[attr-defined]
+        token = _ISSUED[authority] = issue(authority, workload_key, task.id).token
     assert authority.inspect(token).verified is not None  # cached now
     position = data.draw(st.integers(min_value=0, max_value=len(token) - 1))
     replacement = data.draw(st.characters(codec="ascii"))

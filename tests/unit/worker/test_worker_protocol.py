@@ -4,7 +4,6 @@ cannot be encoded), and the worker's health replies are what the server's link r
 from __future__ import annotations
 
 import io
-import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +12,7 @@ import orjson
 import pytest
 
 from tether.store.decision_rows import ERROR_KEY
-from tether.worker.link import WorkerLink
+from tether.worker.link import WorkerReplies
 from tether.worker.main import _HealthReporter, _Replies
 from tether.worker.protocol import HEALTH, decode_row, encode_row
 
@@ -76,18 +75,13 @@ class _CountingLog:
         self.healthy, self.written, self.lost, self.problem = True, 0, 0, None
 
 
-def _link_reading(replies: bytes) -> WorkerLink:
-    """A link's reader fed ``replies`` as from a live worker of its generation."""
-    link = WorkerLink.__new__(WorkerLink)
-    link._behaviour, link._flushes = {}, {}
-    link._generation, link._ready = 1, threading.Event()
-    link._written_before = link._lost_before = link._unsent = 0
-    link._worker_written = link._worker_lost = 0
-    link._worker_problem = link._link_problem = None
-    link._alive = False
+def _link_reading(replies: bytes) -> WorkerReplies:
+    """The server's view of a live worker that sent ``replies``."""
+    state = WorkerReplies({})
+    generation = state.next_generation()
     for line in replies.splitlines():
-        link._on_reply(line, 1)
-    return link
+        state.on_reply(line, generation)
+    return state
 
 
 def test_the_link_reports_the_workers_committed_counts_and_health() -> None:

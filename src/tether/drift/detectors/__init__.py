@@ -1,10 +1,10 @@
 """Detector registry: one module per detector under ``tether.drift.detectors``, loaded by name.
 
 Each module exposes ``NAME`` (one of :data:`~tether.drift.model.DETECTOR_NAMES`) and
-``detect(obs, ctx) -> list[Signal]``. Modules are imported lazily with :mod:`importlib`
-so that a detector still being written does not break the others; asking for a detector
-whose module is missing (or malformed) is an explicit :class:`DetectorUnavailable` error,
-raised when the engine starts with that detector enabled, never silently skipped.
+``detect(obs, ctx) -> list[Signal]``. Modules are imported by name, when an engine that
+enables them starts (a disabled detector is never imported); a detector whose module is
+missing or malformed is an explicit :class:`DetectorUnavailable` error, never silently
+skipped.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from the store can break out of a label.
 
 from __future__ import annotations
 
-from tether.telemetry.paths._model import AccessPath, Mark, NodeKind, PathNode
+from tether.paths._model import AccessPath, Mark, NodeKind, PathNode
 
 _MAX_LABEL = 120
 _SHAPES_MERMAID = {

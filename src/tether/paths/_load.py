@@ -16,11 +16,11 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Engine, RowMapping, Select, exists, select
 
 from tether.errors import NotFound
+from tether.paths._model import recorded_link
 from tether.policy import EntityRef
 from tether.store.tables import decisions, identities
 from tether.store.telemetry_tables import events
 from tether.store.token_tables import issued_tokens, tasks
-from tether.telemetry.paths._model import recorded_link
 from tether.tokens.errors import TaskNotFound
 from tether.tokens.ledger import IssuedToken, grants_of, task_from_row, tokens_of_task
 from tether.tokens.tasks import Grant, TaskRecord

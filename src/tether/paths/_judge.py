@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from tether.estate import ResourceClassifier, parse_pattern
+from tether.paths._model import Mark
 from tether.policy import EntityRef
-from tether.telemetry.paths._model import Mark
 from tether.tokens.tasks import Grant, TaskIntent, TaskRecord, intent_excess
 
 #: The type given to a resource whose text names none (``type:id``).

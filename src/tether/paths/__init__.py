@@ -12,10 +12,10 @@ Each access step is marked ``within_intent``, ``within_entitlement`` or ``outsid
 :func:`identity_path` is the flat timeline (events and decisions merged in time order).
 """
 
-from tether.telemetry.paths._build import assemble, build_path
-from tether.telemetry.paths._judge import Judge, resource_ref
-from tether.telemetry.paths._load import PathRecords, load_records
-from tether.telemetry.paths._model import (
+from tether.paths._build import assemble, build_path
+from tether.paths._judge import Judge, resource_ref
+from tether.paths._load import PathRecords, load_records
+from tether.paths._model import (
     AccessPath,
     Mark,
     NodeKind,
@@ -23,9 +23,9 @@ from tether.telemetry.paths._model import (
     PathNode,
     Relation,
 )
-from tether.telemetry.paths._pictures import to_dot, to_mermaid
-from tether.telemetry.paths._query import DEFAULT_LIMIT, MAX_LIMIT, PathQuery, parse_time
-from tether.telemetry.paths._steps import PathStep, identity_path
+from tether.paths._pictures import to_dot, to_mermaid
+from tether.paths._query import DEFAULT_LIMIT, MAX_LIMIT, PathQuery, parse_time
+from tether.paths._steps import PathStep, identity_path
 
 __all__ = [
     "DEFAULT_LIMIT",

@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from tether.estate import ResourceClassifier
-from tether.telemetry.paths._judge import Judge, Verdict
-from tether.telemetry.paths._load import DecisionRow, EventRow, PathRecords, load_records
-from tether.telemetry.paths._model import (
+from tether.paths._judge import Judge, Verdict
+from tether.paths._load import DecisionRow, EventRow, PathRecords, load_records
+from tether.paths._model import (
     AccessPath,
     Mark,
     NodeKind,
@@ -32,7 +32,7 @@ from tether.telemetry.paths._model import (
     PathNode,
     Relation,
 )
-from tether.telemetry.paths._query import DEFAULT_LIMIT
+from tether.paths._query import DEFAULT_LIMIT
 from tether.tokens.decisions import OUTSIDE_INTENT
 from tether.tokens.ledger import IssuedToken
 from tether.tokens.tasks import TaskRecord

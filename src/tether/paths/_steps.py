@@ -1,7 +1,7 @@
 """The flat view of an identity's path: its events and decisions merged in time order.
 
 The structured path (workload proof → task → tokens → tool calls → resources) is
-:func:`tether.telemetry.paths.build_path`; this is the timeline beside it: every stored
+:func:`tether.paths.build_path`; this is the timeline beside it: every stored
 event attributed to the identity (``ix_events_identity_at``) and every decision made about
 it as a subject (``ix_decisions_subject_at``), in time order, optionally within
 ``[since, until)``.
@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from tether.paths._model import recorded_link
 from tether.store.tables import decisions
 from tether.store.telemetry_tables import events
-from tether.telemetry.paths._model import recorded_link
 
 
 @dataclass(frozen=True, slots=True)

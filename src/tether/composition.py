@@ -1,0 +1,131 @@
+"""Building tether's parts from settings, shared by the server and the worker process.
+
+Nothing here starts a thread: :func:`build_core` connects to the store, migrates it,
+loads the master key once and builds the parts every process of tether needs (signing
+keys, the live estate, the task authority, the Shared Signals transmitter wired to it).
+The server adds its own on top (:func:`tether.services.build`); the worker adds only a
+decision log and the drift engine (:mod:`tether.worker.main`). Whoever builds starts and
+stops: :class:`Refresher` and the parts' own ``start``/``close``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from tether.config import Settings
+from tether.drift.engine import DEFAULT_BASELINE_EVERY_S, DriftEngine
+from tether.drift.responses import BehaviourBoard
+from tether.live import LiveEstate
+from tether.signals import Transmitter, attach
+from tether.store import migrate
+from tether.store.decision_log import DecisionLog
+from tether.store.engine import check_reachable, open_engine
+from tether.telemetry.records import seal_signature
+from tether.tokens import KeyRing, TaskAuthority, load_or_create_master_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Core:
+    """What every tether process builds: the store and the parts bound to it."""
+
+    settings: Settings
+    store: Engine
+    keys: KeyRing
+    live: LiveEstate
+    tasks: TaskAuthority
+    signals: Transmitter
+
+    def close(self) -> None:
+        self.signals.close()
+        self.tasks.close()
+
+
+def build_core(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    clock: Callable[[], float] | None = None,
+) -> Core:
+    """Connect, migrate, load the keys and the newest estate revision.
+
+    ``engine``: an already open store (tests, the CLI); ``clock``: the task authority's
+    time (tests).
+    """
+    store = engine or open_engine(settings.database_url)
+    check_reachable(store)
+    migrate.upgrade(store)
+    master_key = load_or_create_master_key(
+        Path(settings.master_key_file), settings.master_key or None
+    )
+    keys = KeyRing(store, master_key)
+    live = LiveEstate(store)
+    tasks = TaskAuthority(store, settings, keys, live.estate, clock=clock)
+    signals = Transmitter(store, keys, issuer=settings.public_url, master_key=master_key)
+    attach(tasks, signals)  # revocations and key rotations become CAEP events
+    live.refresh_offboarded()
+    live.reload()
+    return Core(settings, store, keys, live, tasks, signals)
+
+
+def decision_log(core: Core) -> DecisionLog:
+    """A writer thread in this process that commits decision rows in sealed batches."""
+    core.keys.active()  # a first key is made now, not while a chain's lock is held
+    return DecisionLog(
+        core.store,
+        flush_interval_ms=core.settings.flush_interval_ms,
+        sealer=lambda *head: seal_signature(core.keys, *head),
+    )
+
+
+def drift_engine(core: Core, behaviour: MutableMapping[str, Mapping[str, Any]]) -> DriftEngine:
+    """Live drift detection over ``core``, publishing drift records into ``behaviour``
+    (the map decisions read); not started."""
+    return DriftEngine(
+        core.store,
+        core.live.revision_and_estate,
+        tasks=core.tasks.task,
+        ender=core.tasks,
+        # Ending a task already sends `session-revoked` (tether.signals.attach).
+        sink=None if core.tasks.on_sessions_revoked is not None else core.signals,
+        refresh_s=core.settings.reload_interval_ms / 1000,
+        baseline_every_s=DEFAULT_BASELINE_EVERY_S,
+        board=BehaviourBoard(behaviour),
+    )
+
+
+class Refresher:
+    """One thread that runs ``steps`` every ``interval_s``: each step's failure is logged
+    and the others still run (the parts keep serving what they last loaded)."""
+
+    def __init__(self, interval_s: float, steps: Mapping[str, Callable[[], object]]) -> None:
+        self._interval_s = interval_s
+        self._steps = dict(steps)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="tether-reload", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            for name, step in self._steps.items():
+                try:
+                    step()
+                except Exception:
+                    log.exception("%s failed; keeping the last one loaded", name)
