@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from tether.api import authzen
 from tether.api.approvals import approval_routes
@@ -38,7 +38,9 @@ from tether.api.asgi import (
     secure_headers,
     send_json,
 )
+from tether.api.authzen_contract import AUTHZEN_DOCS
 from tether.api.bounds import RequestBounds
+from tether.api.contract import STRING, Doc, obj
 from tether.api.errors import Refusal, error_response, problem, problem_for
 from tether.api.events import event_routes
 from tether.api.findings import finding_routes
@@ -69,7 +71,7 @@ AUTHZEN_PATHS = (
     "/access/v1/search/action",
 )
 for _path in AUTHZEN_PATHS:
-    declare(_path, ("POST",), (Role.PEP,))
+    declare(_path, ("POST",), (Role.PEP,), AUTHZEN_DOCS[_path])
 
 # Single evaluations up to this size are answered on the event loop (tens of µs; a thread
 # hop would double that); larger bodies, batches and searches in a worker thread.
@@ -172,11 +174,29 @@ class TetherApp:
 
     def _routes(self) -> list[Route]:
         return [
-            public("/healthz", self._healthz),
-            public("/readyz", self._readyz),
-            secured("/metrics", self._metrics, roles=READERS),
-            public("/openapi.json", self._openapi),
-            public("/.well-known/authzen-configuration", self._authzen_configuration),
+            public("/healthz", self._healthz, doc=Doc("Liveness", answer=obj(("status",)))),
+            public(
+                "/readyz",
+                self._readyz,
+                doc=Doc(
+                    "Readiness: the store answers and decisions are being recorded (details "
+                    "for auditors and admins)",
+                    answer=obj(("status",), status=STRING),
+                    refusals={503: "not ready (`status` says why)"},
+                ),
+            ),
+            secured(
+                "/metrics",
+                self._metrics,
+                roles=READERS,
+                doc=Doc("Prometheus metrics", answer_type="text/plain"),
+            ),
+            public("/openapi.json", self._openapi, doc=Doc("This document (OpenAPI 3.1)")),
+            public(
+                "/.well-known/authzen-configuration",
+                self._authzen_configuration,
+                doc=Doc("AuthZEN PDP metadata (§9)", answer=obj(("policy_decision_point",))),
+            ),
             *resource_routes(self.tether),
             *task_routes(self.tether),
             *tool_routes(self.tether),
@@ -351,12 +371,24 @@ class TetherApp:
         }.get(status, str(getattr(exc, "detail", "error")))
         code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
         headers = getattr(exc, "headers", None)
+        if status == 405:  # every method of the path, not only those of its first route
+            kept = {k: v for k, v in (headers or {}).items() if k.lower() != "allow"}
+            headers = {**kept, "allow": ", ".join(self._methods_of(request.scope))}
         return Response(
             problem(status, detail, code),
             status_code=status,
             media_type="application/problem+json",
             headers=headers,
         )
+
+    def _methods_of(self, scope: Scope) -> list[str]:
+        methods: set[str] = set()
+        for route in self.starlette.routes:
+            if isinstance(route, Route) and route.methods:
+                match, _ = route.matches({**scope, "method": "GET"})
+                if match is not Match.NONE:
+                    methods |= route.methods
+        return sorted(methods)
 
     async def _healthz(self, _request: Request) -> Response:
         return JSONResponse({"status": "ok"})

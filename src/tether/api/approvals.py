@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tether.api.contract import STRING, Doc, listing, obj
 from tether.api.routing import caller_of, secured
 from tether.api.tasks import read_json
 from tether.approvals import Approval, ApprovalStatus, Verdict, check_comment
@@ -38,6 +39,7 @@ MAX_WAIT_S = 30
 POLL_INTERVAL_S = 0.25
 MAX_BODY = 16 * 1024
 MAX_LIMIT = 1000
+_LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
 
 
 class _Verdicts:
@@ -147,18 +149,47 @@ def approval_routes(tether: Tether) -> list[Route]:
         return decide
 
     return [
-        secured("/v1/approvals", list_approvals, roles=READERS),
-        secured("/v1/approvals/{approval_id}", show_approval, roles=(Role.PEP, *READERS)),
         secured(
-            "/v1/approvals/{approval_id}/approve",
-            deciding(Verdict.APPROVE),
-            roles=(Role.APPROVER,),
-            methods=("POST",),
+            "/v1/approvals",
+            list_approvals,
+            roles=READERS,
+            doc=Doc(
+                "Approvals, newest first",
+                query={"status": {"enum": [s.value for s in ApprovalStatus]}, "limit": _LIMIT},
+                answer=listing("approvals"),
+                refusals={400: "a query parameter out of range"},
+            ),
         ),
         secured(
-            "/v1/approvals/{approval_id}/deny",
-            deciding(Verdict.DENY),
-            roles=(Role.APPROVER,),
-            methods=("POST",),
+            "/v1/approvals/{approval_id}",
+            show_approval,
+            roles=(Role.PEP, *READERS),
+            doc=Doc(
+                "One approval; `wait` long-polls up to that many seconds for a verdict (a PEP "
+                "sees only its own requests)",
+                query={"wait": {"type": "integer", "minimum": 0, "maximum": MAX_WAIT_S}},
+                refusals={400: "`wait` out of range", 404: "no such approval of yours"},
+            ),
+        ),
+        *(
+            secured(
+                f"/v1/approvals/{{approval_id}}/{verdict.value}",
+                deciding(verdict),
+                roles=(Role.APPROVER,),
+                methods=("POST",),
+                doc=Doc(
+                    f"{verdict.value.capitalize()} a pending approval (never one's own "
+                    "request), with an optional comment",
+                    body={**obj(comment=STRING), "additionalProperties": False},
+                    body_required=False,
+                    refusals={
+                        400: "a malformed body",
+                        403: "one's own request",
+                        404: "no such approval",
+                        409: "already decided or expired",
+                    },
+                ),
+            )
+            for verdict in (Verdict.APPROVE, Verdict.DENY)
         ),
     ]

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tether.api.contract import OBJECT, Doc, array, obj
 from tether.api.routing import secured
 from tether.callers import Role
 from tether.errors import InvalidRequest
@@ -133,4 +134,20 @@ def event_routes(tether: Tether) -> list[Route]:
         result = await run_in_threadpool(writer.ingest, decoder, raw_events)
         return JSONResponse(result)
 
-    return [secured("/v1/events", post_events, roles=(Role.INGEST, Role.ADMIN), methods=("POST",))]
+    sources = [*(s.value for s in DECODERS), Source.JSONL.value, AUTO]
+    doc = Doc(
+        "Ingest a batch of audit events (CloudTrail, Kubernetes, GCP, OpenTelemetry, JSON "
+        "lines with a mapping); re-sent events are counted, not stored twice",
+        body=obj(
+            ("source", "events"),
+            source={"enum": sources},
+            events=array(OBJECT, maxItems=MAX_EVENTS),
+            mapping=OBJECT,
+        ),
+        answer=OBJECT,
+    )
+    return [
+        secured(
+            "/v1/events", post_events, roles=(Role.INGEST, Role.ADMIN), methods=("POST",), doc=doc
+        )
+    ]

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tether.api.contract import DATE_TIME, STRING, Doc, listing, obj
 from tether.api.routing import caller_of, secured
 from tether.api.tasks import read_json
 from tether.callers import Role
@@ -33,6 +34,8 @@ from tether.errors import InvalidRequest
 from tether.services import Tether
 
 READERS = (Role.AUDITOR, Role.ADMIN)
+# Beyond this a window is meaningless (and overflows a date).
+MAX_EXPIRING_WITHIN_S = 10 * 365 * 24 * 3600
 MAX_BODY = 16 * 1024
 DEFAULT_EXPIRING_WITHIN_S = 14 * 86400
 
@@ -90,8 +93,10 @@ def finding_routes(tether: Tether) -> list[Route]:
 
     async def get_exceptions(request: Request) -> Response:
         raw = request.query_params.get("expiring_within", str(DEFAULT_EXPIRING_WITHIN_S))
-        if not raw.isdigit():
-            raise _query_error("`expiring_within` must be seconds")
+        if not raw.isdigit() or int(raw) > MAX_EXPIRING_WITHIN_S:
+            raise _query_error(
+                f"`expiring_within` must be seconds, at most {MAX_EXPIRING_WITHIN_S} (10 years)"
+            )
         now = datetime.now(UTC)
         items = await run_in_threadpool(
             lambda: list_exceptions(
@@ -152,10 +157,67 @@ def finding_routes(tether: Tether) -> list[Route]:
         return JSONResponse(item.to_json(now))
 
     return [
-        secured("/v1/findings", list_findings, roles=READERS),
-        secured("/v1/exceptions", get_exceptions, roles=READERS),
-        secured("/v1/exceptions", post_exception, roles=(Role.ADMIN,), methods=("POST",)),
         secured(
-            "/v1/exceptions/{exception_id}/expire", expire, roles=(Role.ADMIN,), methods=("POST",)
+            "/v1/findings",
+            list_findings,
+            roles=READERS,
+            doc=Doc(
+                "Drift findings, newest first (`next_cursor` pages on)",
+                query={
+                    "identity": STRING,
+                    "severity": {"enum": [s.value for s in Severity]},
+                    "since": DATE_TIME,
+                    "detector": STRING,
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    "cursor": STRING,
+                },
+                answer=listing("findings", next_cursor=STRING),
+                refusals={400: "a query parameter out of range (`invalid_query`)"},
+            ),
+        ),
+        secured(
+            "/v1/exceptions",
+            get_exceptions,
+            roles=READERS,
+            doc=Doc(
+                "Drift exceptions, with those expiring within `expiring_within` seconds marked",
+                query={
+                    "expiring_within": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "maximum": MAX_EXPIRING_WITHIN_S,
+                    }
+                },
+                answer=listing("exceptions"),
+                refusals={400: "`expiring_within` is not a number of seconds"},
+            ),
+        ),
+        secured(
+            "/v1/exceptions",
+            post_exception,
+            roles=(Role.ADMIN,),
+            methods=("POST",),
+            doc=Doc(
+                "Add a drift exception: owned, justified, expiring",
+                body=obj(
+                    ("identity", "detector", "owner", "justification", "expires"),
+                    identity=STRING,
+                    detector=STRING,
+                    owner=STRING,
+                    justification=STRING,
+                    expires=DATE_TIME,
+                    resource=STRING,
+                    downgrade_to=STRING,
+                ),
+                status=201,
+                refusals={400: "a member missing or invalid (`drift_exception_invalid`)"},
+            ),
+        ),
+        secured(
+            "/v1/exceptions/{exception_id}/expire",
+            expire,
+            roles=(Role.ADMIN,),
+            methods=("POST",),
+            doc=Doc("Expire a drift exception now", refusals={404: "no such exception"}),
         ),
     ]

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tether.api.contract import INTEGER, STRING, Doc, listing, obj
 from tether.api.routing import caller_of, secured
 from tether.api.tasks import read_json
 from tether.callers import Role
@@ -33,6 +34,9 @@ from tether.services import Tether
 
 READERS = (Role.AUDITOR, Role.ADMIN)
 MAX_BODY = 16 * 1024
+
+
+_DAYS = {"type": "integer", "minimum": 1, "maximum": 3650}
 
 
 def _days(request: Request, name: str, default: int, maximum: int = 3650) -> int:
@@ -96,8 +100,45 @@ def lifecycle_routes(tether: Tether) -> list[Route]:
             offboard,
             roles=(Role.ADMIN,),
             methods=("POST",),
+            doc=Doc(
+                "Offboard an identity: its tasks end, its tokens and keys are revoked, every "
+                "later decision about it is denied",
+                body=obj(reason=STRING),
+                body_required=False,
+                refusals={404: "no such identity"},
+            ),
         ),
-        secured("/v1/lifecycle", lifecycle, roles=READERS),
-        secured("/v1/grants", grants, roles=READERS),
-        secured("/v1/metrics", metrics, roles=READERS),
+        secured(
+            "/v1/lifecycle",
+            lifecycle,
+            roles=READERS,
+            doc=Doc(
+                "Lifecycle of every identity: owner, age, last use, rotation, staleness",
+                query={"stale_days": _DAYS},
+                answer=listing("identities", stale_days=INTEGER),
+                refusals={400: "`stale_days` out of range"},
+            ),
+        ),
+        secured(
+            "/v1/grants",
+            grants,
+            roles=READERS,
+            doc=Doc(
+                "Third-party OAuth grants and the scopes they use",
+                query={"window_days": _DAYS, "review_every_days": _DAYS},
+                answer=listing("grants", window_days=INTEGER),
+                refusals={400: "a query parameter out of range"},
+            ),
+        ),
+        secured(
+            "/v1/metrics",
+            metrics,
+            roles=READERS,
+            doc=Doc(
+                "Excessive privilege and rotation shares beside the industry figures, and "
+                "their trend",
+                query={"window_days": _DAYS, "last": {**_DAYS, "maximum": 1000}},
+                refusals={400: "a query parameter out of range"},
+            ),
+        ),
     ]

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tether.api.contract import INTEGER, OBJECT, STRING, Doc, Schema, array, obj
 from tether.api.routing import public, secured
 from tether.api.tasks import gate_caller
 from tether.callers import Caller, Role
@@ -54,6 +55,21 @@ def _json(document: Any, status: int = 200) -> Response:
     return Response(
         orjson.dumps(document), status_code=status, media_type="application/json", headers=_NO_STORE
     )
+
+
+def _form(*required: str) -> Schema:
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": dict.fromkeys(required, STRING),
+        "additionalProperties": STRING,
+    }
+
+
+_OAUTH_REFUSALS = {
+    400: "RFC 6749 §5.2 error (`invalid_request`, `invalid_grant`, ...) with `error_code`",
+    503: "the store is unavailable (`temporarily_unavailable`)",
+}
 
 
 def oauth_error(exc: Exception) -> Response:
@@ -159,14 +175,62 @@ def oauth_routes(tether: Tether) -> list[Route]:
         return Response(orjson.dumps(document), media_type="application/json")
 
     return [
-        secured("/oauth2/token", token, roles=(Role.WORKLOAD,), methods=("POST",)),
-        secured("/oauth2/introspect", introspection, roles=(Role.PEP,), methods=("POST",)),
+        secured(
+            "/oauth2/token",
+            token,
+            roles=(Role.WORKLOAD,),
+            methods=("POST",),
+            doc=Doc(
+                "RFC 8693 token exchange: a workload proof or task token for a task token",
+                form=_form("grant_type", "subject_token", "subject_token_type"),
+                answer=obj(
+                    ("access_token", "token_type", "expires_in"),
+                    access_token=STRING,
+                    issued_token_type=STRING,
+                    token_type=STRING,
+                    expires_in=INTEGER,
+                    scope=STRING,
+                ),
+                refusals=_OAUTH_REFUSALS,
+            ),
+        ),
+        secured(
+            "/oauth2/introspect",
+            introspection,
+            roles=(Role.PEP,),
+            methods=("POST",),
+            doc=Doc(
+                'RFC 7662 introspection: `{"active": false}` for any token not valid now',
+                form=_form("token"),
+                answer=obj(("active",), active={"type": "boolean"}),
+                refusals=_OAUTH_REFUSALS,
+            ),
+        ),
         secured(
             "/oauth2/revoke",
             revocation,
             roles=(Role.WORKLOAD, Role.PEP, Role.ADMIN),
             methods=("POST",),
+            doc=Doc(
+                "RFC 7009 revocation: a workload only of its own tokens, a PEP or admin of any; "
+                "200 with an empty body, also for a token tether does not know",
+                form=_form("token"),
+                answer_type="",
+                refusals=_OAUTH_REFUSALS,
+            ),
         ),
-        public("/.well-known/jwks.json", jwks),
-        public("/.well-known/oauth-authorization-server", metadata),
+        public(
+            "/.well-known/jwks.json",
+            jwks,
+            doc=Doc(
+                "tether's public signing keys (RFC 7517)",
+                answer=obj(("keys",), keys=array(OBJECT)),
+                answer_type="application/jwk-set+json",
+            ),
+        ),
+        public(
+            "/.well-known/oauth-authorization-server",
+            metadata,
+            doc=Doc("RFC 8414 authorization server metadata", answer=obj(("issuer",))),
+        ),
     ]

@@ -14,10 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tether.api.contract import DATE_TIME, STRING, Doc
 from tether.api.routing import secured
 from tether.callers import Role
 from tether.errors import InvalidRequest
-from tether.paths import AccessPath, PathQuery, build_path, to_dot, to_mermaid
+from tether.paths import MAX_LIMIT, AccessPath, PathQuery, build_path, to_dot, to_mermaid
 from tether.services import Tether
 
 READERS = (Role.AUDITOR, Role.ADMIN)
@@ -76,4 +77,21 @@ def path_routes(tether: Tether) -> list[Route]:
         render, media_type = _PICTURES[output]
         return Response(render(path), media_type=media_type)
 
-    return [secured("/v1/paths", get_path, roles=READERS)]
+    doc = Doc(
+        "The access path of an identity or task: proof -> task -> tokens -> calls -> "
+        "resources, outside steps marked (JSON, Mermaid or DOT)",
+        query={
+            "identity": STRING,
+            "task": STRING,
+            "since": DATE_TIME,
+            "until": DATE_TIME,
+            "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+            "format": {"enum": ["json", *_PICTURES]},
+        },
+        answer_type=("application/json", *(media for _, media in _PICTURES.values())),
+        refusals={
+            400: "neither `identity` nor `task`, or a parameter invalid (`invalid_query`)",
+            404: "no such identity or task",
+        },
+    )
+    return [secured("/v1/paths", get_path, roles=READERS, doc=doc)]

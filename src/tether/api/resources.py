@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tether.api.contract import DATE_TIME, STRING, Doc, listing
 from tether.api.routing import caller_of, secured
 from tether.callers import Role
 from tether.errors import InvalidRequest
@@ -48,7 +49,37 @@ def resource_routes(tether: Tether) -> list[Route]:
         return JSONResponse({"decisions": rows})
 
     return [
-        secured("/v1/identities", identities, roles=READERS),
-        secured("/v1/identities/{identity_id:path}", identity, roles=READERS),
-        secured("/v1/decisions", decisions, roles=DECISION_READERS),
+        secured(
+            "/v1/identities",
+            identities,
+            roles=READERS,
+            doc=Doc("Identity inventory", answer=listing("identities")),
+        ),
+        secured(
+            "/v1/identities/{identity_id:path}",
+            identity,
+            roles=READERS,
+            doc=Doc(
+                "One identity with its entitlements (the id may contain `/`)",
+                refusals={404: "no such identity"},
+            ),
+        ),
+        secured(
+            "/v1/decisions",
+            decisions,
+            roles=DECISION_READERS,
+            doc=Doc(
+                "Recent decisions, newest first; a PEP reads only the decisions it asked for",
+                query={
+                    "subject": STRING,
+                    "action": STRING,
+                    "outcome": STRING,
+                    "since": DATE_TIME,
+                    "caller": STRING,
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 10_000},
+                },
+                answer=listing("decisions"),
+                refusals={400: "a query parameter out of range"},
+            ),
+        ),
     ]

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tether.api.contract import DATE_TIME, STRING, Doc, obj
 from tether.api.routing import caller_of, secured
 from tether.callers import Role
 from tether.errors import InvalidRequest, PayloadTooLarge
@@ -35,6 +36,8 @@ _MEDIA = {
     "csv": "text/csv; charset=utf-8",
 }
 _MAX_BODY = 1_000_000
+# `30d`, `12h` back from now, or an ISO 8601 moment.
+_SINCE = {"anyOf": [{"type": "string", "pattern": "^[1-9][0-9]{0,3}[dh]$"}, DATE_TIME]}
 
 
 def _text(value: Any, name: str) -> str | None:
@@ -115,7 +118,56 @@ def review_routes(tether: Tether) -> list[Route]:
         return JSONResponse(record.to_json())
 
     return [
-        secured("/v1/reviews", report, roles=READERS),
-        secured("/v1/reviews", create, roles=(Role.ADMIN,), methods=("POST",)),
-        secured("/v1/reviews/{review_id}", show, roles=READERS),
+        secured(
+            "/v1/reviews",
+            report,
+            roles=READERS,
+            doc=Doc(
+                "The access review of the live estate: entitlement beside observed activity, "
+                "lifecycle, grants, right-sizing, framework references",
+                query={
+                    "since": _SINCE,
+                    "identity": STRING,
+                    "framework": STRING,
+                    "format": {"enum": ["json", *_MEDIA]},
+                },
+                answer_type=("application/json", *_MEDIA.values()),
+                refusals={400: "a query parameter invalid", 404: "no such identity"},
+            ),
+        ),
+        secured(
+            "/v1/reviews",
+            create,
+            roles=(Role.ADMIN,),
+            methods=("POST",),
+            doc=Doc(
+                "Sign off a review: keep or revoke each row, bound to the report's digest",
+                body={
+                    **obj(
+                        identity=STRING,
+                        since=_SINCE,
+                        decisions={
+                            "type": "object",
+                            "additionalProperties": {"enum": ["keep", "revoke"]},
+                        },
+                        note=STRING,
+                        report_digest=STRING,
+                    ),
+                    "additionalProperties": False,
+                },
+                body_required=False,
+                status=201,
+                refusals={
+                    400: "a member invalid",
+                    404: "no such identity",
+                    409: "the report changed since `report_digest`",
+                },
+            ),
+        ),
+        secured(
+            "/v1/reviews/{review_id}",
+            show,
+            roles=READERS,
+            doc=Doc("One signed-off review", refusals={404: "no such review"}),
+        ),
     ]

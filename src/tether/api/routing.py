@@ -1,7 +1,10 @@
-"""Every HTTP route declares the roles that may call it; nothing is open by accident.
+"""Every HTTP route declares the roles that may call it and its contract; nothing is open
+by accident, nothing is undocumented.
 
 Use :func:`secured` instead of ``starlette.routing.Route``. ``ROUTE_ROLES`` is the
-registry the authentication layer enforces and the route-enumeration test reads.
+registry the authentication layer enforces and the route-enumeration test reads;
+``ROUTE_DOCS`` holds each operation's :class:`~tether.api.contract.Doc`, from which
+``/openapi.json`` is built.
 A route registered with ``PUBLIC`` is reachable without credentials; only discovery
 documents, the JWKS and ``/healthz`` may be. A request to a route that is not in the
 registry is refused (403 ``route_undeclared``), whatever its handler would do.
@@ -12,7 +15,8 @@ Inside an endpoint, :func:`caller_of` is the authenticated caller::
         caller = caller_of(request)   # tether.callers.Caller
         ...
 
-    secured("/v1/tasks", my_tasks, roles=(Role.WORKLOAD,), methods=("POST",))
+    secured("/v1/tasks", my_tasks, roles=(Role.WORKLOAD,), methods=("POST",),
+            doc=Doc("Open a task", body=TASK_REQUEST, refusals={409: "..."}))
 
 Rules the declaration itself enforces: a route that changes something (any method but
 GET/HEAD) cannot name the auditor role (``tether.callers.check_declaration``).
@@ -26,20 +30,23 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from tether.api.contract import Doc
 from tether.callers import PUBLIC, Caller, Role, check_declaration
 from tether.errors import Unauthenticated
 
 ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {}
+ROUTE_DOCS: dict[tuple[str, str], Doc] = {}
 
 # Where the HTTP edge puts the authenticated caller in the ASGI scope.
 CALLER_KEY = "tether.caller"
 
 
-def declare(path: str, methods: Collection[str], roles: Collection[Role]) -> None:
+def declare(path: str, methods: Collection[str], roles: Collection[Role], doc: Doc) -> None:
     for method in methods:
         granted = frozenset(roles)
         check_declaration(method, path, granted)
         ROUTE_ROLES[(method.upper(), path)] = granted
+        ROUTE_DOCS[(method.upper(), path)] = doc
 
 
 def roles_for(method: str, path: str) -> frozenset[Role] | None:
@@ -56,17 +63,18 @@ def secured(
     endpoint: Callable[..., Any],
     *,
     roles: Collection[Role],
+    doc: Doc,
     methods: Collection[str] = ("GET",),
 ) -> Route:
-    """A Starlette route that records who may call it."""
-    declare(path, methods, roles)
+    """A Starlette route that records who may call it and what it takes and answers."""
+    declare(path, methods, roles, doc)
     return Route(path, endpoint, methods=list(methods))
 
 
 def public(
-    path: str, endpoint: Callable[..., Any], *, methods: Collection[str] = ("GET",)
+    path: str, endpoint: Callable[..., Any], *, doc: Doc, methods: Collection[str] = ("GET",)
 ) -> Route:
-    return secured(path, endpoint, roles=PUBLIC, methods=methods)
+    return secured(path, endpoint, roles=PUBLIC, doc=doc, methods=methods)
 
 
 def caller_of(request: Request) -> Caller:

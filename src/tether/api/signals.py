@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tether.api.contract import OBJECT, STRING, Doc, array, obj
 from tether.api.errors import status_of
 from tether.api.routing import caller_of, public, secured
 from tether.api.tasks import read_json
@@ -75,6 +76,31 @@ def signal_routes(tether: Tether) -> list[Route]:
         return _json(result.to_json())
 
     return [
-        public("/.well-known/ssf-configuration", configuration),
-        secured(POLL_PATH, poll, roles=(Role.PEP, Role.ADMIN), methods=("POST",)),
+        public(
+            "/.well-known/ssf-configuration",
+            configuration,
+            doc=Doc("Shared Signals transmitter metadata", answer=obj(("issuer",))),
+        ),
+        secured(
+            POLL_PATH,
+            poll,
+            roles=(Role.PEP, Role.ADMIN),
+            methods=("POST",),
+            doc=Doc(
+                "RFC 8936 poll delivery of the caller's Security Event Tokens (acknowledge, "
+                "report errors, wait up to 10 s with `returnImmediately: false`)",
+                body=obj(
+                    maxEvents={"type": "integer", "minimum": 0},
+                    returnImmediately={"type": "boolean"},
+                    ack=array(STRING),
+                    setErrs=OBJECT,
+                ),
+                body_required=False,
+                answer=obj(("sets",), sets=OBJECT, moreAvailable={"type": "boolean"}),
+                refusals={
+                    400: "a malformed poll request (`err: invalid_request`)",
+                    404: "the caller has no poll stream (`err: not_found`)",
+                },
+            ),
+        ),
     ]

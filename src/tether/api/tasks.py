@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tether.api.contract import STRING, Doc, array, listing, obj
 from tether.api.routing import CALLER_KEY, secured
 from tether.callers import Caller, Role
 from tether.errors import InvalidRequest, PayloadTooLarge, Unauthenticated
@@ -31,6 +32,17 @@ from tether.tokens.errors import ClientMismatch
 READERS = (Role.AUDITOR, Role.ADMIN)
 MAX_TASK_BODY = 64 * 1024
 _STATES = ("open", "ended", "expired")
+TASK_REQUEST = obj(
+    ("purpose", "intent"),
+    purpose=STRING,
+    intent=obj(
+        ("actions", "resources"),
+        actions=array(STRING),
+        resources=array(STRING),
+        data_classes=array(STRING),
+    ),
+    ttl={"oneOf": [{"type": "integer"}, STRING]},
+)
 
 
 def bearer(request: Request) -> str | None:
@@ -152,13 +164,50 @@ def task_routes(tether: Tether) -> list[Route]:
         return JSONResponse(answer)
 
     return [
-        secured("/v1/tasks", open_task, roles=(Role.WORKLOAD,), methods=("POST",)),
-        secured("/v1/tasks", list_tasks, roles=READERS),
+        secured(
+            "/v1/tasks",
+            open_task,
+            roles=(Role.WORKLOAD,),
+            methods=("POST",),
+            doc=Doc(
+                "Open a task: purpose and intent for a bounded time (Authorization: Bearer "
+                "<the workload's JWT-SVID or OIDC token>)",
+                body=TASK_REQUEST,
+                status=201,
+                refusals={400: "the task request is invalid (`task_request_invalid`)"},
+            ),
+        ),
+        secured(
+            "/v1/tasks",
+            list_tasks,
+            roles=READERS,
+            doc=Doc(
+                "Tasks, newest first",
+                query={
+                    "identity": STRING,
+                    "status": {"enum": list(_STATES)},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 10_000},
+                },
+                answer=listing("tasks"),
+                refusals={400: "a query parameter invalid (`invalid_query`)"},
+            ),
+        ),
         secured(
             "/v1/tasks/{task_id}/end",
             end_task,
             roles=(Role.WORKLOAD, Role.ADMIN),
             methods=("POST",),
+            doc=Doc(
+                "End a task: every token of it is revoked (a workload ends only its own)",
+                body=obj(reason={"type": "string", "minLength": 1, "maxLength": 200}),
+                body_required=False,
+                refusals={404: "no such task of yours"},
+            ),
         ),
-        secured("/v1/tasks/{task_id}", show_task, roles=READERS),
+        secured(
+            "/v1/tasks/{task_id}",
+            show_task,
+            roles=READERS,
+            doc=Doc("One task and its tokens (by jti)", refusals={404: "no such task"}),
+        ),
     ]

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tether.api.contract import STRING, Doc, array, obj
 from tether.api.routing import secured
 from tether.api.tasks import read_json
 from tether.callers import Role
@@ -30,8 +31,15 @@ from tether.policy import PolicySpec, scope_action_names
 from tether.services import Tether
 
 CALLERS = (Role.PEP, Role.ADMIN)
+_TOOL_MAPPING = obj(
+    resource_argument={"type": ["string", "null"]},
+    resource_type={"type": ["string", "null"]},
+    destinations={"type": "object", "additionalProperties": STRING},
+    data_class={"type": ["string", "null"]},
+)
 MAX_TOOLS_BODY = 256 * 1024
 MAX_TOOL_NAMES = 1000
+_TOOL_NAMES = array({"type": "string", "minLength": 1}, maxItems=MAX_TOOL_NAMES)
 
 
 def tool_mappings(tether: Tether) -> dict[str, Any]:
@@ -102,6 +110,32 @@ def tool_routes(tether: Tether) -> list[Route]:
         return JSONResponse({"tools": [n for n in names if n in found]})
 
     return [
-        secured("/v1/tools", mappings, roles=CALLERS),
-        secured("/v1/tools/callable", callable_, roles=CALLERS, methods=("POST",)),
+        secured(
+            "/v1/tools",
+            mappings,
+            roles=CALLERS,
+            doc=Doc(
+                "The estate's tool mappings (`tools:`) for MCP gateways",
+                answer=obj(
+                    ("tools",),
+                    estate_revision={"type": ["integer", "null"]},
+                    tools={"type": "object", "additionalProperties": _TOOL_MAPPING},
+                ),
+            ),
+        ),
+        secured(
+            "/v1/tools/callable",
+            callable_,
+            roles=CALLERS,
+            methods=("POST",),
+            doc=Doc(
+                "The tools among `tools` the task token's holder may call (`tools/list`); an "
+                "invalid token may call none. Nothing is recorded",
+                body=obj(
+                    ("token", "tools"), token={"type": "string", "minLength": 1}, tools=_TOOL_NAMES
+                ),
+                answer=obj(("tools",), tools=_TOOL_NAMES),
+                refusals={400: "not `{token, tools}` (`tools_request_invalid`)"},
+            ),
+        ),
     ]

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tether.api.app import TetherApp, create_app
+from tether.api.contract import Doc
 from tether.api.errors import refusal_for
 from tether.api.routing import ROUTE_ROLES, caller_of, secured
 from tether.callers import Role, add_api_key
@@ -76,7 +77,9 @@ def test_an_undeclared_route_is_refused_to_everyone(app: TetherApp) -> None:
 
 
 def test_a_secured_route_sees_its_caller(app: TetherApp) -> None:
-    app.starlette.router.routes.append(secured("/test-whoami", whoami, roles=(Role.PEP,)))
+    app.starlette.router.routes.append(
+        secured("/test-whoami", whoami, roles=(Role.PEP,), doc=Doc("who am I"))
+    )
     key = add_api_key(app.tether.engine, "gw").key
     response = Client(app).get("/test-whoami", headers={"Authorization": key})
     assert response.status_code == 200
@@ -92,7 +95,13 @@ def test_true_404_and_405_are_answered_without_authentication(app: TetherApp) ->
 
 def test_oauth_endpoints_refuse_in_rfc_6749_form(app: TetherApp) -> None:
     app.starlette.router.routes.append(
-        secured("/oauth2/test-endpoint", whoami, roles=(Role.WORKLOAD,), methods=("POST",))
+        secured(
+            "/oauth2/test-endpoint",
+            whoami,
+            roles=(Role.WORKLOAD,),
+            methods=("POST",),
+            doc=Doc("who am I"),
+        )
     )
     try:
         response = Client(app).post("/oauth2/test-endpoint")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tether.api.contract import Doc
 from tether.api.routing import declare
 from tether.callers import (
     PUBLIC,
@@ -60,7 +61,7 @@ def test_a_route_that_changes_something_cannot_be_declared_for_auditors(method: 
     with pytest.raises(CallerConfigInvalid, match="reads only"):
         check_declaration(method, "/v1/things", frozenset({Role.AUDITOR, Role.ADMIN}))
     with pytest.raises(CallerConfigInvalid):
-        declare("/v1/things-test", (method,), (Role.AUDITOR,))
+        declare("/v1/things-test", (method,), (Role.AUDITOR,), Doc("a test route"))
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
