@@ -30,10 +30,8 @@ from tether.gateway._forward import ToolForwarder, UpstreamExpired
 
 log = logging.getLogger(__name__)
 CLIENT_INFO = types.Implementation(name="tether-gateway", version="1")
-#: The SDK client's own timeouts (a call may take minutes); enough idle connections to
-#: keep one per concurrent call.
+#: The SDK client's own timeouts (a call may take minutes).
 TIMEOUT = httpx2.Timeout(30.0, read=300.0)
-LIMITS = httpx2.Limits(max_connections=256, max_keepalive_connections=128)
 
 
 @dataclass(frozen=True)
@@ -95,10 +93,9 @@ async def connect(spec: UpstreamSpec) -> AsyncIterator[Connection]:
     async with AsyncExitStack() as stack:
         forwarder: ToolForwarder | None = None
         if spec.url is not None:
-            http = await stack.enter_async_context(
-                httpx2.AsyncClient(timeout=TIMEOUT, limits=LIMITS)
-            )
-            forwarder = ToolForwarder(http, spec.url)
+            http = await stack.enter_async_context(httpx2.AsyncClient(timeout=TIMEOUT))
+            forwarder = ToolForwarder(spec.url)
+            stack.push_async_callback(forwarder.aclose)
             http.event_hooks["response"].append(forwarder.capture)
             transport = streamable_http_client(spec.url, http_client=http)
         else:
@@ -143,7 +140,7 @@ class Upstream:
         connection = await self.connection()
         try:
             return await connection.call_tool(params)
-        except (UpstreamExpired, httpx2.TransportError):
+        except (UpstreamExpired, OSError, anyio.BrokenResourceError):
             self._drop(connection)
             raise
 

@@ -1,5 +1,5 @@
-"""``tools/call`` forwarded to an HTTP upstream as one JSON-RPC POST (no network: a mock
-upstream behind ``httpx2.MockTransport``)."""
+"""``tools/call`` forwarded to an HTTP upstream as one JSON-RPC POST (no network: a fake
+upstream connection answers the bytes the forwarder writes)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-import httpx2
 import orjson
 import pytest
+from anyio.abc import ByteStream
 from mcp.shared.exceptions import MCPError
 
 from tether.gateway._forward import (
@@ -21,15 +21,50 @@ from tether.gateway._forward import (
 
 URL = "http://upstream.test/mcp"
 RESULT = {"content": [{"type": "text", "text": "INV-1"}], "isError": False}
+Answer = Callable[[dict[str, str], Any], bytes]
 
 
-def forwarding(answer: Callable[[httpx2.Request, Any], httpx2.Response]) -> ToolForwarder:
-    """A forwarder in session `s-1` of a mock upstream: ``answer(request, body)``."""
+class FakeUpstream(ByteStream):
+    """One connection: each request written is answered with ``answer(headers, body)``."""
 
-    def handle(request: httpx2.Request) -> httpx2.Response:
-        return answer(request, orjson.loads(request.content))
+    def __init__(self, answer: Answer, seen: list[tuple[dict[str, str], Any]]) -> None:
+        self.answer, self.seen, self.pending = answer, seen, b""
 
-    forwarder = ToolForwarder(httpx2.AsyncClient(transport=httpx2.MockTransport(handle)), URL)
+    async def send(self, item: bytes) -> None:
+        head, _, body = item.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")[1:]
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+        self.seen.append((headers, orjson.loads(body)))
+        self.pending += self.answer(headers, orjson.loads(body))
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        if not self.pending:
+            raise anyio.EndOfStream
+        chunk, self.pending = self.pending[:max_bytes], self.pending[max_bytes:]
+        return chunk
+
+    async def send_eof(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+def http(status: int, body: bytes, kind: str = "application/json") -> bytes:
+    head = f"HTTP/1.1 {status} X\r\ncontent-type: {kind}\r\ncontent-length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+def forwarding(
+    answer: Answer, seen: list[tuple[dict[str, str], Any]] | None = None
+) -> ToolForwarder:
+    """A forwarder in session `s-1` of a fake upstream."""
+    requests = [] if seen is None else seen
+
+    async def connect() -> ByteStream:
+        return FakeUpstream(answer, requests)
+
+    forwarder = ToolForwarder(URL, connect)
     forwarder.session_id, forwarder.protocol_version = "s-1", "2025-06-18"
     return forwarder
 
@@ -39,49 +74,66 @@ def call(forwarder: ToolForwarder) -> dict[str, Any]:
 
 
 def events(*messages: Any) -> bytes:
-    return b"".join(b"event: message\ndata: " + orjson.dumps(m) + b"\n\n" for m in messages)
+    return b"".join(b"event: message\r\ndata: " + orjson.dumps(m) + b"\r\n\r\n" for m in messages)
 
 
-def sse(body: bytes) -> httpx2.Response:
-    return httpx2.Response(200, content=body, headers={"content-type": "text/event-stream"})
+def sse(body: bytes) -> bytes:
+    return http(200, body, "text/event-stream")
 
 
-def test_a_json_answer_is_the_result_and_the_session_is_named() -> None:
-    seen: list[httpx2.Request] = []
+def response(body: Any, result: Any) -> bytes:
+    return http(200, orjson.dumps({"jsonrpc": "2.0", "id": body["id"], "result": result}))
 
-    def answer(request: httpx2.Request, body: Any) -> httpx2.Response:
-        seen.append(request)
-        return httpx2.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "result": RESULT})
 
-    assert call(forwarding(answer)) == RESULT
-    (request,) = seen
-    assert request.headers["mcp-session-id"] == "s-1"
-    assert request.headers["mcp-protocol-version"] == "2025-06-18"
-    body = orjson.loads(request.content)
+def test_a_json_answer_is_the_result_and_the_connection_is_kept() -> None:
+    seen: list[tuple[dict[str, str], Any]] = []
+    opened: list[int] = []
+
+    def answer(headers: dict[str, str], body: Any) -> bytes:
+        return response(body, RESULT)
+
+    forwarder = forwarding(answer, seen)
+    connect = forwarder._connect
+
+    async def counting() -> ByteStream:
+        opened.append(1)
+        return await connect()
+
+    forwarder._connect = counting
+
+    async def twice() -> list[dict[str, Any]]:
+        params = {"name": "read_invoice", "arguments": {"id": "INV-1"}}
+        return [await forwarder.call_tool(params), await forwarder.call_tool(params)]
+
+    assert anyio.run(twice) == [RESULT, RESULT]
+    assert len(opened) == 1
+    headers, body = seen[0]
+    assert headers["mcp-session-id"] == "s-1"
+    assert headers["mcp-protocol-version"] == "2025-06-18"
     assert body["method"] == "tools/call"
     assert body["params"] == {"name": "read_invoice", "arguments": {"id": "INV-1"}}
+    assert seen[0][1]["id"] != seen[1][1]["id"]
 
 
 def test_an_sse_answer_is_read_to_its_end_and_a_server_request_is_declined() -> None:
-    posted: list[Any] = []
+    seen: list[tuple[dict[str, str], Any]] = []
 
-    def answer(request: httpx2.Request, body: Any) -> httpx2.Response:
-        posted.append(body)
+    def answer(headers: dict[str, str], body: Any) -> bytes:
         if "method" not in body:  # the gateway's answer to the upstream's request
-            return httpx2.Response(202)
+            return http(202, b"")
         progress = {"jsonrpc": "2.0", "method": "notifications/progress", "params": {}}
         sampling = {"jsonrpc": "2.0", "id": 7, "method": "sampling/createMessage"}
         done = {"jsonrpc": "2.0", "id": body["id"], "result": RESULT}
         return sse(events(progress, sampling, done))
 
-    assert call(forwarding(answer)) == RESULT
-    assert posted[1] == {"jsonrpc": "2.0", "id": 7, "error": DECLINED}
+    assert call(forwarding(answer, seen)) == RESULT
+    assert seen[1][1] == {"jsonrpc": "2.0", "id": 7, "error": DECLINED}
 
 
 def test_the_upstreams_own_error_is_passed_as_it_is() -> None:
-    def answer(request: httpx2.Request, body: Any) -> httpx2.Response:
+    def answer(headers: dict[str, str], body: Any) -> bytes:
         error = {"code": -32602, "message": "unknown tool", "data": {"tool": "x"}}
-        return httpx2.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "error": error})
+        return http(200, orjson.dumps({"jsonrpc": "2.0", "id": body["id"], "error": error}))
 
     with pytest.raises(MCPError) as caught:
         call(forwarding(answer))
@@ -90,20 +142,18 @@ def test_the_upstreams_own_error_is_passed_as_it_is() -> None:
 
 
 def test_a_forgotten_session_and_answers_that_are_no_response_are_named() -> None:
-    def forgotten(request: httpx2.Request, body: Any) -> httpx2.Response:
-        return httpx2.Response(404, json={"error": "session not found"})
+    def forgotten(headers: dict[str, str], body: Any) -> bytes:
+        return http(404, b'{"error": "session not found"}')
 
     with pytest.raises(UpstreamExpired, match="forgot session `s-1`"):
         call(forwarding(forgotten))
 
     for answer, message in [
-        (httpx2.Response(200, text="<html>"), "content type `text/plain`"),
-        (
-            httpx2.Response(200, content=b"{no", headers={"content-type": "application/json"}),
-            "not JSON",
-        ),
-        (httpx2.Response(200, json={"jsonrpc": "2.0", "id": 1}), "neither a result nor an error"),
+        (http(200, b"<html>", "text/html"), "content type `text/html`"),
+        (http(200, b"{no"), "not JSON"),
+        (http(200, b'{"jsonrpc": "2.0", "id": 1}'), "neither a result nor an error"),
         (sse(events({"jsonrpc": "2.0", "method": "notifications/progress"})), "ended without"),
+        (b"", "broke the HTTP exchange"),
     ]:
         with pytest.raises(UpstreamProtocolError, match=message):
-            call(forwarding(lambda request, body, answer=answer: answer))
+            call(forwarding(lambda headers, body, answer=answer: answer))
