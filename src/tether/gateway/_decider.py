@@ -10,7 +10,8 @@ URL``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,6 +32,36 @@ class Bearer:
     scopes: tuple[str, ...]
     expires_at: int
     issuer: str
+
+
+class RememberedBearers:
+    """Bearers checked recently: each for at most ``for_s`` seconds and never past its
+    ``exp``, the oldest forgotten first beyond ``most``. Every decision checks its token
+    in full, so this only spares the bearer check at the gateway's edge."""
+
+    def __init__(
+        self, for_s: float, *, most: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.for_s = for_s
+        self.most = most
+        self._clock = clock
+        self._bearers: dict[str, tuple[Bearer, float]] = {}
+
+    def get(self, token: str) -> Bearer | None:
+        remembered = self._bearers.get(token)
+        if remembered is None or self._clock() >= remembered[1]:
+            return None
+        return remembered[0]
+
+    def put(self, token: str, bearer: Bearer) -> None:
+        now = self._clock()
+        if len(self._bearers) >= self.most:
+            self._bearers.pop(next(iter(self._bearers)))
+        left = max(0.0, bearer.expires_at - time.time())
+        self._bearers[token] = (bearer, now + min(self.for_s, left))
+
+    def forget(self, token: str) -> None:
+        self._bearers.pop(token, None)
 
 
 class GatewayDecider(Protocol):

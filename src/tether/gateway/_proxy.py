@@ -24,8 +24,8 @@ transport with JSON-RPC errors; each session is independent of the others.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import mcp_types as types
@@ -130,11 +130,8 @@ class Gateway:
     ) -> types.CallToolResult:
         call = ToolCall(TOOL_CALL, params.name, params.arguments or {}, _approval_id(params))
         decision = await self._decide(ctx, call)
-        result = await self._upstream(
-            ctx, lambda s: s.call_tool(params.name, params.arguments, meta=params.meta)
-        )
-        if not isinstance(result, types.CallToolResult):  # input-required rounds: not yet
-            raise MCPError(UPSTREAM_FAILED, f"the upstream answered `{params.name}` unexpectedly")
+        with self._upstream_failures():
+            result = await ctx.lifespan_context.call_tool(params)
         return constrain(result, decision.obligations)
 
     async def read_resource(
@@ -194,21 +191,29 @@ class Gateway:
         raise refusal(call, decision)
 
     async def _upstream(self, ctx: Context, ask: Callable[[ClientSession], Awaitable[_T]]) -> _T:
-        """``ask`` of the upstream session; a failure other than the upstream's own
-        JSON-RPC error becomes :data:`UPSTREAM_FAILED`, naming the upstream."""
-        try:
+        """``ask`` of the upstream session, failures as in :meth:`_upstream_failures`."""
+        with self._upstream_failures():
             return await ask(await ctx.lifespan_context.session())
+
+    @contextmanager
+    def _upstream_failures(self) -> Iterator[None]:
+        """A failure other than the upstream's own JSON-RPC error becomes
+        :data:`UPSTREAM_FAILED`, naming the upstream."""
+        try:
+            yield
         except MCPError as exc:
             if exc.code not in _TRANSPORT_ERRORS:  # the upstream's own answer, as it is
                 raise
-            cause: Exception = exc
+            raise self._failed(exc) from exc
         except Exception as exc:
-            cause = exc
-        raise MCPError(
+            raise self._failed(exc) from exc
+
+    def _failed(self, cause: Exception) -> MCPError:
+        return MCPError(
             UPSTREAM_FAILED,
             f"the upstream MCP server `{self.upstream}` did not answer: "
             f"{type(cause).__name__}: {cause}",
-        ) from cause
+        )
 
 
 def refusal(call: ToolCall, decision: GatewayDecision) -> MCPError:
@@ -306,6 +311,8 @@ def create_gateway_app(
         auth=auth,
         token_verifier=TaskTokenVerifier(decider),
         max_request_body_size=max_body,
+        # One JSON answer per POST, no SSE framing: the gateway streams nothing mid-call.
+        json_response=True,
         host=host,
         custom_starlette_routes=root,
     )

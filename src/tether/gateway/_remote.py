@@ -28,7 +28,7 @@ from typing import Any
 
 from tether.estate.compiled import ToolMapping
 from tether.gateway._calls import ArgumentProblem, GatewayDecision, ToolCall, decision_body
-from tether.gateway._decider import Bearer, DeciderUnavailable
+from tether.gateway._decider import Bearer, DeciderUnavailable, RememberedBearers
 from tether.sdk import AsyncClient
 from tether.sdk._protocol import Call, Flow
 from tether.sdk.errors import ClientError, TetherAPIError, TetherUnavailable, UnexpectedResponse
@@ -60,15 +60,14 @@ class RemoteDecider:
     def __init__(self, client: AsyncClient, *, clock: Callable[[], float] = time.monotonic):
         self.client = client
         self._clock = clock
-        self._bearers: dict[str, tuple[Bearer, float]] = {}
+        self._bearers = RememberedBearers(AUTHENTICATED_FOR_S, most=REMEMBERED_TOKENS, clock=clock)
         self._mappings: dict[str, ToolMapping] = {}
         self._mappings_read_at: float | None = None
 
     async def authenticate(self, token: str) -> Bearer | None:
-        now = self._clock()
         remembered = self._bearers.get(token)
-        if remembered is not None and now < remembered[1]:
-            return remembered[0]
+        if remembered is not None:
+            return remembered
         try:
             answer = await self.client.run(
                 _request("POST", "/oauth2/introspect", form={"token": token})
@@ -79,12 +78,9 @@ class RemoteDecider:
             raise DeciderUnavailable(f"tether refused to check the token: {exc}") from exc
         bearer = _bearer(answer)
         if bearer is None:
-            self._bearers.pop(token, None)
+            self._bearers.forget(token)
             return None
-        if len(self._bearers) >= REMEMBERED_TOKENS:
-            self._bearers.pop(next(iter(self._bearers)))
-        until = min(now + AUTHENTICATED_FOR_S, now + max(0.0, bearer.expires_at - time.time()))
-        self._bearers[token] = (bearer, until)
+        self._bearers.put(token, bearer)
         return bearer
 
     async def decide(self, token: str, call: ToolCall, request_id: str | None) -> GatewayDecision:

@@ -3,18 +3,22 @@
 
 The session lives in a task of its own (:class:`Upstream`): when the upstream drops, only
 that task ends, the calls waiting on it fail with a clear error, and the next call
-connects again; the gateway's own MCP sessions are not affected.
+connects again; the gateway's own MCP sessions are not affected. Over HTTP, ``tools/call``
+is posted by a :class:`~tether.gateway._forward.ToolForwarder` in the same session, on
+the same pool of keep-alive connections.
 """
 
 from __future__ import annotations
 
 import logging
 import shlex
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
+import httpx2
 import mcp_types as types
 from anyio.abc import TaskGroup
 from mcp.client.session import ClientSession
@@ -22,9 +26,12 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from tether.errors import InvalidRequest
+from tether.gateway._forward import ToolForwarder, UpstreamExpired
 
 log = logging.getLogger(__name__)
 CLIENT_INFO = types.Implementation(name="tether-gateway", version="1")
+#: The SDK client's own timeouts (a call may take minutes).
+TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 
 
 @dataclass(frozen=True)
@@ -60,20 +67,48 @@ class UpstreamSpec:
         return self.url or shlex.join(self.command)
 
 
+@dataclass(frozen=True)
+class Connection:
+    """One live session with the upstream: the SDK's, and its forwarder over HTTP."""
+
+    session: ClientSession
+    forwarder: ToolForwarder | None
+
+    async def call_tool(self, params: types.CallToolRequestParams) -> types.CallToolResult:
+        """``tools/call`` of the upstream (forwarded as JSON-RPC over HTTP)."""
+        if self.forwarder is None:
+            result = await self.session.call_tool(params.name, params.arguments, meta=params.meta)
+            if not isinstance(result, types.CallToolResult):  # input-required rounds: not yet
+                raise TypeError(f"the upstream answered `{params.name}` with a {type(result)}")
+            return result
+        forwarded: Mapping[str, Any] = params.model_dump(
+            by_alias=True, exclude_none=True, mode="json"
+        )
+        return types.CallToolResult.model_validate(await self.forwarder.call_tool(forwarded))
+
+
 @asynccontextmanager
-async def connect(spec: UpstreamSpec) -> AsyncIterator[ClientSession]:
-    """An initialized client session with the upstream, closed on exit."""
-    if spec.url is not None:
-        transport = streamable_http_client(spec.url)
-    else:
-        params = StdioServerParameters(command=spec.command[0], args=list(spec.command[1:]))
-        transport = stdio_client(params)
-    async with (
-        transport as (read, write),
-        ClientSession(read, write, client_info=CLIENT_INFO) as session,
-    ):
-        await session.initialize()
-        yield session
+async def connect(spec: UpstreamSpec) -> AsyncIterator[Connection]:
+    """An initialized session with the upstream, closed on exit."""
+    async with AsyncExitStack() as stack:
+        forwarder: ToolForwarder | None = None
+        if spec.url is not None:
+            http = await stack.enter_async_context(httpx2.AsyncClient(timeout=TIMEOUT))
+            forwarder = ToolForwarder(spec.url)
+            stack.push_async_callback(forwarder.aclose)
+            http.event_hooks["response"].append(forwarder.capture)
+            transport = streamable_http_client(spec.url, http_client=http)
+        else:
+            params = StdioServerParameters(command=spec.command[0], args=list(spec.command[1:]))
+            transport = stdio_client(params)
+        read, write = await stack.enter_async_context(transport)
+        session = await stack.enter_async_context(
+            ClientSession(read, write, client_info=CLIENT_INFO)
+        )
+        initialized = await session.initialize()
+        if forwarder is not None:
+            forwarder.protocol_version = initialized.protocol_version
+        yield Connection(session, forwarder)
 
 
 class Upstream:
@@ -82,48 +117,80 @@ class Upstream:
     def __init__(self, spec: UpstreamSpec, tasks: TaskGroup) -> None:
         self.spec = spec
         self._tasks = tasks
-        self._session: ClientSession | None = None
+        self._connection: Connection | None = None
+        self._ended = anyio.Event()  # set to end the current connection
+        self._closed = False
         self._lock = anyio.Lock()
-        self._stop = anyio.Event()
 
     async def session(self) -> ClientSession:
-        """The live session, connecting first when there is none.
+        """The live SDK session, connecting first when there is none.
 
         Raises:
             ConnectionError: the upstream cannot be reached (the cause is chained).
         """
-        session = self._session
-        if session is not None:
-            return session
+        return (await self.connection()).session
+
+    async def call_tool(self, params: types.CallToolRequestParams) -> types.CallToolResult:
+        """``tools/call`` of the upstream. A connection that failed under the call is
+        dropped, so that the next call opens a new session.
+
+        Raises:
+            ConnectionError: the upstream cannot be reached.
+        """
+        connection = await self.connection()
+        try:
+            return await connection.call_tool(params)
+        except (UpstreamExpired, OSError, anyio.BrokenResourceError):
+            self._drop(connection)
+            raise
+
+    async def connection(self) -> Connection:
+        """The live connection, connecting first when there is none.
+
+        Raises:
+            ConnectionError: the upstream cannot be reached (the cause is chained).
+        """
+        connection = self._connection
+        if connection is not None:
+            return connection
         async with self._lock:
-            if self._session is None:
+            if self._connection is None:
                 await self._connect()
-            if self._session is None:
+            if self._connection is None:
                 raise ConnectionError(f"cannot connect to `{self.spec}`: {self._error}")
-            return self._session
+            return self._connection
 
     async def _connect(self) -> None:
-        ready = anyio.Event()
+        ready, ended = anyio.Event(), anyio.Event()
         self._error: BaseException | None = None
 
         async def hold() -> None:
             try:
-                async with connect(self.spec) as session:
-                    self._session = session
+                async with connect(self.spec) as connection:
+                    self._connection, self._ended = connection, ended
                     ready.set()
-                    await self._stop.wait()
+                    if not self._closed:
+                        await ended.wait()
             except Exception as exc:  # the upstream dropped or never came: only this task ends
                 self._error = exc
                 log.warning("upstream `%s` is gone: %r", self.spec, exc)
             finally:
-                self._session = None
+                if self._ended is ended:  # not a newer connection's
+                    self._connection = None
                 ready.set()
 
         self._tasks.start_soon(hold)
         await ready.wait()
 
+    def _drop(self, connection: Connection) -> None:
+        if self._connection is connection:
+            self._connection = None
+            self._ended.set()
+
     def close(self) -> None:
-        self._stop.set()
+        self._closed = True
+        self._connection = None
+        self._ended.set()
 
 
 @asynccontextmanager

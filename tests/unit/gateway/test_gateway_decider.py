@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import anyio
@@ -11,7 +12,15 @@ from sqlalchemy import select
 from tether.config import load_settings
 from tether.estate import apply_estate
 from tether.estate.compiled import ToolMapping
-from tether.gateway import ArgumentProblem, GatewayDecision, LocalDecider, ToolCall, decision_body
+from tether.gateway import (
+    ArgumentProblem,
+    Bearer,
+    GatewayDecision,
+    LocalDecider,
+    ToolCall,
+    decision_body,
+)
+from tether.gateway._decider import RememberedBearers
 from tether.services import Tether
 from tether.store.tables import decisions
 from token_support import ISSUER, WorkloadKey, issue, open_task, write_estate
@@ -163,3 +172,22 @@ def test_callable_tools_are_scope_and_entitlement(tether: Tether) -> None:
     assert anyio.run(decider.callable_tools, token, names) == {"read_invoice"}
     tether.tasks.end_task(task_id, actor="test")
     assert anyio.run(decider.callable_tools, token, names) == frozenset()
+
+
+def test_remembered_bearers_last_their_window_never_past_exp_and_the_oldest_go_first() -> None:
+    now = [100.0]
+    memo = RememberedBearers(5.0, most=2, clock=lambda: now[0])
+    later = int(time.time()) + 3600
+    memo.put("a", Bearer("agent-a", "task-a", (), later, ISSUER))
+    memo.put("soon", Bearer("agent-s", "task-s", (), int(time.time()) + 1, ISSUER))
+    assert memo.get("a") is not None
+    assert memo.get("soon") is not None
+    now[0] += 2  # past the short token's exp, within the window
+    assert memo.get("a") is not None
+    assert memo.get("soon") is None
+    memo.put("b", Bearer("agent-b", "task-b", (), later, ISSUER))  # the oldest, `a`, goes
+    assert memo.get("a") is None
+    now[0] += 4  # past the window
+    assert memo.get("b") is not None
+    now[0] += 2
+    assert memo.get("b") is None
