@@ -153,3 +153,17 @@ def test_an_object_gives_the_same_result_in_a_records_file_and_alone(
         else:
             assert isinstance(other, IngestError)
             assert other.message.endswith(one.message)
+
+
+def test_a_records_file_whose_first_key_is_not_utf8_is_read_not_raised() -> None:
+    """Found by ``make fuzz`` (atheris): the Records fast path built its boundary pattern
+    with orjson from the first element's first key, and a key holding bytes that are not
+    UTF-8 (kept as surrogates) raised TypeError out of the reader."""
+    data = (
+        b'{"Records": [{"eventT\xff\xffe": "2026-12-01T10:00:00", "eventSource": '
+        b'"s3.amazonaws.com", "eventName": "GetObject", "userIdentity": {"type": '
+        b'"AssumedRole", "arn": "arn:aws:sts::2:assumed-role/r/s"}}, {"eventT\xff\xffe": 1}]}'
+    )
+    results = list(cloudtrail.iter_events(io.BytesIO(data), source_name="fuzz"))
+    check(results)
+    assert len(results) == 2

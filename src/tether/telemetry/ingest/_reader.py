@@ -297,7 +297,7 @@ def _elements(cursor: _Cursor, noun: str) -> Generator[Item | Unreadable, None, 
             cursor.skip_line()
             return False
         if index == 1 and isinstance(decoded[0], dict) and decoded[0]:
-            fast = _FastPath(next(iter(decoded[0])))
+            fast = _FastPath.for_key(next(iter(decoded[0])))
         yield Item(line, decoded[0], f"{noun} {index}")
 
 
@@ -313,6 +313,16 @@ class _FastPath:
     """
 
     __slots__ = ("_misses", "_pattern")
+
+    @classmethod
+    def for_key(cls, first_key: str) -> _FastPath | None:
+        """The fast path for elements starting with ``first_key``; ``None`` for a key that
+        is not valid text (bytes that are not UTF-8, kept as surrogates): the standard
+        scanner reads those elements."""
+        try:
+            return cls(first_key)
+        except TypeError:  # orjson refuses surrogates
+            return None
 
     def __init__(self, first_key: str) -> None:
         key = re.escape(orjson.dumps(first_key).decode())
