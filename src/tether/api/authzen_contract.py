@@ -59,7 +59,8 @@ AUTHZEN_DOCS = {
     "/access/v1/evaluations": Doc(
         "AuthZEN Access Evaluations (§7, batch, up to TETHER_MAX_EVALUATIONS)",
         body=EVALUATIONS,
-        answer=obj(("evaluations",), evaluations=array(DECISION)),
+        # §7.1: without items (none, or an empty list) it is one evaluation, one decision.
+        answer={"anyOf": [obj(("evaluations",), evaluations=array(DECISION)), DECISION]},
     ),
     "/access/v1/search/subject": _search("Subject", subject=_TYPED, action=ACTION, resource=ENTITY),
     "/access/v1/search/resource": _search(
