@@ -1,11 +1,12 @@
 """Building tether's parts from settings, shared by the server and the worker process.
 
-Nothing here starts a thread: :func:`build_core` connects to the store, migrates it,
-loads the master key once and builds the parts every process of tether needs (signing
-keys, the live estate, the task authority, the Shared Signals transmitter wired to it).
-The server adds its own on top (:func:`tether.services.build`); the worker adds only a
-decision log and the drift engine (:mod:`tether.worker.main`). Whoever builds starts and
-stops: :class:`Refresher` and the parts' own ``start``/``close``.
+:func:`build_core` connects to the store, migrates it, loads the master key once and
+builds the parts every process of tether needs (signing keys, the live estate, the task
+authority, the Shared Signals transmitter wired to it), starting no thread. The server
+adds its own on top (:func:`tether.services.build`); the worker adds only a decision log
+and the drift engine (:mod:`tether.worker.main`). Whoever builds starts and stops:
+:class:`Refresher`, ``signals.start()``, ``drift.start()``; the decision log's writer
+thread is the one part that runs from the moment it is made (:func:`decision_log`).
 """
 
 from __future__ import annotations
@@ -71,13 +72,13 @@ def build_core(
     tasks = TaskAuthority(store, settings, keys, live.estate, clock=clock)
     signals = Transmitter(store, keys, issuer=settings.public_url, master_key=master_key)
     attach(tasks, signals)  # revocations and key rotations become CAEP events
-    live.refresh_offboarded()
     live.reload()
     return Core(settings, store, keys, live, tasks, signals)
 
 
 def decision_log(core: Core) -> DecisionLog:
-    """A writer thread in this process that commits decision rows in sealed batches."""
+    """A writer thread in this process (started now) that commits decision rows in sealed
+    batches."""
     core.keys.active()  # a first key is made now, not while a chain's lock is held
     return DecisionLog(
         core.store,
@@ -94,8 +95,9 @@ def drift_engine(core: Core, behaviour: MutableMapping[str, Mapping[str, Any]]) 
         core.live.revision_and_estate,
         tasks=core.tasks.task,
         ender=core.tasks,
-        # Ending a task already sends `session-revoked` (tether.signals.attach).
-        sink=None if core.tasks.on_sessions_revoked is not None else core.signals,
+        # No signal sink of its own: ending a task already sends `session-revoked`
+        # (build_core attached the transmitter to the task authority).
+        sink=None,
         refresh_s=core.settings.reload_interval_ms / 1000,
         baseline_every_s=DEFAULT_BASELINE_EVERY_S,
         board=BehaviourBoard(behaviour),

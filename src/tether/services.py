@@ -1,13 +1,13 @@
 """The application service: one object the HTTP edge, the CLI and the SDK all call.
 
-:func:`build` makes the server's parts from settings, without starting anything: the
-core every tether process has (:func:`tether.composition.build_core`: store, keys, live
-estate, tasks, signals), the caller directory, approvals, the decision sink (a writer
-thread here, or a worker process that commits rows and runs drift detection, see
-:mod:`tether.worker`) and the :class:`~tether.decider.Decider` over them. :class:`Tether`
-holds those parts; it alone starts and stops their threads and the worker
-(:meth:`Tether.start_background`, :meth:`Tether.close`), and its decision methods are
-the decider's.
+:func:`build` makes the server's parts from settings: the core every tether process has
+(:func:`tether.composition.build_core`: store, keys, live estate, tasks, signals), the
+caller directory, approvals, the decision sink (a writer thread here, or a worker process
+that commits rows and runs drift detection, see :mod:`tether.worker`; either runs from the
+moment it is made, so that no decision waits) and the :class:`~tether.decider.Decider` over
+them. :class:`Tether` holds those parts; it starts hot reload, signals and drift
+(:meth:`Tether.start_background`) and stops everything (:meth:`Tether.close`); its decision
+methods are the decider's.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Components:
-    """The server's built parts (nothing started)."""
+    """The server's built parts (only the decision sink runs yet)."""
 
     core: Core
     callers: CallerDirectory
@@ -60,6 +60,7 @@ def build(
 ) -> Components:
     """The server's parts; ``engine``: an open store, ``clock``: the tasks' time (tests)."""
     core = build_core(settings, engine=engine, clock=clock)
+    core.live.refresh_offboarded()  # decisions deny them (the worker does not decide)
     behaviour: dict[str, Mapping[str, Any]] = {}
     worker = None
     sink: DecisionSink
@@ -146,12 +147,11 @@ class Tether:
 
     def close(self) -> None:
         self._refresher.close()
-        self.signals.close()
         if self.drift is not None:
             self.drift.stop()
         self.decision_log.close()
         self.callers.close()
-        self.tasks.close()
+        self.components.core.close()
 
     # --- the live estate -----------------------------------------------------------------
 

@@ -24,7 +24,10 @@ def _package_imports() -> dict[str, dict[str, set[str]]]:
         relative = path.relative_to(ROOT)
         package = relative.parts[0].removesuffix(".py")
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if isinstance(node, ast.ImportFrom) and node.module == "tether" and node.level == 0:
+                # `from tether import sdk` imports a package; `__version__` is no package.
+                names = [f"tether.{a.name}" for a in node.names if not a.name.startswith("__")]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
             elif isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
@@ -61,6 +64,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     # tether), then the command line over everything.
     frozenset({"api", "gateway", "sdk", "evaluation"}),
     frozenset({"cli"}),
+    # The package's own face: `tether.Client` and friends, imported from the SDK lazily.
+    frozenset({"__init__"}),
 )
 RANK = {package: rank for rank, layer in enumerate(LAYERS) for package in layer}
 

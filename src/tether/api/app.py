@@ -170,6 +170,7 @@ class TetherApp:
         # Who may call each hot path, as declared: read once, enforced by the gate.
         self._hot_roles = {path: roles_for("POST", path) for path in AUTHZEN_PATHS}
         self.gate = Gate(tether)
+        self._openapi_json: bytes | None = None
         self._warn_undeclared()
 
     def _routes(self) -> list[Route]:
@@ -183,6 +184,7 @@ class TetherApp:
                     "for auditors and admins)",
                     answer=obj(("status",), status=STRING),
                     refusals={503: "not ready (`status` says why)"},
+                    refusal_bodies={503: obj(("status",), status=STRING)},
                 ),
             ),
             secured(
@@ -440,7 +442,9 @@ class TetherApp:
         )
 
     async def _openapi(self, _request: Request) -> Response:
-        return Response(orjson.dumps(openapi_document()), media_type="application/json")
+        if self._openapi_json is None:  # the routes are declared once: built once
+            self._openapi_json = orjson.dumps(openapi_document())
+        return Response(self._openapi_json, media_type="application/json")
 
     async def _authzen_configuration(self, request: Request) -> Response:
         # The configured base URL, never the client's Host header (PDP mix-up defence).

@@ -84,7 +84,7 @@ def _evaluate(
     properties = subject.get("properties") if isinstance(subject, dict) else None
     if not isinstance(properties, dict) or TOKEN_PROPERTY not in properties:
         request = parse_evaluation(body, path=path)
-        recorded = tether.evaluate(
+        recorded = tether.decider.evaluate(
             request, request_id=request_id, caller=caller, may_block=may_block
         )
         return decision_json(recorded)
@@ -105,7 +105,7 @@ def _evaluate(
     request, task = bind_task_token(
         tether.tasks, request, properties[TOKEN_PROPERTY], subject_given=subject_given
     )
-    recorded = tether.evaluate(request, request_id=request_id, caller=caller, task=task)
+    recorded = tether.decider.evaluate(request, request_id=request_id, caller=caller, task=task)
     return decision_json(recorded)
 
 

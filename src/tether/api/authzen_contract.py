@@ -24,7 +24,7 @@ EVALUATIONS = obj(
     action=ACTION,
     resource=ENTITY,
     context=OBJECT,
-    evaluations=array(_PARTIAL, maxItems=1000),
+    evaluations=array(_PARTIAL),  # at most TETHER_MAX_EVALUATIONS (413 says so)
     options=obj(
         evaluations_semantic={
             "enum": ["execute_all", "deny_on_first_deny", "permit_on_first_permit"]

@@ -60,6 +60,8 @@ class Doc:
             parameter chooses); ``""``: an empty body.
         status: the success status.
         refusals: other statuses the handler answers, with what they mean.
+        refusal_bodies: the JSON body of a refusal the handler answers in its own form
+            (not problem+json), by status.
     """
 
     summary: str
@@ -71,3 +73,4 @@ class Doc:
     answer_type: str | tuple[str, ...] = "application/json"
     status: int = 200
     refusals: Mapping[int, str] = field(default_factory=dict)
+    refusal_bodies: Mapping[int, Schema] = field(default_factory=dict)

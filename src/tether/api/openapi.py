@@ -56,8 +56,9 @@ SECURITY_SCHEMES: dict[str, Schema] = {
     "mtls": {"type": "mutualTLS", "description": "an X.509-SVID (with `--client-ca`)"},
 }
 _SCHEMES_OF = {
-    Role.PEP: ("pep_key",),
-    Role.INGEST: ("pep_key",),
+    # A PEP or ingest source may also be a workload proving itself (its identity's roles).
+    Role.PEP: ("pep_key", "workload_proof", "mtls"),
+    Role.INGEST: ("pep_key", "workload_proof", "mtls"),
     Role.WORKLOAD: ("workload_proof", "mtls"),
     Role.ADMIN: ("admin_token",),
     Role.AUDITOR: ("admin_token",),
@@ -154,7 +155,9 @@ def _operation(method: str, template: str, roles: frozenset[Role], doc: Doc) -> 
     responses: dict[str, Any] = {str(doc.status): _success(doc)}
     content = _error_content(path)
     for status in sorted(refusals):
-        responses[str(status)] = {"description": refusals[status], "content": content}
+        own = doc.refusal_bodies.get(status)
+        answers = content if own is None else {**content, "application/json": {"schema": own}}
+        responses[str(status)] = {"description": refusals[status], "content": answers}
     operation: dict[str, Any] = {
         "operationId": f"{method.lower()}_{re.sub(r'[^a-zA-Z0-9]+', '_', path).strip('_')}",
         "summary": doc.summary,

@@ -34,13 +34,22 @@ class Bearer:
     issuer: str
 
 
+#: How long a checked bearer is remembered at the gateway's edge, and how many at most.
+AUTHENTICATED_FOR_S = 5.0
+REMEMBERED_TOKENS = 10_000
+
+
 class RememberedBearers:
     """Bearers checked recently: each for at most ``for_s`` seconds and never past its
     ``exp``, the oldest forgotten first beyond ``most``. Every decision checks its token
     in full, so this only spares the bearer check at the gateway's edge."""
 
     def __init__(
-        self, for_s: float, *, most: int = 10_000, clock: Callable[[], float] = time.monotonic
+        self,
+        for_s: float = AUTHENTICATED_FOR_S,
+        *,
+        most: int = REMEMBERED_TOKENS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.for_s = for_s
         self.most = most

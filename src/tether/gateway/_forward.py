@@ -18,7 +18,9 @@ with a JSON-RPC error, as the SDK's client does without those callbacks.
 from __future__ import annotations
 
 import itertools
+import select
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,7 +30,7 @@ import anyio
 import h11
 import httpx2
 import orjson
-from anyio.abc import ByteStream
+from anyio.abc import ByteStream, SocketAttribute
 from mcp.shared.exceptions import MCPError
 
 SESSION_HEADER = "mcp-session-id"
@@ -37,8 +39,11 @@ VERSION_HEADER = "mcp-protocol-version"
 DECLINED = {"code": -32601, "message": "the tether gateway does not forward server requests"}
 #: The SDK client's read timeout: a tool may work for minutes.
 CALL_TIMEOUT_S = 300.0
-#: Idle connections kept for the next calls (one per concurrent call is enough).
+#: Idle connections kept for the next calls (one per concurrent call is enough), and how
+#: long one stays idle at most: below uvicorn's default keep-alive (5 s), so that a kept
+#: connection is seldom one the upstream is closing as the next request goes out.
 KEPT_CONNECTIONS = 128
+KEPT_IDLE_S = 4.0
 MAX_ANSWER_BYTES = 10_000_000
 _CHUNK = 65_536
 
@@ -76,6 +81,21 @@ class _Link:
     def __init__(self, stream: ByteStream) -> None:
         self.stream = stream
         self.http = h11.Connection(h11.CLIENT)
+        self.idle_since = time.monotonic()
+
+    def looks_open(self) -> bool:
+        """Idle briefly enough, and nothing arrived meanwhile: no end of stream, no bytes
+        (an idle HTTP/1.1 connection has nothing to say; a TLS close_notify counts)."""
+        if time.monotonic() - self.idle_since > KEPT_IDLE_S:
+            return False
+        raw = self.stream.extra(SocketAttribute.raw_socket, None)  # noqa: S610 (anyio)
+        if raw is None:  # not a socket (tests): nothing to look at
+            return True
+        try:  # readable while idle: the upstream closed it, or sent what nobody asked
+            readable, _, _ = select.select([raw.fileno()], [], [], 0)
+        except (OSError, ValueError):  # closed already
+            return False
+        return not readable
 
     async def next_event(self) -> Any:
         while True:
@@ -163,26 +183,50 @@ class ToolForwarder:
             raise
         if link.reusable and len(self._idle) < KEPT_CONNECTIONS:
             link.http.start_next_cycle()
+            link.idle_since = time.monotonic()
             self._idle.append(link)
         else:
             await link.stream.aclose()
 
     async def _send(self, body: bytes) -> tuple[_Link, h11.Response]:
-        """The request written in one piece, and the head of its answer. A kept
-        connection the upstream closed meanwhile (its keep-alive ran out) is replaced
-        by a new one, once."""
-        while True:
-            reused = bool(self._idle)
-            link = self._idle.pop() if reused else _Link(await self._connect())
+        """The request written in one piece, and the head of its answer.
+
+        A kept connection is used only while it looks open; if writing to it fails, the
+        request did not reach the upstream whole and goes once on a new connection. A
+        request that was written is never sent again, whatever happens next: the
+        upstream may have run the tool (a failed read is the caller's error to report).
+        """
+        link = await self._kept()
+        if link is not None:
             try:
-                return link, await _exchange(link, self._request(body), body)
-            except (_Closed, anyio.BrokenResourceError, OSError):
+                await _write(link, self._request(body), body)
+            except (anyio.BrokenResourceError, OSError):
                 await link.stream.aclose()
-                if not reused:
-                    raise
+                link = None
             except BaseException:
                 await link.stream.aclose()
                 raise
+        if link is None:
+            link = _Link(await self._connect())
+            try:
+                await _write(link, self._request(body), body)
+            except BaseException:
+                await link.stream.aclose()
+                raise
+        try:
+            return link, await _head(link)
+        except BaseException:
+            await link.stream.aclose()
+            raise
+
+    async def _kept(self) -> _Link | None:
+        """The most recently used idle connection that looks open (others are closed)."""
+        while self._idle:
+            link = self._idle.pop()
+            if link.looks_open():
+                return link
+            await link.stream.aclose()
+        return None
 
     def _request(self, body: bytes) -> h11.Request:
         headers = [
@@ -219,10 +263,13 @@ class _Closed(UpstreamProtocolError):
     """The upstream closed the connection before it answered."""
 
 
-async def _exchange(link: _Link, request: h11.Request, body: bytes) -> h11.Response:
+async def _write(link: _Link, request: h11.Request, body: bytes) -> None:
     http = link.http
     pieces = (http.send(request), http.send(h11.Data(data=body)), http.send(h11.EndOfMessage()))
     await link.stream.send(b"".join(piece for piece in pieces if piece))
+
+
+async def _head(link: _Link) -> h11.Response:
     response = await link.next_event()
     while isinstance(response, h11.InformationalResponse):
         response = await link.next_event()
@@ -247,11 +294,17 @@ async def _chunks(link: _Link) -> AsyncIterator[bytes]:
 
 
 async def _event_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The ``data`` of each server-sent event (WHATWG HTML, "Server-sent events")."""
-    pending = b""
+    """The ``data`` of each server-sent event (WHATWG HTML, "Server-sent events"): lines
+    end in CRLF, LF or CR, whichever way the chunks cut them."""
+    pending = bytearray()
     async for chunk in chunks:
-        pending += chunk.replace(b"\r\n", b"\n")
-        *events, pending = pending.split(b"\n\n")
+        pending += chunk
+        # A CR at the very end may be the first half of a CRLF: wait for the next chunk.
+        cut = len(pending) - 1 if pending.endswith(b"\r") else len(pending)
+        text = bytes(pending[:cut]).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *events, rest = text.split(b"\n\n")
+        del pending[:cut]
+        pending[:0] = rest
         for event in events:
             lines = [line[5:] for line in event.split(b"\n") if line.startswith(b"data:")]
             data = b"\n".join(line[1:] if line.startswith(b" ") else line for line in lines)

@@ -28,7 +28,6 @@ _UNAUTHENTICATED = frozenset({"token_expired", "token_not_yet_valid"})
 #: The caller recorded with every decision the gateway asks for.
 GATEWAY_CALLER = "gateway:mcp"
 #: How long a checked bearer is taken as valid at the edge (never past its ``exp``).
-AUTHENTICATED_FOR_S = 5.0
 
 
 class LocalDecider:
@@ -37,7 +36,7 @@ class LocalDecider:
     def __init__(self, tether: Tether, *, caller: str = GATEWAY_CALLER) -> None:
         self.tether = tether
         self.caller = caller
-        self._bearers = RememberedBearers(AUTHENTICATED_FOR_S)
+        self._bearers = RememberedBearers()
 
     async def authenticate(self, token: str) -> Bearer | None:
         bearer = self._bearers.get(token)

@@ -28,7 +28,11 @@ from typing import Any
 
 from tether.estate.compiled import ToolMapping
 from tether.gateway._calls import ArgumentProblem, GatewayDecision, ToolCall, decision_body
-from tether.gateway._decider import Bearer, DeciderUnavailable, RememberedBearers
+from tether.gateway._decider import (
+    Bearer,
+    DeciderUnavailable,
+    RememberedBearers,
+)
 from tether.sdk import AsyncClient
 from tether.sdk._protocol import Call, Flow
 from tether.sdk.errors import ClientError, TetherAPIError, TetherUnavailable, UnexpectedResponse
@@ -36,11 +40,9 @@ from tether.sdk.errors import ClientError, TetherAPIError, TetherUnavailable, Un
 log = logging.getLogger(__name__)
 
 #: How long an introspected token is taken as valid without asking again.
-AUTHENTICATED_FOR_S = 5.0
 #: How long the estate's tool mappings are used before they are read again.
 MAPPINGS_FOR_S = 1.0
 #: Introspected tokens remembered at most (the oldest are forgotten first).
-REMEMBERED_TOKENS = 10_000
 
 
 def _as_is(value: Any) -> Any:
@@ -60,7 +62,7 @@ class RemoteDecider:
     def __init__(self, client: AsyncClient, *, clock: Callable[[], float] = time.monotonic):
         self.client = client
         self._clock = clock
-        self._bearers = RememberedBearers(AUTHENTICATED_FOR_S, most=REMEMBERED_TOKENS, clock=clock)
+        self._bearers = RememberedBearers(clock=clock)
         self._mappings: dict[str, ToolMapping] = {}
         self._mappings_read_at: float | None = None
 

@@ -140,6 +140,8 @@ class Upstream:
         connection = await self.connection()
         try:
             return await connection.call_tool(params)
+        except TimeoutError:  # a slow tool: the session is fine, other calls use it
+            raise
         except (UpstreamExpired, OSError, anyio.BrokenResourceError):
             self._drop(connection)
             raise

@@ -168,10 +168,7 @@ def main() -> int:
     drift.start(background=False)
     refresher = Refresher(
         settings.reload_interval_ms / 1000,
-        {
-            "reloading the estate": core.live.refresh,
-            "refreshing offboarded identities": core.live.refresh_offboarded,
-        },
+        {"reloading the estate": core.live.refresh},
     )
     refresher.start()
     core.signals.start()

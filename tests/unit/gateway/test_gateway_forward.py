@@ -157,3 +157,55 @@ def test_a_forgotten_session_and_answers_that_are_no_response_are_named() -> Non
     ]:
         with pytest.raises(UpstreamProtocolError, match=message):
             call(forwarding(lambda headers, body, answer=answer: answer))
+
+
+def test_an_event_stream_cut_inside_a_crlf_still_gives_each_event() -> None:
+    from tether.gateway._forward import _event_data
+
+    stream = events({"a": 1}, {"b": 2})
+    cut = stream.index(b"\r\n\r\n") + 3  # between the last CR and LF of the first event
+
+    async def chunks() -> Any:
+        yield stream[:cut]
+        yield stream[cut:]
+
+    async def collect() -> list[Any]:
+        return [orjson.loads(data) async for data in _event_data(chunks())]
+
+    assert anyio.run(collect) == [{"a": 1}, {"b": 2}]
+
+
+class _DropsAfterReading(FakeUpstream):
+    """A kept connection that reads the request (the tool runs) and then closes."""
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        if self.dropping:
+            raise anyio.EndOfStream
+        return await super().receive(max_bytes)
+
+    dropping = False
+
+
+def test_a_call_written_to_a_connection_that_then_drops_is_never_sent_twice() -> None:
+    seen: list[tuple[dict[str, str], Any]] = []
+    links: list[_DropsAfterReading] = []
+
+    def answer(_headers: dict[str, str], body: Any) -> bytes:
+        return http(200, orjson.dumps({"jsonrpc": "2.0", "id": body["id"], "result": RESULT}))
+
+    async def connect() -> ByteStream:
+        links.append(_DropsAfterReading(answer, seen))
+        return links[-1]
+
+    forwarder = ToolForwarder(URL, connect)
+    forwarder.session_id = "s-1"
+
+    async def two_calls() -> None:
+        await forwarder.call_tool({"name": "pay_invoice", "arguments": {}})
+        links[0].dropping = True  # the kept connection: it takes the next call, then drops
+        with pytest.raises(UpstreamProtocolError):
+            await forwarder.call_tool({"name": "pay_invoice", "arguments": {}})
+
+    anyio.run(two_calls)
+    assert len(seen) == 2, "the second call reached the upstream once, and was not resent"
+    assert len(links) == 1
