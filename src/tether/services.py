@@ -28,6 +28,7 @@ from tether.decider import Decider, RecordedDecision, WouldBlock
 from tether.drift.engine import DriftEngine
 from tether.live import PolicySnapshot
 from tether.policy import Decision, DecisionRequest, EntityRef
+from tether.records import Records
 from tether.store.sink import DecisionSink
 from tether.tokens import TaskUse
 from tether.worker import WorkerLink
@@ -104,6 +105,8 @@ class Tether:
         self.decision_log = parts.sink
         self.behaviour: Mapping[str, Mapping[str, Any]] = parts.behaviour
         self.decider = parts.decider
+        # The read models the edges use (inventory, decisions, paths, findings, reviews).
+        self.records = Records(core.store, parts.sink, lambda: self.live.snapshot)
         # Drift detection: started with the background work, here or in tether.worker.
         self.drift: DriftEngine | None = None
         # Hot reload: new estate revisions, revoked keys and removed roles, offboardings

@@ -240,3 +240,25 @@ def test_lifecycle_grants_and_metrics_are_read_by_auditors(server: ServerProcess
     assert body["trend"] == []  # a GET stores no snapshot
     assert bad.status_code == 400
     assert bad.json()["error_code"] == "invalid_query"
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/v1/grants", "window_days"),
+        ("/v1/lifecycle", "stale_days"),
+        ("/v1/metrics", "last"),
+        ("/v1/decisions", "limit"),
+        ("/v1/findings", "limit"),
+        ("/v1/exceptions", "expiring_within"),
+    ],
+)
+@pytest.mark.parametrize("numeral", ["\u00b9", "\u0661", "9" * 5000])
+def test_a_numeral_int_cannot_read_is_a_400_not_a_500(
+    server: ServerProcess, path: str, name: str, numeral: str
+) -> None:
+    # schemathesis found `window_days=¹`: str.isdigit() admits it, int() refuses it (500).
+    with server.client("auditor") as auditor:
+        answer = auditor.get(path, params={name: numeral})
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")

@@ -44,7 +44,7 @@ def _package_imports() -> dict[str, dict[str, set[str]]]:
 # may import packages of its own layer or of layers before it, never of a later one.
 LAYERS: tuple[frozenset[str], ...] = (
     # Shared vocabulary: errors, ids, settings, the framework catalogue.
-    frozenset({"errors", "ids", "config", "frameworks"}),
+    frozenset({"errors", "ids", "numerals", "config", "frameworks"}),
     # The store: tables, migrations, the hash chains, the audit log, the decision log.
     frozenset({"store"}),
     frozenset({"policy", "identity", "inventory"}),
@@ -53,8 +53,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     # The domain services, each on the store and the packages above.
     frozenset({"callers", "telemetry", "signals", "approvals", "drift", "review"}),
     # Read models and the decision core above the domain (access paths, the live estate,
-    # the decider, the in-memory ports of tether.testing).
-    frozenset({"paths", "live", "decider", "testing"}),
+    # the decider, the edges' read models, the in-memory ports of tether.testing).
+    frozenset({"paths", "live", "decider", "records", "testing"}),
     # The composition root: parts built from settings; the worker process builds some of
     # them; the services object holds them all and starts and stops their threads.
     frozenset({"composition"}),

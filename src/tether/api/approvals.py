@@ -31,6 +31,7 @@ from tether.api.tasks import read_json
 from tether.approvals import Approval, ApprovalStatus, Verdict, check_comment
 from tether.approvals.errors import ApprovalNotFound, ApprovalRequestInvalid
 from tether.callers import Caller, Role
+from tether.numerals import decimal
 from tether.services import Tether
 
 READERS = (Role.APPROVER, Role.AUDITOR, Role.ADMIN)
@@ -72,9 +73,10 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = decimal(raw, low=low, high=high)
+    if value is None:
         raise ApprovalRequestInvalid(f"`{name}` must be an integer from {low} to {high}")
-    return int(raw)
+    return value
 
 
 def _reads_everything(caller: Caller) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from tether.errors import InvalidRequest, Limit, PayloadTooLarge
+from tether.numerals import decimal
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -56,9 +57,11 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         InvalidRequest: the client went away before the end of the body.
     """
     declared = header(scope, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    size = None if declared is None else decimal(declared.decode("latin-1"))
+    # A numeral too long to read declares more than any limit.
+    if declared is not None and declared.isdigit() and (size is None or size > limit):
         raise PayloadTooLarge(
-            f"request body of {int(declared)} bytes exceeds the limit of {_bytes(limit)}",
+            f"request body of {declared.decode()[:40]} bytes exceeds the limit of {_bytes(limit)}",
             limit=Limit("max_body_bytes", limit),
         )
     chunks: list[bytes] = []

@@ -27,10 +27,10 @@ from tether.api.contract import DATE_TIME, STRING, Doc, listing, obj
 from tether.api.routing import caller_of, secured
 from tether.api.tasks import read_json
 from tether.callers import Role
-from tether.drift.exceptions import add_exception, expire_exception, list_exceptions
-from tether.drift.findings import FindingQuery, finding_json, query_findings
+from tether.drift.findings import FindingQuery, finding_json
 from tether.drift.model import Severity
 from tether.errors import InvalidRequest
+from tether.numerals import decimal
 from tether.services import Tether
 
 READERS = (Role.AUDITOR, Role.ADMIN)
@@ -65,8 +65,8 @@ def findings_query(params: Any) -> FindingQuery:
     severity = params.get("severity")
     if severity is not None and severity not in {s.value for s in Severity}:
         raise _query_error(f"`severity` must be one of {', '.join(s.value for s in Severity)}")
-    raw_limit = params.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+    limit = decimal(params.get("limit", "100"), low=1, high=1000)
+    if limit is None:
         raise _query_error("`limit` must be from 1 to 1000")
     since = params.get("since")
     cursor = params.get("cursor")
@@ -75,7 +75,7 @@ def findings_query(params: Any) -> FindingQuery:
         severity=Severity(severity) if severity else None,
         since=_moment(since, "since") if since else None,
         detector=params.get("detector"),
-        limit=int(raw_limit),
+        limit=limit,
         before=_cursor(cursor) if cursor else None,
     )
 
@@ -83,7 +83,7 @@ def findings_query(params: Any) -> FindingQuery:
 def finding_routes(tether: Tether) -> list[Route]:
     async def list_findings(request: Request) -> Response:
         query = findings_query(request.query_params)
-        items = await run_in_threadpool(query_findings, tether.engine, query)
+        items = await run_in_threadpool(tether.records.findings, query)
         answer: dict[str, Any] = {"findings": [finding_json(f) for f in items]}
         if len(items) == query.limit:
             last = items[-1]
@@ -93,15 +93,14 @@ def finding_routes(tether: Tether) -> list[Route]:
 
     async def get_exceptions(request: Request) -> Response:
         raw = request.query_params.get("expiring_within", str(DEFAULT_EXPIRING_WITHIN_S))
-        if not raw.isdigit() or int(raw) > MAX_EXPIRING_WITHIN_S:
+        within = decimal(raw, high=MAX_EXPIRING_WITHIN_S)
+        if within is None:
             raise _query_error(
                 f"`expiring_within` must be seconds, at most {MAX_EXPIRING_WITHIN_S} (10 years)"
             )
         now = datetime.now(UTC)
         items = await run_in_threadpool(
-            lambda: list_exceptions(
-                tether.engine, now=now, expiring_within=timedelta(seconds=int(raw))
-            )
+            lambda: tether.records.exceptions(now=now, expiring_within=timedelta(seconds=within))
         )
         return JSONResponse({"exceptions": [e.to_json(now) for e in items]})
 
@@ -130,8 +129,7 @@ def finding_routes(tether: Tether) -> list[Route]:
             )
         now = datetime.now(UTC)
         item = await run_in_threadpool(
-            lambda: add_exception(
-                tether.engine,
+            lambda: tether.records.add_exception(
                 identity_id=fields["identity"],
                 detector=fields["detector"],
                 owner=fields["owner"],
@@ -152,7 +150,7 @@ def finding_routes(tether: Tether) -> list[Route]:
         actor = caller_of(request).identity_id
         now = datetime.now(UTC)
         item = await run_in_threadpool(
-            lambda: expire_exception(tether.engine, exception_id, actor=actor, now=now)
+            lambda: tether.records.expire_exception(exception_id, actor=actor, now=now)
         )
         return JSONResponse(item.to_json(now))
 

@@ -25,10 +25,11 @@ from tether.api.routing import caller_of, secured
 from tether.api.tasks import read_json
 from tether.callers import Role
 from tether.errors import InvalidRequest
-from tether.review.grants import DEFAULT_REVIEW_EVERY_DAYS, review_grants
+from tether.numerals import decimal
+from tether.review.grants import DEFAULT_REVIEW_EVERY_DAYS
 from tether.review.grants import DEFAULT_WINDOW_DAYS as GRANT_WINDOW_DAYS
-from tether.review.lifecycle import DEFAULT_STALE_DAYS, identity_lifecycles
-from tether.review.metrics import DEFAULT_WINDOW_DAYS, compute_metrics, snapshots
+from tether.review.lifecycle import DEFAULT_STALE_DAYS
+from tether.review.metrics import DEFAULT_WINDOW_DAYS
 from tether.review.offboard import offboard_identity
 from tether.services import Tether
 
@@ -43,12 +44,13 @@ def _days(request: Request, name: str, default: int, maximum: int = 3650) -> int
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    value = decimal(raw, low=1, high=maximum)
+    if value is None:
         raise InvalidRequest(
             f"query parameter `{name}` must be an integer from 1 to {maximum}",
             code="invalid_query",
         )
-    return int(raw)
+    return value
 
 
 def lifecycle_routes(tether: Tether) -> list[Route]:
@@ -72,7 +74,7 @@ def lifecycle_routes(tether: Tether) -> list[Route]:
     async def lifecycle(request: Request) -> Response:
         stale_days = _days(request, "stale_days", DEFAULT_STALE_DAYS)
         items = await run_in_threadpool(
-            identity_lifecycles, tether.engine, now=tether.tasks.now(), stale_days=stale_days
+            lambda: tether.records.lifecycles(now=tether.tasks.now(), stale_days=stale_days)
         )
         now = tether.tasks.now()
         return JSONResponse(
@@ -83,15 +85,15 @@ def lifecycle_routes(tether: Tether) -> list[Route]:
         window = _days(request, "window_days", GRANT_WINDOW_DAYS)
         every = _days(request, "review_every_days", DEFAULT_REVIEW_EVERY_DAYS)
         reviews = await run_in_threadpool(
-            review_grants, tether.engine, window_days=window, review_every_days=every
+            lambda: tether.records.grants(window_days=window, review_every_days=every)
         )
         return JSONResponse({"window_days": window, "grants": [r.to_json() for r in reviews]})
 
     async def metrics(request: Request) -> Response:
         window = _days(request, "window_days", DEFAULT_WINDOW_DAYS)
         last = _days(request, "last", 10, 1000)
-        current = await run_in_threadpool(compute_metrics, tether.engine, window_days=window)
-        trend = await run_in_threadpool(snapshots, tether.engine, last=last)
+        current = await run_in_threadpool(lambda: tether.records.metrics(window_days=window))
+        trend = await run_in_threadpool(lambda: tether.records.metric_trend(last=last))
         return JSONResponse({**current.to_json(), "trend": [s.to_json() for s in trend]})
 
     return [

@@ -33,6 +33,7 @@ from tether.api.routing import public, secured
 from tether.api.tasks import gate_caller
 from tether.callers import Caller, Role
 from tether.errors import InvalidRequest, StoreUnavailable, TetherError
+from tether.numerals import decimal
 from tether.services import Tether
 from tether.tokens import (
     ExchangeRequest,
@@ -96,7 +97,7 @@ async def read_form(request: Request) -> dict[str, list[str]]:
     if media != FORM:
         raise InvalidRequest(f"the body must be `{FORM}`", code="unsupported_media_type")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+    if (decimal(declared) or 0) > MAX_FORM_BYTES:
         raise InvalidRequest(f"the form exceeds {MAX_FORM_BYTES} bytes", code="payload_too_large")
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:

@@ -18,7 +18,7 @@ from tether.api.contract import DATE_TIME, STRING, Doc
 from tether.api.routing import secured
 from tether.callers import Role
 from tether.errors import InvalidRequest
-from tether.paths import MAX_LIMIT, AccessPath, PathQuery, build_path, to_dot, to_mermaid
+from tether.paths import MAX_LIMIT, AccessPath, PathQuery, to_dot, to_mermaid
 from tether.services import Tether
 
 READERS = (Role.AUDITOR, Role.ADMIN)
@@ -56,17 +56,12 @@ def _read(request: Request) -> tuple[PathQuery, str]:
 
 def path_routes(tether: Tether) -> list[Route]:
     def build(query: PathQuery) -> AccessPath:
-        # Decisions are committed in batches: commit what is queued first, so a path read
-        # right after a decision shows it (CI once read the path before the batch landed).
-        tether.decision_log.flush()
-        return build_path(
-            tether.engine,
+        return tether.records.access_path(
             query.identity,
             task=query.task,
             since=query.since,
             until=query.until,
             limit=query.limit,
-            classifier=tether.snapshot.classifier,
         )
 
     async def get_path(request: Request) -> Response:

@@ -12,7 +12,7 @@ from tether.api.contract import DATE_TIME, STRING, Doc, listing
 from tether.api.routing import caller_of, secured
 from tether.callers import Role
 from tether.errors import InvalidRequest
-from tether.inventory import list_decisions, list_identities, show_identity
+from tether.numerals import decimal
 from tether.services import Tether
 
 READERS = (Role.AUDITOR, Role.ADMIN)
@@ -24,17 +24,18 @@ def _int_param(request: Request, name: str, default: int, maximum: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    value = decimal(raw, low=1, high=maximum)
+    if value is None:
         raise InvalidRequest(f"query parameter `{name}` must be an integer from 1 to {maximum}")
-    return int(raw)
+    return value
 
 
 def resource_routes(tether: Tether) -> list[Route]:
     async def identities(request: Request) -> Response:
-        return JSONResponse({"identities": list_identities(tether.engine)})
+        return JSONResponse({"identities": tether.records.identities()})
 
     async def identity(request: Request) -> Response:
-        return JSONResponse(show_identity(tether.engine, request.path_params["identity_id"]))
+        return JSONResponse(tether.records.identity(request.path_params["identity_id"]))
 
     async def decisions(request: Request) -> Response:
         limit = _int_param(request, "limit", 100, 10_000)
@@ -45,7 +46,7 @@ def resource_routes(tether: Tether) -> list[Route]:
         caller = caller_of(request)
         if not caller.roles & frozenset(READERS):
             filters["caller"] = caller.identity_id
-        rows = list_decisions(tether.engine, limit=limit, **filters)
+        rows = tether.records.decisions(limit=limit, **filters)
         return JSONResponse({"decisions": rows})
 
     return [

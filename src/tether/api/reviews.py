@@ -26,7 +26,6 @@ from tether.callers import Role
 from tether.errors import InvalidRequest, PayloadTooLarge
 from tether.review.render import HTML_CSP, render
 from tether.review.service import generate_report
-from tether.review.signoff import get_sign_off, recent_sign_offs, sign_off
 from tether.services import Tether
 
 READERS = (Role.AUDITOR, Role.ADMIN)
@@ -64,7 +63,7 @@ def review_routes(tether: Tether) -> list[Route]:
         if fmt == "json":
             value = built.to_json()
             value["digest"] = built.digest
-            value["recent_signoffs"] = await run_in_threadpool(recent_sign_offs, tether.engine)
+            value["recent_signoffs"] = await run_in_threadpool(tether.records.recent_sign_offs)
             return JSONResponse(value)
         text = render(built, fmt)
         headers = {"content-security-policy": HTML_CSP} if fmt == "html" else {}
@@ -98,8 +97,7 @@ def review_routes(tether: Tether) -> list[Route]:
             identity=_text(payload.get("identity"), "identity"),
         )
         record = await run_in_threadpool(
-            lambda: sign_off(
-                tether.engine,
+            lambda: tether.records.sign_off(
                 built,
                 signed_by=caller_of(request).identity_id,
                 decisions=decisions,
@@ -113,7 +111,7 @@ def review_routes(tether: Tether) -> list[Route]:
 
     async def show(request: Request) -> Response:
         record = await run_in_threadpool(
-            get_sign_off, tether.engine, request.path_params["review_id"]
+            tether.records.get_sign_off, request.path_params["review_id"]
         )
         return JSONResponse(record.to_json())
 

@@ -25,6 +25,7 @@ from tether.api.contract import STRING, Doc, array, listing, obj
 from tether.api.routing import CALLER_KEY, secured
 from tether.callers import Caller, Role
 from tether.errors import InvalidRequest, PayloadTooLarge, Unauthenticated
+from tether.numerals import decimal
 from tether.services import Tether
 from tether.tokens import TaskRequest
 from tether.tokens.errors import ClientMismatch
@@ -143,14 +144,14 @@ def task_routes(tether: Tether) -> list[Route]:
             raise InvalidRequest(
                 f"`status` must be one of {', '.join(_STATES)}", code="invalid_query"
             )
-        raw_limit = params.get("limit", "100")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 10_000:
+        limit = decimal(params.get("limit", "100"), low=1, high=10_000)
+        if limit is None:
             raise InvalidRequest("`limit` must be from 1 to 10000", code="invalid_query")
         tasks = await run_in_threadpool(
             authority.list_tasks,
             identity_id=params.get("identity"),
             state=state,
-            limit=int(raw_limit),
+            limit=limit,
         )
         now = authority.now()
         return JSONResponse({"tasks": [t.to_json(now) for t in tasks]})

@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from tether.cli.common import DbOption, settings_for
 from tether.cli.output import EXIT_BAD_INPUT, console, errors_to_exit, fail
+from tether.numerals import decimal
 
 if TYPE_CHECKING:
     from tether.gateway import GatewayDecider
@@ -28,12 +29,13 @@ gateway_app = typer.Typer(help="Gateways that put tether in an agent's path.", n
 
 def _listen(value: str) -> tuple[str, int]:
     host, colon, port = value.rpartition(":")
-    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    number = decimal(port, low=1, high=65535)
+    if not colon or not host or number is None:
         fail(
             f"--listen must look like HOST:PORT (e.g. 127.0.0.1:8765), got `{value}`",
             EXIT_BAD_INPUT,
         )
-    return host.strip("[]"), int(port)
+    return host.strip("[]"), number
 
 
 @gateway_app.command("mcp")

@@ -20,6 +20,8 @@ from typing import Any
 
 import mcp_types as types
 
+from tether.numerals import decimal
+
 KNOWN = frozenset({"max_rows", "redact"})
 REDACTED = "[redacted]"
 WITHHELD = "[withheld: the result must be redacted and this text is not JSON]"
@@ -30,7 +32,7 @@ UNFULFILLABLE = "obligation_unsupported"
 def unfulfillable(obligations: Mapping[str, str]) -> list[str]:
     """The obligations the gateway cannot apply (then it refuses the call)."""
     problems = sorted(k for k in obligations if k not in KNOWN)
-    if "max_rows" in obligations and not obligations["max_rows"].isdigit():
+    if "max_rows" in obligations and decimal(obligations["max_rows"]) is None:
         problems.append("max_rows")
     return problems
 
@@ -39,7 +41,7 @@ def constrain(result: types.CallToolResult, obligations: Mapping[str, str]) -> t
     """``result`` with the obligations applied (a new value; the input is not changed)."""
     if not obligations:
         return result
-    limit = int(obligations["max_rows"]) if "max_rows" in obligations else None
+    limit = decimal(obligations.get("max_rows"))
     fields = frozenset(f for f in obligations.get("redact", "").split(",") if f)
     structured = result.structured_content
     if structured is not None:
