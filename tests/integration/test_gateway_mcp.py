@@ -619,3 +619,31 @@ def test_remote_mode_option_errors_are_named(
     )
     assert done.returncode == exit_code, done.stderr
     assert message in " ".join(done.stderr.split())
+
+
+def test_a_key_tether_refuses_stops_the_gateway_at_start(store: Store) -> None:
+    # Without the check every call would fail closed (503) for as long as it ran.
+    with tether_server(store, "refused-key") as (url, _server):
+        env = {k: v for k, v in store.env.items() if k != "TETHER_PEP_KEY"}
+        done = subprocess.run(
+            [
+                *TETHER,
+                "gateway",
+                "mcp",
+                "--listen",
+                "127.0.0.1:1",
+                "--upstream",
+                "http://127.0.0.1:9/mcp",
+                "--tether",
+                url,
+                "--key",
+                "tpk_0123456789abcdef_" + "A" * 43,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=store.folder,
+            timeout=60,
+        )
+    assert done.returncode == 2, done.stderr
+    assert f"tether at {url} refused the PEP key (api_key_invalid)" in " ".join(done.stderr.split())

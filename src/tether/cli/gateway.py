@@ -143,4 +143,25 @@ def _remote(url: str, key: str | None) -> tuple[GatewayDecider, str]:
         fail(f"tether at {url} cannot be reached: {exc}", EXIT_UNAVAILABLE)
     if not isinstance(issuer, str):
         fail(f"{metadata_url} answered {answer.status_code} without an issuer", EXIT_UNAVAILABLE)
+    _check_key(url, key)
     return RemoteDecider(AsyncClient(url, credential=ApiKey(key))), issuer
+
+
+def _check_key(url: str, key: str) -> None:
+    """Refuse to start with a key tether refuses: every call would fail closed, forever."""
+    import httpx
+
+    try:
+        answer = httpx.get(
+            url.rstrip("/") + "/v1/tools", headers={"authorization": f"Bearer {key}"}, timeout=5
+        )
+    except httpx.HTTPError as exc:
+        fail(f"tether at {url} cannot be reached: {exc}", EXIT_UNAVAILABLE)
+    if answer.status_code in (401, 403):
+        try:
+            code = answer.json().get("error_code", answer.status_code)
+        except ValueError:
+            code = answer.status_code
+        fail(f"tether at {url} refused the PEP key ({code}); check --key or TETHER_PEP_KEY")
+    if answer.status_code != 200:
+        fail(f"tether at {url} answered {answer.status_code} to GET /v1/tools", EXIT_UNAVAILABLE)
