@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
 
+from tether.drift.cloud import authorised_as
 from tether.drift.model import IdentityView
 from tether.drift.scoring import NEUTRAL_SENSITIVITY, Thresholds, thresholds_for
 from tether.estate import ResourcePattern, glob_regex, parse_pattern
@@ -48,7 +49,9 @@ def action_matcher(actions: frozenset[str]) -> Callable[[str], bool]:
 
     An action with a ``:`` (``s3:GetObject``, ``k8s:get pods``) is a cloud action
     pattern: compared case-insensitively, ``*`` matching any run of characters, as IAM
-    compares the actions of a policy (IAM User Guide, "IAM JSON policy elements: Action").
+    compares the actions of a policy (IAM User Guide, "IAM JSON policy elements: Action"),
+    and an observed CloudTrail name as the IAM action it is authorised as
+    (:func:`tether.drift.cloud.authorised_as`).
     Other actions (agent tools) are compared exactly.
     """
     cloud = [a for a in actions if ":" in a]
@@ -60,8 +63,10 @@ def action_matcher(actions: frozenset[str]) -> Callable[[str], bool]:
     def matches(action: str) -> bool:
         if action in actions:
             return True
-        lowered = action.lower()
-        return lowered in exact or any(w.fullmatch(lowered) for w in wild)
+        for name in authorised_as(action):
+            if name in exact or any(w.fullmatch(name) for w in wild):
+                return True
+        return False
 
     return matches
 

@@ -34,6 +34,8 @@ def test_iam_style_action_patterns_and_arn_resources() -> None:
     assert entitled("s3:GetObject", "arn:aws:s3:::reports/2026/03/a.csv")
     assert entitled("S3:getobject", "arn:aws:s3:::reports/x")  # IAM compares actions case-blind
     assert not entitled("s3:PutObject", "arn:aws:s3:::reports/x")
+    # CloudTrail's ListObjects is authorised as s3:ListBucket.
+    assert entitled("s3:ListObjects", "arn:aws:s3:::reports/x")
     assert not entitled("s3:GetObject", "arn:aws:s3:::payroll/x")
     # Agent tools stay exact.
     assert not action_matcher(frozenset({"read_invoice"}))("READ_INVOICE")

@@ -50,6 +50,18 @@ def risk_of(action: str, source: str | None) -> ActionRisk | None:
     return found
 
 
+def authorised_as(action: str) -> tuple[str, ...]:
+    """The IAM actions (lowercased) an observed ``service:EventName`` is authorised as:
+    itself, and where CloudTrail names it otherwise the IAM action (``s3:ListObjects``
+    is ``s3:ListBucket``, ``lambda:UpdateFunctionCode20150331v2`` is
+    ``lambda:UpdateFunctionCode``)."""
+    prefix, colon, event_name = action.partition(":")
+    if not colon or action.startswith("k8s:"):
+        return (action.lower(),)
+    service = _aws.iam_service(prefix)
+    return (action.lower(), *(f"{service}:{n}" for n in _aws.iam_action_names(service, event_name)))
+
+
 def _assess(action: str, source: str) -> ActionRisk:
     table = technique_table()
     if source == "cloudtrail":
@@ -79,5 +91,6 @@ __all__ = [
     "AccessLevel",
     "ActionRisk",
     "Technique",
+    "authorised_as",
     "risk_of",
 ]
