@@ -207,13 +207,13 @@ def _judge(tether: Tether, labelled: list[Labelled], flag_at: Severity) -> None:
         if hit is None:
             continue  # the adapter refused it: counted as not flagged
         seq, item.action, item.outcome = hit
-        finding = worst.get(f"event:{seq}")
-        if finding is not None and finding.severity.rank >= flag_at.rank:
+        top = worst.get(f"event:{seq}")
+        if top is not None and top.severity.rank >= flag_at.rank:
             item.flagged = True
             item.finding = {
-                "detector": finding.detector,
-                "severity": finding.severity.value,
-                "reason": finding.reason,
+                "detector": top.detector,
+                "severity": top.severity.value,
+                "reason": top.reason,
             }
 
 
