@@ -215,7 +215,7 @@ def to_finding(
     details = signal.details
     risk = risk_of(obs.action, obs.source) if obs.kind == "event" else None
     if risk is not None and "cloud_action" not in details:
-        details = {**details, "cloud_action": risk.to_json()}
+        details = {**details, "cloud_action": risk.summary}
     evidence = signal.evidence or (obs.ref,)
     return Finding(
         finding_id=finding_id_of(signal.detector, obs.ref, obs.identity_id),

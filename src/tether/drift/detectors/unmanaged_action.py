@@ -33,7 +33,7 @@ def detect(obs: Observation, ctx: DetectionContext) -> list[Signal]:
         Signal(
             NAME,
             risk.weight,
-            f"unmanaged `{obs.identity_id}` did `{obs.action}`{target} ({risk.describe()})",
+            f"unmanaged `{obs.identity_id}` did `{obs.action}`{target} ({risk.described})",
             (obs.ref,),
             details,
         )
