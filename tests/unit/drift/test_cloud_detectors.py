@@ -100,3 +100,16 @@ def test_a_high_cloud_finding_in_enforce_mode_revokes_the_identitys_tasks() -> N
 
 def test_discovered_identities_are_unmanaged_in_the_directory() -> None:
     assert Directory(None).watch("somebody").view.managed is False
+
+
+def test_an_instance_role_called_from_a_laptop_cli_is_an_environment_change() -> None:
+    from tether.drift.detectors import environment_change
+    from tether.telemetry.model import Environment
+
+    server = Environment("10.0.4.17", "eu-west-1", "Boto3/1.34.2 md/Botocore#1.34.2")
+    usual = [_call("s3:GetObject", at=T0, environment=server) for _ in range(20)]
+    ctx = context(baseline=learned(usual))
+    laptop = Environment("203.0.113.9", "eu-west-1", "aws-cli/2.15.0 Python/3.11.6 Darwin/23")
+    (signal,) = environment_change.detect(_call("s3:GetObject", at=T0, environment=laptop), ctx)
+    assert set(signal.details["novel"]) == {"ip_prefix", "user_agent"}
+    assert environment_change.detect(_call("s3:GetObject", at=T0, environment=server), ctx) == []
