@@ -135,6 +135,29 @@ def in_process(path: Path, db: str, *, callback: bool) -> tuple[int, float, int]
     return summary.ingested, elapsed, seen[0]
 
 
+def detection(db: str) -> tuple[int, float, int]:
+    """(events examined, seconds, findings) of every detector over the stored events.
+
+    The same work live detection does on each ingested event (observation, risk of the
+    cloud action, every detector, scoring, storing findings), as one ``drift scan``.
+    """
+    from tether.cli.common import open_tether
+    from tether.drift.engine import DriftEngine
+    from tether.estate.compiled import EMPTY_ESTATE
+
+    with open_tether(db) as tether:
+        drift = DriftEngine(tether.engine, lambda: (None, EMPTY_ESTATE), tail_events=False)
+        with tether.engine.connect() as connection:
+            from sqlalchemy import func, select
+
+            from tether.store.telemetry_tables import events
+
+            count = int(connection.execute(select(func.count()).select_from(events)).scalar() or 0)
+        started = time.perf_counter()
+        found = drift.scan(since=START - timedelta(days=1), until=datetime.now(UTC))
+        return count, time.perf_counter() - started, len(found)
+
+
 def verify(db: str) -> tuple[bool, int, float]:
     from tether.cli.common import open_tether
     from tether.telemetry.audit import verify_chain
@@ -180,15 +203,25 @@ def main(argv: list[str] | None = None) -> int:
         )
         if stored != args.events or first["errors"]:
             print(f"  LOST EVENTS: stored {stored:,} of {args.events:,}, errors {first['errors']}")
+        seconds_of_ingest: list[float] = []
         if not args.skip_in_process:
             for callback in (False, True):
                 url = f"sqlite:///{work}/inproc-{int(callback)}.db"
                 count, seconds, seen = in_process(trail, url, callback=callback)
+                seconds_of_ingest.append(seconds)
                 label = "with a trivial on_stored callback" if callback else "no on_stored callback"
                 print(
                     f"in-process, {label:<34} {_rate(count, seconds)}"
                     + (f", callback saw {seen:,}" if callback else "")
                 )
+            count, scan_s, found = detection(f"sqlite:///{work}/inproc-0.db")
+            print(
+                f"detection (drift scan, all detectors): {_rate(count, scan_s)}, {found:,} findings"
+            )
+            print(
+                "ingest + detection, in sequence:     "
+                + _rate(count, seconds_of_ingest[0] + scan_s)
+            )
         again = cli_ingest(trail, db, work)
         print(
             f"re-ingest, all duplicates (CLI):     {_rate(again['duplicates'], again['seconds'])}"

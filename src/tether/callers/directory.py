@@ -124,7 +124,7 @@ class CallerDirectory:
             records[row.id] = CallerRecord(
                 row.id, row.kind, row.status, roles.get(row.id, frozenset())
             )
-            if row.workload:
+            if row.workload and WorkloadBinding.proves(row.workload):
                 try:
                     binding = WorkloadBinding.from_workload(row.id, row.workload)
                 except TrustConfigInvalid as exc:

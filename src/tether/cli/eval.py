@@ -134,3 +134,56 @@ def agentdojo(
     else:
         print_table(evaluation, f"AgentDojo: {model or traces.name} (flag at {severity.value})")
     raise SystemExit(EXIT_OK)
+
+
+@eval_app.command("cloud-audit")
+def cloud_audit(
+    files: Annotated[list[Path], typer.Argument(help="labelled audit-event files (JSONL)")],
+    flag_at: Annotated[
+        FlagAt, typer.Option("--flag-at", help="lowest finding severity that flags an event")
+    ] = FlagAt.HIGH,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for machines")] = False,
+) -> None:
+    """Ingest labelled cloud audit events into a throw-away tether; report detection per file.
+
+    Counted: identity-behaviour rules (tests that differ by the action taken or its
+    outcome, not by its parameters); see ``tether.evaluation.cloud_audit``.
+    """
+    from tether.evaluation.cloud_audit import evaluate_files
+
+    severity = Severity(flag_at.value)
+    with errors_to_exit(as_json):
+        results = evaluate_files(files, flag_at=severity)
+    if as_json:
+        emit_json({"flag_at": severity.value, "files": [r.to_json() for r in results]})
+        raise SystemExit(EXIT_OK)
+    rows = [
+        [
+            r.file,
+            r.source,
+            len(r.counted_rules),
+            r.tp,
+            r.fp,
+            r.tn,
+            r.fn,
+            _rate(r.precision),
+            _rate(r.recall),
+            _rate(r.fpr),
+            _rate(r.fpr_all_benign),
+            len(r.skipped),
+        ]
+        for r in results
+    ]
+    columns = ["file", "source", "rules", "TP", "FP", "TN", "FN", "precision", "recall", "FPR"]
+    table(
+        f"cloud audit (flag at {severity.value})",
+        [*columns, "FPR all benign", "no event"],
+        rows,
+    )
+    console.print(
+        "positives: malicious events of identity-behaviour rules (tests that differ by the "
+        "action or its outcome); negatives: their benign events; every principal is "
+        "unmanaged (no estate)",
+        highlight=False,
+    )
+    raise SystemExit(EXIT_OK)

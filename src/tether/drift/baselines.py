@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tether.drift.features import environment_features, tool_of
+from tether.drift.features import environment_features, service_of, tool_of
 from tether.drift.model import Observation
 
 DIMENSIONS = (
@@ -25,6 +25,7 @@ DIMENSIONS = (
     "resource",
     "resource_type",
     "data_class",
+    "service",
     "transition",
     "ip_prefix",
     "region",
@@ -104,6 +105,7 @@ class BaselineLearner:
         self._put("resource", obs.resource)
         self._put("resource_type", obs.resource_type)
         self._put("data_class", obs.data_class)
+        self._put("service", service_of(obs))
         for dimension, value in environment_features(obs).items():
             self._put(dimension, value)
         tool = tool_of(obs)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
 
+from tether.drift.cloud import authorised_as
 from tether.drift.model import IdentityView
 from tether.drift.scoring import NEUTRAL_SENSITIVITY, Thresholds, thresholds_for
 from tether.estate import ResourcePattern, glob_regex, parse_pattern
@@ -31,6 +32,7 @@ from tether.store.tables import data_classes, entitlements, identities, workload
 from tether.tokens.tasks import Grant
 
 ESTATE_ORIGIN = "estate"
+DISCOVERED_ORIGIN = "discovered"
 STATIC_KINDS = frozenset({"api_key"})
 
 
@@ -42,10 +44,39 @@ class Watched:
     thresholds: Thresholds
 
 
+def action_matcher(actions: frozenset[str]) -> Callable[[str], bool]:
+    """Whether an action falls under ``actions``: exact names, and IAM-style patterns.
+
+    An action with a ``:`` (``s3:GetObject``, ``k8s:get pods``) is a cloud action
+    pattern: compared case-insensitively, ``*`` matching any run of characters, as IAM
+    compares the actions of a policy (IAM User Guide, "IAM JSON policy elements: Action"),
+    and an observed CloudTrail name as the IAM action it is authorised as
+    (:func:`tether.drift.cloud.authorised_as`).
+    Other actions (agent tools) are compared exactly.
+    """
+    cloud = [a for a in actions if ":" in a]
+    if not cloud:
+        return actions.__contains__
+    exact = frozenset(a.lower() for a in cloud if "*" not in a)
+    wild = [glob_regex(a.lower()) for a in cloud if "*" in a]
+
+    def matches(action: str) -> bool:
+        if action in actions:
+            return True
+        for name in authorised_as(action):
+            if name in exact or any(w.fullmatch(name) for w in wild):
+                return True
+        return False
+
+    return matches
+
+
 def _entitled_by(grants: Sequence[Grant]) -> Callable[[str, str | None], bool]:
+    matchers = [(action_matcher(grant.actions), grant) for grant in grants]
+
     def entitled(action: str, resource: str | None) -> bool:
-        for grant in grants:
-            if action not in grant.actions:
+        for allows, grant in matchers:
+            if not allows(action):
                 continue
             if resource is None:
                 return True
@@ -173,6 +204,7 @@ def load_directory(
             entitled=entitled,
             blast_radius=blast_radius(own, rules, top),
             static_credential=row.kind in STATIC_KINDS,
+            managed=row.origin != DISCOVERED_ORIGIN,
         )
         settings = classes.get(row.workload_class or "", {})
         watched[row.id] = Watched(view, thresholds_for(row.workload_class, row.kind, settings))
@@ -181,5 +213,5 @@ def load_directory(
 
 def unknown_identity(identity_id: str) -> Watched:
     """A view of an identity the inventory does not hold (nothing approved, nothing known)."""
-    view = IdentityView(identity_id, "unknown", None, _anything, NEUTRAL_SENSITIVITY)
+    view = IdentityView(identity_id, "unknown", None, _anything, NEUTRAL_SENSITIVITY, managed=False)
     return Watched(view, thresholds_for(None, None))

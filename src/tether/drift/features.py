@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from tether.drift.model import Observation
 
+_VERSION = re.compile(r"^v\d+[a-z0-9]*$")
 _UA_TOKEN = re.compile(r"^\s*([A-Za-z][A-Za-z0-9._+-]*)")
 
 
@@ -44,6 +45,24 @@ def hour_of(at: datetime) -> str:
 def tool_of(obs: Observation) -> str:
     """The tool an observation is a call of (its tool name, else its action)."""
     return obs.tool_name or obs.action
+
+
+#: Event sources whose actions are ``service:Name`` cloud calls (the service is learned).
+SERVICE_SOURCES = frozenset({"cloudtrail", "k8s-audit", "gcp-audit"})
+
+
+def service_of(obs: Observation) -> str | None:
+    """The cloud service of a cloud call (``iam`` of ``iam:CreateAccessKey``, ``k8s``,
+    ``compute`` of ``v1.compute.instances.insert``), else ``None``."""
+    if obs.source not in SERVICE_SOURCES:
+        return None
+    prefix, colon, _ = obs.action.partition(":")
+    if colon:
+        return prefix.lower()
+    parts = [p.lower() for p in obs.action.split(".") if p and not _VERSION.match(p)]
+    if len(parts) < 2:
+        return None
+    return parts[1] if parts[0] in ("google", "io") else parts[0]
 
 
 def environment_features(obs: Observation) -> dict[str, str]:

@@ -38,6 +38,7 @@ DETECTOR_NAMES = (
     "volume_anomaly",
     "environment_change",
     "static_credential_use",
+    "unmanaged_action",
 )
 
 
@@ -112,6 +113,8 @@ class Observation:
     bytes: int | None = None
     # How it authenticated: task_token | workload_proof | static_secret | ...
     credential: str | None = None
+    # Who reported it (a telemetry source: cloudtrail, k8s-audit, ...); None for decisions.
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +144,8 @@ class IdentityView:
 
     ``entitled(action, resource)`` answers from the compiled entitlements (no Cedar call).
     ``blast_radius`` is in [0, 1]: how much its entitlement can reach (highest reachable
-    sensitivity, breadth of wildcards), computed once per estate revision.
+    sensitivity, breadth of wildcards), computed once per estate revision. ``managed`` is
+    false for an identity the estate does not declare (discovered in telemetry).
     """
 
     identity_id: str
@@ -150,6 +154,8 @@ class IdentityView:
     entitled: Callable[[str, str | None], bool]
     blast_radius: float
     static_credential: bool = False
+    # False for an identity tether only discovered in telemetry (nobody approved it).
+    managed: bool = True
 
 
 @dataclass(frozen=True, slots=True)

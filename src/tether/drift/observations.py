@@ -127,6 +127,7 @@ def from_event(row: Mapping[Any, Any], directory: Directory) -> Observation | No
         records=_int(row.get("records")),
         bytes=_int(row.get("bytes")),
         credential=_credential(row.get("principal_kind"), row.get("raw")),
+        source=_text(row.get("source")),
     )
 
 

@@ -10,11 +10,17 @@ finding                                         response
 critical, with a task                           ``revoke``: the task ends, its tokens die
 high, with a task, from an intent, chain,       ``revoke``
 entitlement or scope detector
+high, about a cloud call (no task), from an     ``revoke``: every open task of the
+entitlement, unmanaged, novel-access or scope   identity ends
+detector
 high from ``volume_anomaly``                    ``constrain``: ``behaviour.constrained``
 any other high or critical                      ``approval``: ``behaviour.restricted``
 ==============================================  ==========================================
 
-Revocation goes through the task authority (:meth:`TaskAuthority.end_task`) and out as a
+A cloud call (CloudTrail, Kubernetes or GCP audit) carries no tether task: a role that
+does something dangerous with its cloud credentials loses the tether task tokens it
+holds (every open task of the identity ends), since the same workload may be driving
+both. Revocation goes through the task authority (:meth:`TaskAuthority.end_task`) and out as a
 CAEP ``session-revoked`` Security Event Token through the optional :class:`SignalSink`
 (subject ``{"format": "opaque", "id": <task id>}``). ``constrain`` and ``approval`` act
 through the identity's *behaviour*, which the next decision sees in the Cedar context as
@@ -53,6 +59,8 @@ BEHAVIOUR_WINDOW = timedelta(hours=1)
 REVOKING_DETECTORS = frozenset(
     {"out_of_intent", "tool_chain", "out_of_entitlement", "scope_widening"}
 )
+#: Detectors whose high findings about cloud calls end the identity's open tasks.
+CLOUD_REVOKING_DETECTORS = REVOKING_DETECTORS | {"unmanaged_action", "novel_access"}
 
 
 class SignalSink(Protocol):
@@ -70,6 +78,10 @@ class TaskEnder(Protocol):
         self, task_id: str, *, actor: str, reason: str = "ended", owner: str | None = None
     ) -> Any: ...
 
+    def list_tasks(
+        self, *, identity_id: str | None = None, state: str | None = None, limit: int = 100
+    ) -> list[Any]: ...
+
 
 def choose_response(finding: Finding) -> str:
     """The response to ``finding``: none, alert, constrain, approval or revoke."""
@@ -80,6 +92,12 @@ def choose_response(finding: Finding) -> str:
         return "alert" if severity.rank >= Severity.MEDIUM.rank else "none"
     if finding.task_id is not None and (
         severity is Severity.CRITICAL or finding.detector in REVOKING_DETECTORS
+    ):
+        return "revoke"
+    if (
+        finding.task_id is None
+        and "cloud_action" in finding.details
+        and finding.detector in CLOUD_REVOKING_DETECTORS
     ):
         return "revoke"
     if finding.detector == "volume_anomaly":
@@ -182,8 +200,21 @@ class Responder:
         return response
 
     def _revoke(self, finding: Finding) -> dict[str, Any]:
-        task_id = finding.task_id
-        assert task_id is not None
+        if finding.task_id is not None:
+            return self._revoke_task(finding, finding.task_id)
+        # A cloud call: every open task of the identity ends.
+        if self._tasks is None:
+            return {"revoked": False, "revoke_error": "no_task_authority"}
+        try:
+            open_tasks = self._tasks.list_tasks(
+                identity_id=finding.identity_id, state="open", limit=1000
+            )
+        except TetherError as exc:
+            return {"revoked": False, "revoke_error": exc.code}
+        ended = {t.id: self._revoke_task(finding, t.id) for t in open_tasks}
+        return {"revoked": bool(ended), "tasks": ended}
+
+    def _revoke_task(self, finding: Finding, task_id: str) -> dict[str, Any]:
         if task_id in self._revoked:
             return {"revoked": "already"}
         out: dict[str, Any] = {}

@@ -42,6 +42,14 @@ Worked examples (blast radius 0.5): a ``batch`` job reading many more rows of
 (``S`` = 1) it never touched before with ``D`` = 0.8 scores ``100 * 0.8 * 1 * 0.75`` = 60:
 high.
 
+A signal may set a floor, ``details["severity_floor"]`` (a :class:`Severity` value): the
+finding is at least that severe, its score lifted to the class's cut-off for it. Cloud
+actions use it so that what ATT&CK calls persistence, privilege escalation, defense
+evasion or credential access is high for every class, however low its weight (a
+``batch`` class's highest possible score, 60, is below its own ``high`` cut-off).
+Findings about cloud calls carry the action's risk (:mod:`tether.drift.cloud`) in
+``details["cloud_action"]``: access level, tactics, techniques and their source.
+
 The mode is the class's ``mode`` from the estate (``monitor`` when absent). The estate may
 override cut-offs per class: ``thresholds: {low: 10, medium: 25, high: 40, critical: 70,
 weight: 1.0}`` (any subset; other keys are estate errors).
@@ -55,6 +63,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tether.drift.cloud import risk_of
 from tether.drift.frameworks import frameworks_for
 from tether.drift.model import DetectionContext, Finding, Mode, Observation, Severity, Signal
 
@@ -197,6 +206,16 @@ def to_finding(
 ) -> Finding:
     """The :class:`Finding` for ``signal``: scored, graded, with its evidence and references."""
     value, severity = score(signal, obs, ctx, thresholds)
+    floor = signal.details.get("severity_floor")
+    if isinstance(floor, str) and floor in Severity.__members__.values():
+        least = Severity(floor)
+        if least.rank > severity.rank:
+            severity = least
+            value = max(value, _cut_off(thresholds, least))
+    details = signal.details
+    risk = risk_of(obs.action, obs.source) if obs.kind == "event" else None
+    if risk is not None and "cloud_action" not in details:
+        details = {**details, "cloud_action": risk.summary}
     evidence = signal.evidence or (obs.ref,)
     return Finding(
         finding_id=finding_id_of(signal.detector, obs.ref, obs.identity_id),
@@ -212,10 +231,20 @@ def to_finding(
         evidence=tuple(evidence),
         task_id=obs.task_id,
         resource=obs.resource,
-        details=signal.details,
+        details=details,
         frameworks=frameworks_for(signal.detector),
         mode=thresholds.mode,
     )
+
+
+def _cut_off(thresholds: Thresholds, severity: Severity) -> float:
+    cuts = {
+        Severity.LOW: thresholds.low,
+        Severity.MEDIUM: thresholds.medium,
+        Severity.HIGH: thresholds.high,
+        Severity.CRITICAL: thresholds.critical,
+    }
+    return cuts.get(severity, 0.0)
 
 
 def _unit(value: float) -> float:

@@ -1,12 +1,17 @@
 """Reader of the ``identities`` section: identities, their workload proof and entitlements.
 
 An identity's ``workload`` is how it proves itself: a SPIFFE ID (SPIFFE-ID.md §2) or an
-OIDC ``{issuer, subject}`` pair. Two identities may not share a workload: a proof must
-name exactly one identity.
+OIDC ``{issuer, subject}`` pair; or the cloud principal it is, whose audit events are
+attributed to it: ``{aws_role: ARN or role name}``, ``{k8s_service_account: ns/name}`` or
+``{gcp_service_account: email}``. Two identities may not share a workload: a proof (or a
+principal) must name exactly one identity. A cloud identity's entitlements take IAM-style
+action patterns (``s3:GetObject``, ``s3:Get*``) and ARN resource patterns
+(``arn:aws:s3:::reports/*``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from tether.estate._fields import Fields, expect_list, expect_map, where
@@ -118,10 +123,54 @@ def _workload_class(fields: Fields, ctx: LoadContext, kind: str | None) -> str |
     return ctx.reference(fields, "class", "class", MAX_NAME)
 
 
+#: The keys of a cloud principal ``workload`` (DESIGN "Contracts added in December").
+CLOUD_PRINCIPALS = ("aws_role", "k8s_service_account", "gcp_service_account")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def cloud_principal_problem(key: str, value: str) -> str | None:
+    """Why ``value`` cannot be the ``key`` cloud principal, or ``None``."""
+    if key == "aws_role" and not (_ROLE_ARN.match(value) or _ROLE_NAME.match(value)):
+        return f"`{value}` is neither an IAM role ARN nor a role name"
+    if key == "k8s_service_account" and not _K8S_NAME.match(value):
+        return f"`{value}` is not a `namespace/name` service account"
+    if key == "gcp_service_account" and not _EMAIL.match(value):
+        return f"`{value}` is not a service account email"
+    return None
+
+
+def _cloud_principal(node: Node, fields: Fields, ctx: LoadContext) -> Mapping[str, str] | None:
+    keys = [k for k in CLOUD_PRINCIPALS if k in node.value]
+    if len(keys) != 1 or len(node.value) != 1:
+        fields.fail(
+            "workload",
+            "a cloud `workload` names exactly one of "
+            + ", ".join(f"`{k}`" for k in CLOUD_PRINCIPALS),
+        )
+        return None
+    key = keys[0]
+    value = node.value[key].value
+    if not isinstance(value, str) or not value:
+        fields.fail("workload", f"`{key}` must be a non-empty string")
+        return None
+    problem = cloud_principal_problem(key, value)
+    if problem:
+        fields.fail("workload", problem)
+        return None
+    if not ctx.claim("workload", f"{key} {value}", where(node)):
+        fields.ok = False
+    return {key: value}
+
+
 def _workload(fields: Fields, ctx: LoadContext) -> str | Mapping[str, str] | None:
     node = fields.get("workload")
     if node is None:
         return None
+    if node.is_map and any(k in node.value for k in CLOUD_PRINCIPALS):
+        return _cloud_principal(node, fields, ctx)
     if node.is_map:
         proof = Fields(
             node, ctx.problems, what=f"`workload` of {fields.what}", required=["issuer", "subject"]

@@ -32,6 +32,10 @@ from tether.identity.errors import (
 ClaimValue = str | int | bool
 
 
+#: Keys of a ``workload`` that names a cloud principal instead of a proof.
+CLOUD_PRINCIPALS = ("aws_role", "k8s_service_account", "gcp_service_account")
+
+
 @dataclass(frozen=True)
 class WorkloadBinding:
     """Binds one workload to the tether identity ``identity_id``; build with a ``for_*`` method."""
@@ -88,6 +92,12 @@ class WorkloadBinding:
     ) -> WorkloadBinding:
         """Bind every token of ``issuer`` whose claims include all of ``claims``."""
         return cls(identity_id, issuer=issuer, claims=tuple(sorted(claims.items())))
+
+    @staticmethod
+    def proves(workload: str | Mapping[str, Any]) -> bool:
+        """Whether ``workload`` is a proof tether verifies (not a cloud principal such as
+        ``{aws_role: ...}``, which only attributes audit events)."""
+        return isinstance(workload, str) or not any(k in workload for k in CLOUD_PRINCIPALS)
 
     @classmethod
     def from_workload(cls, identity_id: str, workload: str | Mapping[str, Any]) -> WorkloadBinding:

@@ -2,7 +2,8 @@
 
 Until the estate expresses principal rules of its own, they are read from the
 ``identities`` table: an identity's ``workload`` (a SPIFFE ID, or ``issuer``/``subject``)
-and its ``principals: [...]`` attribute each become a rule. A principal pattern is read
+a cloud principal ``{aws_role | k8s_service_account | gcp_service_account: ...}``, and its
+``principals: [...]`` attribute each become a rule. A principal pattern is read
 by its shape: an IAM role ARN matches every session of the role, ``system:serviceaccount:
 NS:NAME`` or ``serviceaccount:NS/NAME`` a Kubernetes service account, an email a GCP
 principal, ``agent:ID`` a GenAI agent id, a pattern with ``*`` a glob, anything else the
@@ -53,6 +54,20 @@ def rules_for(identity_id: str, pattern: str) -> Iterator[PrincipalRule]:
         return  # an identity attribute that is no principal pattern matches nothing
 
 
+def cloud_patterns(workload: Mapping[str, Any]) -> Iterator[str]:
+    """The principal patterns of a cloud ``workload`` (``{aws_role: ...}``, ...)."""
+    role = workload.get("aws_role")
+    if isinstance(role, str) and role:
+        # A bare role name is that role in any account (the estate did not say which).
+        yield role if role.startswith("arn:") else f"arn:*:iam::*:role/{role}"
+    account = workload.get("k8s_service_account")
+    if isinstance(account, str) and account:
+        yield f"serviceaccount:{account}"
+    email = workload.get("gcp_service_account")
+    if isinstance(email, str) and email:
+        yield email
+
+
 def _patterns(workload: Any, attributes: Mapping[str, Any]) -> Iterator[str]:
     if isinstance(workload, str) and workload:
         yield workload
@@ -60,6 +75,7 @@ def _patterns(workload: Any, attributes: Mapping[str, Any]) -> Iterator[str]:
         subject = workload.get("subject")
         if isinstance(subject, str) and subject:
             yield subject
+        yield from cloud_patterns(workload)
     principals = attributes.get("principals")
     if isinstance(principals, str):
         principals = [principals]

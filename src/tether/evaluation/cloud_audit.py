@@ -1,0 +1,262 @@
+"""Backtesting drift detection on labelled cloud audit events (``tether eval cloud-audit``).
+
+Input: JSON lines ``{rule_id, mitre, test_name, malicious, log}`` (detection-rule unit
+tests, as in ``shared/data/cloud-audit``): ``log`` is one raw CloudTrail, Kubernetes or
+GCP audit event, ``malicious`` whether the rule fires on it. Each file's events are
+ingested into a throw-away tether (temporary SQLite store, no estate: every principal is
+a discovered, unmanaged identity) by the adapter of its source, then ``drift scan`` runs
+every detector over them. An event is *flagged* when a finding of at least ``flag_at``
+names it as its first evidence.
+
+Which rules count (*identity-behaviour rules*): a rule whose tests tell malicious from
+benign by what the identity did, the action and whether it went through, rather than by
+the content of one action's parameters (a bucket policy that is public or not, a login
+with or without MFA): mechanically, a rule is counted when none of its benign events is
+the same action, with the same outcome, as one of its malicious events. tether's drift
+compares behaviour (actions, entitlement, baseline), not policy documents, so a
+parameter-content rule is outside what it claims to detect. Recall is over the malicious
+events of counted rules, FPR over their benign events; FPR over *every* benign event of
+the file is reported beside it. Nothing reads rule ids or values of the data: the rule
+field only groups events, and detection sees the raw events alone.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+
+from tether.config import Settings
+from tether.drift.engine import DriftEngine
+from tether.drift.model import Finding, Severity
+from tether.estate.compiled import EMPTY_ESTATE
+from tether.evaluation.agentdojo import EvaluationInputInvalid
+from tether.services import Tether
+from tether.store.telemetry_tables import events
+from tether.telemetry.ingest import iter_file
+from tether.telemetry.model import Source, dedupe_key_of
+from tether.telemetry.store import EventStore
+
+#: Source of a labelled file, by the start of its name (``aws_cloudtrail_rules...``).
+FILE_SOURCES = (
+    ("aws_cloudtrail", Source.CLOUDTRAIL),
+    ("aws_eks", Source.K8S_AUDIT),
+    ("kubernetes", Source.K8S_AUDIT),
+    ("gcp_k8s", Source.GCP_AUDIT),
+    ("gcp_audit", Source.GCP_AUDIT),
+)
+
+
+def source_of(path: Path) -> Source:
+    for prefix, source in FILE_SOURCES:
+        if path.name.startswith(prefix):
+            return source
+    known = ", ".join(p for p, _ in FILE_SOURCES)
+    raise EvaluationInputInvalid(f"`{path.name}`: no cloud audit source (names start {known})")
+
+
+@dataclass(slots=True)
+class Labelled:
+    line: int
+    rule: str
+    malicious: bool
+    log: dict[str, Any]
+    action: str | None = None
+    outcome: str | None = None
+    flagged: bool = False
+    finding: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class FileResult:
+    """The counts of one file (one source)."""
+
+    file: str
+    source: str
+    counted_rules: list[str] = field(default_factory=list)
+    other_rules: list[str] = field(default_factory=list)
+    tp: int = 0
+    fn: int = 0
+    fp: int = 0
+    tn: int = 0
+    all_benign: int = 0
+    all_benign_flagged: int = 0
+    skipped: list[int] = field(default_factory=list)  # lines without an event
+    misses: list[dict[str, Any]] = field(default_factory=list)
+    false_alarms: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def recall(self) -> float | None:
+        return _ratio(self.tp, self.tp + self.fn)
+
+    @property
+    def precision(self) -> float | None:
+        return _ratio(self.tp, self.tp + self.fp)
+
+    @property
+    def fpr(self) -> float | None:
+        return _ratio(self.fp, self.fp + self.tn)
+
+    @property
+    def fpr_all_benign(self) -> float | None:
+        return _ratio(self.all_benign_flagged, self.all_benign)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "source": self.source,
+            "tp": self.tp,
+            "fn": self.fn,
+            "fp": self.fp,
+            "tn": self.tn,
+            "precision": self.precision,
+            "recall": self.recall,
+            "fpr": self.fpr,
+            "fpr_all_benign": self.fpr_all_benign,
+            "all_benign": self.all_benign,
+            "counted_rules": self.counted_rules,
+            "other_rules": self.other_rules,
+            "skipped_lines": self.skipped,
+            "misses": self.misses,
+            "false_alarms": self.false_alarms,
+        }
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return round(numerator / denominator, 4) if denominator else None
+
+
+def read_labelled(path: Path) -> tuple[list[Labelled], list[int]]:
+    """The labelled events of ``path`` and the lines without one (``"log": null``)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EvaluationInputInvalid(f"cannot read `{path}`: {exc.strerror}") from None
+    found: list[Labelled] = []
+    skipped: list[int] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise EvaluationInputInvalid(f"`{path.name}` line {number}: not JSON ({exc})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("malicious"), bool):
+            raise EvaluationInputInvalid(f"`{path.name}` line {number}: no boolean `malicious`")
+        log = row.get("log")
+        if not isinstance(log, dict):
+            skipped.append(number)
+            continue
+        found.append(Labelled(number, str(row.get("rule_id")), row["malicious"], log))
+    return found, skipped
+
+
+def evaluate_file(path: Path, *, flag_at: Severity = Severity.HIGH) -> FileResult:
+    """Ingest one labelled file into a throw-away tether, scan, and count (see module doc)."""
+    source = source_of(path)
+    labelled, skipped = read_labelled(path)
+    result = FileResult(path.name, source.value, skipped=skipped)
+    with tempfile.TemporaryDirectory(prefix="tether-eval-cloud-") as work:
+        root = Path(work)
+        raw = root / "events.jsonl"
+        raw.write_bytes(b"".join(orjson.dumps(item.log) + b"\n" for item in labelled))
+        tether = Tether(
+            Settings(
+                database_url=f"sqlite:///{root / 'tether.db'}",
+                master_key_file=str(root / "master.key"),
+            )
+        )
+        try:
+            store = EventStore(tether.engine, tether.keys)
+            store.ingest(iter_file(raw, source))
+            _judge(tether, labelled, flag_at)
+        finally:
+            tether.close()
+    _count(result, labelled)
+    return result
+
+
+def _judge(tether: Tether, labelled: list[Labelled], flag_at: Severity) -> None:
+    with tether.engine.connect() as connection:
+        stored = {
+            r.dedupe_key: (r.seq, r.action, r.outcome)
+            for r in connection.execute(
+                select(events.c.seq, events.c.dedupe_key, events.c.action, events.c.outcome)
+            )
+        }
+    drift = DriftEngine(tether.engine, lambda: (None, EMPTY_ESTATE), tail_events=False)
+    findings = drift.scan(since=datetime(1970, 1, 1, tzinfo=UTC), until=_far_future())
+    worst: dict[str, Finding] = {}
+    for finding in findings:
+        ref = finding.evidence[0] if finding.evidence else None
+        if ref is None or finding.suppressed_by is not None:
+            continue
+        held = worst.get(ref)
+        if held is None or finding.severity.rank > held.severity.rank:
+            worst[ref] = finding
+    for item in labelled:
+        hit = stored.get(dedupe_key_of(item.log))
+        if hit is None:
+            continue  # the adapter refused it: counted as not flagged
+        seq, item.action, item.outcome = hit
+        top = worst.get(f"event:{seq}")
+        if top is not None and top.severity.rank >= flag_at.rank:
+            item.flagged = True
+            item.finding = {
+                "detector": top.detector,
+                "severity": top.severity.value,
+                "reason": top.reason,
+            }
+
+
+def _far_future() -> datetime:
+    return datetime.now(UTC) + timedelta(days=1)
+
+
+def behaviour_rules(labelled: list[Labelled]) -> set[str]:
+    """Rules whose benign events never repeat a malicious event's action and outcome."""
+    malicious: dict[str, set[tuple[str | None, str | None]]] = defaultdict(set)
+    benign: dict[str, set[tuple[str | None, str | None]]] = defaultdict(set)
+    for item in labelled:
+        (malicious if item.malicious else benign)[item.rule].add((item.action, item.outcome))
+    return {rule for rule, done in malicious.items() if not done & benign.get(rule, set())}
+
+
+def _count(result: FileResult, labelled: list[Labelled]) -> None:
+    counted = behaviour_rules(labelled)
+    result.counted_rules = sorted(counted)
+    result.other_rules = sorted({i.rule for i in labelled} - counted)
+    for item in labelled:
+        shown = {"line": item.line, "rule": item.rule, "action": item.action}
+        if not item.malicious:
+            result.all_benign += 1
+            result.all_benign_flagged += item.flagged
+        if item.rule not in counted:
+            continue
+        if item.malicious and item.flagged:
+            result.tp += 1
+        elif item.malicious:
+            result.fn += 1
+            result.misses.append(shown)
+        elif item.flagged:
+            result.fp += 1
+            result.false_alarms.append({**shown, **(item.finding or {})})
+        else:
+            result.tn += 1
+
+
+def evaluate_files(paths: list[Path], *, flag_at: Severity = Severity.HIGH) -> list[FileResult]:
+    """:func:`evaluate_file` of each path, in order."""
+    return [evaluate_file(p, flag_at=flag_at) for p in paths]
+
+
+def iter_results_json(results: list[FileResult]) -> Iterator[dict[str, Any]]:
+    yield from (r.to_json() for r in results)

