@@ -28,6 +28,7 @@ from tether.decider import Decider, RecordedDecision, WouldBlock
 from tether.drift.engine import DriftEngine
 from tether.live import PolicySnapshot
 from tether.policy import Decision, DecisionRequest, EntityRef
+from tether.store.changes import ChangeFeed, change_feed_for
 from tether.store.sink import DecisionSink
 from tether.tokens import TaskUse
 from tether.worker import WorkerLink
@@ -35,6 +36,11 @@ from tether.worker import WorkerLink
 __all__ = ["Components", "RecordedDecision", "Tether", "WouldBlock", "build"]
 
 log = logging.getLogger(__name__)
+
+# The refresher's steps (a change notice wakes them by name).
+_ESTATE = "reloading the estate"
+_CALLERS = "refreshing the caller directory"
+_OFFBOARDED = "refreshing offboarded identities"
 
 
 @dataclass(frozen=True)
@@ -107,21 +113,41 @@ class Tether:
         # Drift detection: started with the background work, here or in tether.worker.
         self.drift: DriftEngine | None = None
         # Hot reload: new estate revisions, revoked keys and removed roles, offboardings
-        # take effect within one interval.
+        # take effect within one interval, at once on PostgreSQL's change notices.
         self._refresher = Refresher(
             settings.reload_interval_ms / 1000,
             {
-                "reloading the estate": self.live.refresh,
-                "refreshing the caller directory": self.callers.refresh,
-                "refreshing offboarded identities": self.live.refresh_offboarded,
+                _ESTATE: self.live.refresh,
+                _CALLERS: self.callers.refresh,
+                _OFFBOARDED: self.live.refresh_offboarded,
             },
         )
+        # Other replicas' (and the CLI's) changes, announced by PostgreSQL (LISTEN/NOTIFY);
+        # None on SQLite. Subscribers may join until start_background (the approvals'
+        # long-polls do).
+        self.changes: ChangeFeed | None = change_feed_for(core.store)
+        if self.changes is not None:
+            self._follow(self.changes)
+
+    def _follow(self, changes: ChangeFeed) -> None:
+        """What each change notice wakes: the refresher's steps, or the next use's check."""
+        wake = self._refresher.waker
+        changes.subscribe(["estate_revisions"], wake(_ESTATE, _CALLERS))
+        callers = ["identities", "api_keys", "caller_roles", "trust_anchors"]
+        changes.subscribe(callers, wake(_CALLERS))
+        changes.subscribe(["identities", "trust_anchors"], self.tasks.trust.expire)
+        changes.subscribe(["offboardings"], wake(_OFFBOARDED))
+        changes.subscribe(["signing_keys"], self.tasks.key_watch.expire)
+        self.tasks.revocations.follow(changes)  # skips version reads while nothing moved
 
     # --- lifecycle -----------------------------------------------------------------------
 
     def start_background(self) -> None:
-        """Start hot reload, Shared Signals delivery and drift detection (or the worker)."""
+        """Start hot reload, change notices, Shared Signals delivery and drift detection (or
+        the worker)."""
         self._refresher.start()
+        if self.changes is not None:
+            self.changes.start()
         self.signals.start()
         worker = self.components.worker
         if worker is not None:
@@ -146,6 +172,8 @@ class Tether:
         return self.decision_log.problem
 
     def close(self) -> None:
+        if self.changes is not None:
+            self.changes.close()
         self._refresher.close()
         if self.drift is not None:
             self.drift.stop()

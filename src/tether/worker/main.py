@@ -17,6 +17,7 @@ from typing import IO, Any
 from tether.composition import Refresher, build_core, decision_log, drift_engine
 from tether.config import Settings
 from tether.drift.engine import DriftEngine
+from tether.store.changes import change_feed_for
 from tether.store.decision_log import DecisionLog
 from tether.worker.protocol import (
     BEHAVIOUR,
@@ -171,6 +172,10 @@ def main() -> int:
         {"reloading the estate": core.live.refresh},
     )
     refresher.start()
+    changes = change_feed_for(core.store)  # PostgreSQL: an applied estate reloads at once
+    if changes is not None:
+        changes.subscribe(["estate_revisions"], refresher.waker("reloading the estate"))
+        changes.start()
     core.signals.start()
     health = _HealthReporter(decisions, replies)
     publisher = _BehaviourPublisher(drift.board.cedar, replies, health.report)
@@ -180,6 +185,8 @@ def main() -> int:
         _serve(settings, decisions, drift, _Lines(sys.stdin.fileno()), replies, publisher, health)
     finally:
         publisher.stop()
+        if changes is not None:
+            changes.close()
         refresher.close()
         drift.stop()
         decisions.close()
