@@ -88,9 +88,12 @@ def decision_log(core: Core) -> DecisionLog:
     )
 
 
-def drift_engine(core: Core, behaviour: MutableMapping[str, Mapping[str, Any]]) -> DriftEngine:
+def drift_engine(
+    core: Core, behaviour: MutableMapping[str, Mapping[str, Any]], *, tail_events: bool = True
+) -> DriftEngine:
     """Live drift detection over ``core``, publishing drift records into ``behaviour``
-    (the map decisions read); not started."""
+    (the map decisions read); not started. Without ``tail_events`` it reads no stored
+    events itself (an event-bus worker is handed them)."""
     return DriftEngine(
         core.store,
         core.live.revision_and_estate,
@@ -102,6 +105,7 @@ def drift_engine(core: Core, behaviour: MutableMapping[str, Mapping[str, Any]]) 
         refresh_s=core.settings.reload_interval_ms / 1000,
         baseline_every_s=DEFAULT_BASELINE_EVERY_S,
         board=BehaviourBoard(behaviour),
+        tail_events=tail_events,
     )
 
 
