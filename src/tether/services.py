@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from tether.approvals import ApprovalService
+from tether.bus import BusConfig, EventPublisher, EventsTail
 from tether.callers import CallerDirectory
 from tether.composition import Core, Refresher, build_core, decision_log, drift_engine
 from tether.config import Settings
@@ -128,6 +129,10 @@ class Tether:
         self.changes: ChangeFeed | None = change_feed_for(core.store)
         if self.changes is not None:
             self._follow(self.changes)
+        # The event bus (settings.events_url): decisions and stored events go to the
+        # stream and drift detection to `tether worker`s (tether.bus).
+        self.bus: EventPublisher | None = None
+        self._bus_tail: EventsTail | None = None
 
     def _follow(self, changes: ChangeFeed) -> None:
         """What each change notice wakes: the refresher's steps, or the next use's check."""
@@ -149,13 +154,28 @@ class Tether:
         if self.changes is not None:
             self.changes.start()
         self.signals.start()
+        if self.settings.events_url:
+            self._start_bus()
         worker = self.components.worker
         if worker is not None:
             # Serve once the worker records and watches: what is decided is soon visible.
             if not worker.wait_ready():
                 log.error("the worker process is not up after 60 s; decisions queue for it")
-        else:
+        elif not self.settings.events_url:
             self.start_drift()
+
+    def _start_bus(self) -> None:
+        """Publish every recorded decision and stored event to the stream.
+
+        Raises:
+            BusUnavailable: the NATS server cannot be reached.
+        """
+        bus = EventPublisher(BusConfig.from_settings(self.settings))
+        bus.start()
+        self.decider.observe(bus.submit_decision)
+        self._bus_tail = EventsTail(self.engine, bus)
+        self._bus_tail.start()
+        self.bus = bus
 
     def start_drift(self, *, background: bool = True) -> DriftEngine:
         """Start live drift detection on decisions and ingested events (once); without
@@ -172,6 +192,10 @@ class Tether:
         return self.decision_log.problem
 
     def close(self) -> None:
+        if self._bus_tail is not None:
+            self._bus_tail.close()
+        if self.bus is not None:
+            self.bus.close()
         if self.changes is not None:
             self.changes.close()
         self._refresher.close()

@@ -16,6 +16,7 @@ consumers, key-value buckets); nothing of the protocol is written here.
 """
 
 from tether.bus._examiner import Examiner
+from tether.bus._nats import ensure_stream
 from tether.bus._publisher import EventPublisher, publish_batch
 from tether.bus._stream import DECISION, EVENT, BusConfig, BusMessage, decode, encode, event_row
 from tether.bus._tail import EventsTail
@@ -37,6 +38,7 @@ __all__ = [
     "decode",
     "default_worker_name",
     "encode",
+    "ensure_stream",
     "event_row",
     "publish_batch",
 ]

@@ -166,7 +166,9 @@ def main() -> int:
     # One thread does the work, in batches: rows are committed and examined by this loop,
     # not handed between threads (each hand-over costs a GIL switch per row).
     drift = drift_engine(core, {})
-    drift.start(background=False)
+    # On the event bus (`--events`) detection is the bus workers' (tether.bus): none here.
+    if not settings.events_url:
+        drift.start(background=False)
     refresher = Refresher(
         settings.reload_interval_ms / 1000,
         {"reloading the estate": core.live.refresh},
@@ -259,6 +261,8 @@ def _serve(
 
 
 def _detect(drift: DriftEngine, rows: list[dict[str, Any]]) -> None:
+    if not drift.detectors:  # not started: the event bus's workers detect
+        return
     try:
         drift.work(rows)
     except Exception:  # the rows are committed; detection carries on with the next batch
