@@ -12,7 +12,7 @@ batch in flight is acknowledged), one holding fewer claims free ones. A worker k
 outright stops renewing; its leases and heartbeat expire within 3 s and the others claim
 its partitions.
 
-Order and delivery: a partition's holder fetches up to 500 messages, examines them in
+Order and delivery: a partition's holder fetches up to 1,000 messages, examines them in
 stream order (:class:`~tether.bus._examiner.Examiner`, which skips events already
 examined), then acknowledges the last (ack policy *all*: everything up to it). A claimed
 partition resumes from the consumer's last acknowledgement. Messages the previous holder
@@ -53,7 +53,7 @@ from tether.bus.errors import BusMessageInvalid
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
+BATCH = 1_000
 RENEW_EVERY_S = 1.0
 FETCH_WAIT_S = 0.5
 
@@ -98,14 +98,16 @@ class DriftWorker:
             for partition in range(self.config.partitions):
                 await ensure_consumer(js, self.config, partition)
             self._kv = await lease_bucket(js, self.config)
+            # Renewing runs on its own: releasing a partition waits for its batch in flight,
+            # and the other leases must not expire meanwhile.
+            renewing = asyncio.create_task(self._keep_leases(stop))
             while not stop.is_set():
-                await self._kv.put(f"w.{self.name}", b"alive")
-                await self._renew()
                 await self._balance()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), RENEW_EVERY_S)
             for held in list(self._held.values()):
                 await self._release(held)
+            renewing.cancel()
             await self._kv.delete(f"w.{self.name}")
         finally:
             for held in self._held.values():
@@ -115,6 +117,16 @@ class DriftWorker:
             self._executor.shutdown(wait=True)
 
     # --- leases ----------------------------------------------------------------------------
+
+    async def _keep_leases(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._kv.put(f"w.{self.name}", b"alive")
+                await self._renew()
+            except Exception:  # the server away a moment: try again next round
+                log.exception("renewing leases failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RENEW_EVERY_S)
 
     async def _renew(self) -> None:
         for held in list(self._held.values()):
@@ -174,7 +186,7 @@ class DriftWorker:
             while not held.releasing.is_set():
                 try:
                     messages = await subscription.fetch(batch=BATCH, timeout=FETCH_WAIT_S)
-                except nats.errors.TimeoutError:
+                except (nats.errors.TimeoutError, TimeoutError):  # nothing new yet
                     continue
                 batch = self._decoded(messages)
                 await loop.run_in_executor(self._executor, self.examiner.examine, partition, batch)
