@@ -41,6 +41,7 @@ EVENTS = 100_000
 IDENTITIES = 40
 PARTITIONS = 8
 KILL_AFTER = 30_000  # examined events
+MAPPING = {"at": "at", "principal": "agent", "action": "action", "resource": "resource"}
 TETHER = str(Path(sys.executable).parent / "tether")
 
 
@@ -237,3 +238,66 @@ def test_a_killed_worker_loses_no_event_and_none_is_examined_twice(
         f"{took:.1f} s; w1 SIGKILLed at {at_kill:,} examined, its partitions "
         f"{sorted(w1_partitions)} finished by w2 ({time.monotonic() - killed_at:.1f} s after)"
     )
+
+
+def test_serve_with_events_publishes_its_decisions_and_stored_events(
+    server_factory: Any, module_postgres_url: str, estate_writer: Any, tmp_path: Path
+) -> None:
+    tag = secrets.token_hex(4)
+    config = BusConfig(NATS_URL, f"TETHER_S{tag}", f"tether_s{tag}.events", 4)
+    env = {
+        "TETHER_EVENTS_STREAM": config.stream,
+        "TETHER_EVENTS_SUBJECT": config.subject,
+        "TETHER_EVENTS_PARTITIONS": "4",
+    }
+    server = server_factory(
+        db_url=module_postgres_url,
+        estate=estate_writer(tmp_path / "estate"),
+        extra=["--events", NATS_URL],
+        env=env,
+    )
+    request = {
+        "subject": {"type": "user", "id": "alice"},
+        "action": {"name": "read"},
+        "resource": {"type": "doc", "id": "d1"},
+    }
+    event = {
+        "agent": "alice",
+        "action": "write",
+        "resource": "doc:d2",
+        "at": "2026-12-07T08:00:00Z",
+    }
+    try:
+        with server.client() as pep:
+            assert pep.post("/access/v1/evaluation", json=request).json()["decision"] is True
+        with server.client("admin") as admin:
+            ingested = admin.post(
+                "/v1/events", json={"source": "jsonl", "mapping": MAPPING, "events": [event]}
+            )
+        assert ingested.status_code == 200, ingested.text
+        kinds = asyncio.run(_kinds_on_stream(config, expected=2))
+        assert sorted(kinds) == ["decision", "event"], kinds
+    finally:
+        server.stop()
+        asyncio.run(_drop_stream(config))
+
+
+async def _kinds_on_stream(config: BusConfig, *, expected: int) -> list[str]:
+    import nats
+
+    from tether.bus import decode
+
+    connection = await nats.connect(config.url, connect_timeout=3)
+    try:
+        js = connection.jetstream()
+        deadline = time.monotonic() + 10
+        while (await js.stream_info(config.stream)).state.messages < expected:
+            assert time.monotonic() < deadline, "the server published too little"
+            await asyncio.sleep(0.05)
+        kinds = []
+        for seq in range(1, expected + 1):
+            message = await js.get_msg(config.stream, seq)
+            kinds.append(decode(message.data or b"").kind)
+        return kinds
+    finally:
+        await connection.close()
