@@ -342,3 +342,9 @@ def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         return f"sqlite:///{tmp_path_factory.mktemp('store')}/tether.db"
     postgres_url: str = request.getfixturevalue("postgres_server")
     return _fresh_schema_url(postgres_url)
+
+
+@pytest.fixture(scope="module")
+def module_postgres_url(postgres_server: str) -> str:
+    """An empty store on the real PostgreSQL (never SQLite), shared by a whole test module."""
+    return _fresh_schema_url(postgres_server)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,9 +88,12 @@ def decision_log(core: Core) -> DecisionLog:
     )
 
 
-def drift_engine(core: Core, behaviour: MutableMapping[str, Mapping[str, Any]]) -> DriftEngine:
+def drift_engine(
+    core: Core, behaviour: MutableMapping[str, Mapping[str, Any]], *, tail_events: bool = True
+) -> DriftEngine:
     """Live drift detection over ``core``, publishing drift records into ``behaviour``
-    (the map decisions read); not started."""
+    (the map decisions read); not started. Without ``tail_events`` it reads no stored
+    events itself (an event-bus worker is handed them)."""
     return DriftEngine(
         core.store,
         core.live.revision_and_estate,
@@ -101,17 +105,25 @@ def drift_engine(core: Core, behaviour: MutableMapping[str, Mapping[str, Any]]) 
         refresh_s=core.settings.reload_interval_ms / 1000,
         baseline_every_s=DEFAULT_BASELINE_EVERY_S,
         board=BehaviourBoard(behaviour),
+        tail_events=tail_events,
     )
 
 
 class Refresher:
     """One thread that runs ``steps`` every ``interval_s``: each step's failure is logged
-    and the others still run (the parts keep serving what they last loaded)."""
+    and the others still run (the parts keep serving what they last loaded).
+
+    :meth:`wake` runs the named steps at once (a change notice from another replica,
+    :mod:`tether.store.changes`); the interval stays the fallback.
+    """
 
     def __init__(self, interval_s: float, steps: Mapping[str, Callable[[], object]]) -> None:
         self._interval_s = interval_s
         self._steps = dict(steps)
         self._stop = threading.Event()
+        self._woken = threading.Event()
+        self._due: set[str] = set()
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -119,14 +131,36 @@ class Refresher:
             self._thread = threading.Thread(target=self._run, name="tether-reload", daemon=True)
             self._thread.start()
 
+    def wake(self, *names: str) -> None:
+        """Run the steps ``names`` (all steps when none is named) as soon as possible."""
+        with self._lock:
+            self._due.update(names or self._steps)
+        self._woken.set()
+
+    def waker(self, *names: str) -> Callable[[], None]:
+        return lambda: self.wake(*names)
+
     def close(self) -> None:
         self._stop.set()
+        self._woken.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
+        next_round = time.monotonic() + self._interval_s
+        while True:
+            self._woken.wait(max(0.0, next_round - time.monotonic()))
+            if self._stop.is_set():
+                return
+            with self._lock:
+                self._woken.clear()
+                due, self._due = self._due, set()
+            if time.monotonic() >= next_round:
+                due = set(self._steps)
+                next_round = time.monotonic() + self._interval_s
             for name, step in self._steps.items():
+                if name not in due:
+                    continue
                 try:
                     step()
                 except Exception:

@@ -82,6 +82,15 @@ class Settings:
     # PDP return fewer): the rest follow with `next_token`.
     search_max_page_size: int = 1_000
 
+    # --- the event bus (tether.bus): NATS JetStream, off unless `events_url` is set ---
+    # `nats://HOST:PORT`: `serve` publishes decisions and ingested events to the stream and
+    # leaves drift detection to `tether worker`s; empty: detection runs beside the server.
+    events_url: str = ""
+    events_stream: str = "TETHER_EVENTS"
+    # Subjects are `<events_subject>.<partition>`; an identity's events all go to one.
+    events_subject: str = "tether.events"
+    events_partitions: int = 16
+
     @property
     def public_url(self) -> str:
         return (self.issuer or f"http://{self.host}:{self.port}").rstrip("/")
@@ -175,4 +184,5 @@ _RANGES = {
     "max_json_values": (1, 10_000_000),
     "max_evaluations": (1, 1_000_000),
     "search_max_page_size": (1, 100_000),
+    "events_partitions": (1, 1024),
 }

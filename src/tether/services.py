@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from tether.approvals import ApprovalService
+from tether.bus import BusConfig, EventPublisher, EventsTail
 from tether.callers import CallerDirectory
 from tether.composition import Core, Refresher, build_core, decision_log, drift_engine
 from tether.config import Settings
@@ -29,6 +30,7 @@ from tether.drift.engine import DriftEngine
 from tether.live import PolicySnapshot
 from tether.policy import Decision, DecisionRequest, EntityRef
 from tether.records import Records
+from tether.store.changes import ChangeFeed, change_feed_for
 from tether.store.sink import DecisionSink
 from tether.tokens import TaskUse
 from tether.worker import WorkerLink
@@ -36,6 +38,11 @@ from tether.worker import WorkerLink
 __all__ = ["Components", "RecordedDecision", "Tether", "WouldBlock", "build"]
 
 log = logging.getLogger(__name__)
+
+# The refresher's steps (a change notice wakes them by name).
+_ESTATE = "reloading the estate"
+_CALLERS = "refreshing the caller directory"
+_OFFBOARDED = "refreshing offboarded identities"
 
 
 @dataclass(frozen=True)
@@ -110,29 +117,68 @@ class Tether:
         # Drift detection: started with the background work, here or in tether.worker.
         self.drift: DriftEngine | None = None
         # Hot reload: new estate revisions, revoked keys and removed roles, offboardings
-        # take effect within one interval.
+        # take effect within one interval, at once on PostgreSQL's change notices.
         self._refresher = Refresher(
             settings.reload_interval_ms / 1000,
             {
-                "reloading the estate": self.live.refresh,
-                "refreshing the caller directory": self.callers.refresh,
-                "refreshing offboarded identities": self.live.refresh_offboarded,
+                _ESTATE: self.live.refresh,
+                _CALLERS: self.callers.refresh,
+                _OFFBOARDED: self.live.refresh_offboarded,
             },
         )
+        # Other replicas' (and the CLI's) changes, announced by PostgreSQL (LISTEN/NOTIFY);
+        # None on SQLite. Subscribers may join until start_background (the approvals'
+        # long-polls do).
+        self.changes: ChangeFeed | None = change_feed_for(core.store)
+        if self.changes is not None:
+            self._follow(self.changes)
+        # The event bus (settings.events_url): decisions and stored events go to the
+        # stream and drift detection to `tether worker`s (tether.bus).
+        self.bus: EventPublisher | None = None
+        self._bus_tail: EventsTail | None = None
+
+    def _follow(self, changes: ChangeFeed) -> None:
+        """What each change notice wakes: the refresher's steps, or the next use's check."""
+        wake = self._refresher.waker
+        changes.subscribe(["estate_revisions"], wake(_ESTATE, _CALLERS))
+        callers = ["identities", "api_keys", "caller_roles", "trust_anchors"]
+        changes.subscribe(callers, wake(_CALLERS))
+        changes.subscribe(["identities", "trust_anchors"], self.tasks.trust.expire)
+        changes.subscribe(["offboardings"], wake(_OFFBOARDED))
+        changes.subscribe(["signing_keys"], self.tasks.key_watch.expire)
+        self.tasks.revocations.follow(changes)  # skips version reads while nothing moved
 
     # --- lifecycle -----------------------------------------------------------------------
 
     def start_background(self) -> None:
-        """Start hot reload, Shared Signals delivery and drift detection (or the worker)."""
+        """Start hot reload, change notices, Shared Signals delivery and drift detection (or
+        the worker)."""
         self._refresher.start()
+        if self.changes is not None:
+            self.changes.start()
         self.signals.start()
+        if self.settings.events_url:
+            self._start_bus()
         worker = self.components.worker
         if worker is not None:
             # Serve once the worker records and watches: what is decided is soon visible.
             if not worker.wait_ready():
                 log.error("the worker process is not up after 60 s; decisions queue for it")
-        else:
+        elif not self.settings.events_url:
             self.start_drift()
+
+    def _start_bus(self) -> None:
+        """Publish every recorded decision and stored event to the stream.
+
+        Raises:
+            BusUnavailable: the NATS server cannot be reached.
+        """
+        bus = EventPublisher(BusConfig.from_settings(self.settings))
+        bus.start()
+        self.decider.observe(bus.submit_decision)
+        self._bus_tail = EventsTail(self.engine, bus)
+        self._bus_tail.start()
+        self.bus = bus
 
     def start_drift(self, *, background: bool = True) -> DriftEngine:
         """Start live drift detection on decisions and ingested events (once); without
@@ -149,6 +195,12 @@ class Tether:
         return self.decision_log.problem
 
     def close(self) -> None:
+        if self._bus_tail is not None:
+            self._bus_tail.close()
+        if self.bus is not None:
+            self.bus.close()
+        if self.changes is not None:
+            self.changes.close()
         self._refresher.close()
         if self.drift is not None:
             self.drift.stop()

@@ -58,6 +58,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     # The composition root: parts built from settings; the worker process builds some of
     # them; the services object holds them all and starts and stops their threads.
     frozenset({"composition"}),
+    # The event bus (NATS JetStream): publishing beside the server, drift workers.
+    frozenset({"bus"}),
     frozenset({"worker"}),
     frozenset({"services"}),
     # Edges: HTTP, the MCP gateway, the SDK, the evaluation harness (it drives a whole

@@ -7,7 +7,8 @@
   (at most 30) long-polls: the answer comes as soon as the approval is no longer pending,
   or when the wait is over. Waiting never blocks the event loop: a verdict recorded by
   this server wakes the wait at once, one recorded elsewhere (``tether approvals``,
-  another replica) is seen within a quarter of a second;
+  another replica) as soon as its change notice arrives on PostgreSQL
+  (:mod:`tether.store.changes`), else within a quarter of a second;
 * ``POST /v1/approvals/{id}/approve`` and ``/deny`` (approver), body optional
   ``{"comment": "..."}``: only a ``user`` with the approver role who is no party to the
   request decides (``tether.approvals.decide``); answers the approval.
@@ -44,18 +45,26 @@ _LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
 
 
 class _Verdicts:
-    """Wakes every long-poll of this process when it records a verdict."""
+    """Wakes every long-poll of this process when it records a verdict, or when a change
+    notice says another process recorded one (:meth:`notify_from_thread`)."""
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def event(self) -> asyncio.Event:
+        self._loop = asyncio.get_running_loop()
         return self._event
 
     def notify(self) -> None:
         fired, self._event = self._event, asyncio.Event()
         fired.set()
+
+    def notify_from_thread(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.notify)
 
 
 def _status_param(request: Request) -> ApprovalStatus | None:
@@ -96,6 +105,8 @@ async def _comment(request: Request) -> str | None:
 def approval_routes(tether: Tether) -> list[Route]:
     service = tether.approvals
     verdicts = _Verdicts()
+    if tether.changes is not None:  # PostgreSQL: verdicts of other replicas wake at once
+        tether.changes.subscribe(["approvals"], verdicts.notify_from_thread)
 
     async def visible(approval_id: str, caller: Caller) -> Approval:
         found = await run_in_threadpool(service.store.find, approval_id)

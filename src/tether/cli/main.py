@@ -14,6 +14,7 @@ from tether.cli import lifecycle as lifecycle_cmd
 from tether.cli import review as review_cmd
 from tether.cli import signals as signals_cmd
 from tether.cli import telemetry as telemetry_cmd
+from tether.cli import worker as worker_cmd
 
 app = typer.Typer(
     name="tether",
@@ -23,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command()(serve.serve)
+app.command()(worker_cmd.worker)
 app.command()(estate.init)
 app.command()(estate.apply)
 app.command()(check_cmd.check)

@@ -56,6 +56,16 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    events: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "publish decisions and ingested events to this NATS JetStream server "
+                "(nats://HOST:PORT) and leave drift detection to `tether worker`s"
+            ),
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve tether over HTTP (binds 127.0.0.1 unless told otherwise).
 
@@ -92,6 +102,7 @@ def serve(
             client_ca_file=str(client_ca) if client_ca else None,
             background_work=background_work
             or (None if os.environ.get("TETHER_BACKGROUND_WORK") else "process"),
+            events_url=events,
         )
         if not settings.issuer:
             settings = settings.with_overrides(issuer=f"{scheme}://{host}:{port}")

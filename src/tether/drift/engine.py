@@ -221,6 +221,20 @@ class DriftEngine:
         if observations:
             self.process(observations, respond=True)
 
+    def examine(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Finding]:
+        """Detect on decision and event rows in the order given, now, on the calling thread,
+        responding to new findings: the step of an event-bus worker (:mod:`tether.bus`),
+        whose items are ``("decision", decisions row)`` or ``("event", events row)``."""
+        self.refresh()
+        directory = self._directory
+        observations: list[Observation] = []
+        for kind, row in items:
+            if kind == "decision":
+                observations.extend(from_decision(row, directory))
+            elif (observed := from_event(row, directory)) is not None:
+                observations.append(observed)
+        return self.process(observations, respond=True) if observations else []
+
     def _new_events(self, limit: int = 2000) -> list[Observation]:
         with self._engine.connect() as connection:
             rows = (

@@ -12,12 +12,21 @@ indexed row over a connection it keeps open (on SQLite not even that while nothi
 committed; one round trip on PostgreSQL), and reloads the set when the version moved. A
 revocation made by this process is also applied to the set directly. So a revocation, by
 any process on any replica, is effective at the next decision.
+
+On PostgreSQL with a live change feed (:mod:`tether.store.changes`, LISTEN/NOTIFY) the
+round trip is the fallback: while no notice for ``revocation_version`` arrived since the
+last read, and that read is younger than :data:`TRUST_NOTICES_FOR_S`, the version cannot
+have moved and is not read, as SQLite's ``data_version`` spares the read there. A
+revocation on another replica then takes effect when its notice arrives (milliseconds
+after the commit), and at the latest :data:`TRUST_NOTICES_FOR_S` later should a notice
+ever be lost; a feed that is not listening means a read before every use, as before.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +35,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from tether.errors import StoreUnavailable
+from tether.store.changes import ChangeFeed
 from tether.tokens.access_token import LEEWAY_S, TaskTokenClaims
 from tether.tokens.ledger import VERSION_SQL, active_revocations
 from tether.tokens.tasks import TaskRecord
@@ -33,6 +43,10 @@ from tether.tokens.tasks import TaskRecord
 log = logging.getLogger(__name__)
 
 MAX_CACHED_TOKENS = 100_000
+#: How long a read of the revocation version stands while the change feed is live and
+#: announced no revocation (the bound on staleness should a notice be lost).
+TRUST_NOTICES_FOR_S = 0.25
+_NOTICE_TABLE = "revocation_version"
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,21 @@ class VersionProbe:
         self._connection: Any = None
         self._sqlite = engine.dialect.name == "sqlite"
         self._seen: tuple[int, int] | None = None  # (data_version, version) on SQLite
+        self._feed: ChangeFeed | None = None
+        self._noticed: tuple[int, float, int] | None = None  # (epoch, read at, version)
+
+    def follow(self, feed: ChangeFeed) -> None:
+        """Skip reads while ``feed`` is live and announced no revocation (PostgreSQL)."""
+        self._feed = feed
+
+    def _unchanged(self) -> int | None:
+        feed, noticed = self._feed, self._noticed
+        if feed is None or noticed is None or not feed.live:
+            return None
+        epoch, read_at, version = noticed
+        if feed.epoch(_NOTICE_TABLE) != epoch or time.monotonic() - read_at > TRUST_NOTICES_FOR_S:
+            return None
+        return version
 
     def read(self) -> int:
         """The current version.
@@ -106,13 +135,22 @@ class VersionProbe:
         Raises:
             StoreUnavailable: the store could not be read (twice).
         """
+        unchanged = self._unchanged()
+        if unchanged is not None:
+            return unchanged
         with self._lock:
             for attempt in range(2):
                 try:
                     if self._connection is None:
                         self._connection = self._open()
                     if not self._sqlite:
-                        return self._query(VERSION_SQL)
+                        feed = self._feed
+                        # The epoch before the read: a notice during the read moves it.
+                        epoch = feed.epoch(_NOTICE_TABLE) if feed is not None else 0
+                        read_at = time.monotonic()
+                        version = self._query(VERSION_SQL)
+                        self._noticed = (epoch, read_at, version)
+                        return version
                     data_version = self._query("PRAGMA data_version")
                     seen = self._seen
                     if seen is not None and seen[0] == data_version:
@@ -146,7 +184,7 @@ class VersionProbe:
 
     def _discard(self) -> None:
         connection, self._connection = self._connection, None
-        self._seen = None
+        self._seen = self._noticed = None
         if connection is not None:
             try:
                 # Not back to the pool: its autocommit setting is this probe's alone.
@@ -175,6 +213,10 @@ class RevocationState:
         self._version: int | None = None
         self._tokens: dict[str, float] = {}  # jti -> until (epoch seconds)
         self._tasks: dict[str, float] = {}  # task id -> until
+
+    def follow(self, feed: ChangeFeed) -> None:
+        """Let the change feed spare version reads (:meth:`VersionProbe.follow`)."""
+        self._probe.follow(feed)
 
     def refresh(self) -> None:
         """Reload when the store's version moved since the last load.

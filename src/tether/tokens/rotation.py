@@ -39,6 +39,10 @@ class KeyWatch:
         self._checked = float("-inf")
         self._fingerprint: tuple[Any, ...] | None = None
 
+    def expire(self) -> None:
+        """Check the stored keys at the next use (a change notice said so)."""
+        self._checked = float("-inf")
+
     def refresh(self, *, force: bool = False) -> bool:
         """Reload if the keys changed (checked at most every half second unless ``force``);
         ``True`` if it reloaded."""

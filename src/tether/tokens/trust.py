@@ -143,6 +143,10 @@ class WorkloadTrust:
             return view
         return self.refresh()
 
+    def expire(self) -> None:
+        """Check the anchors and bindings at the next use (a change notice said so)."""
+        self._checked = float("-inf")
+
     def refresh(self, *, force: bool = False) -> TrustView:
         with self._lock:
             with self._engine.connect() as connection:

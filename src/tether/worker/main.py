@@ -17,6 +17,7 @@ from typing import IO, Any
 from tether.composition import Refresher, build_core, decision_log, drift_engine
 from tether.config import Settings
 from tether.drift.engine import DriftEngine
+from tether.store.changes import change_feed_for
 from tether.store.decision_log import DecisionLog
 from tether.worker.protocol import (
     BEHAVIOUR,
@@ -165,12 +166,18 @@ def main() -> int:
     # One thread does the work, in batches: rows are committed and examined by this loop,
     # not handed between threads (each hand-over costs a GIL switch per row).
     drift = drift_engine(core, {})
-    drift.start(background=False)
+    # On the event bus (`--events`) detection is the bus workers' (tether.bus): none here.
+    if not settings.events_url:
+        drift.start(background=False)
     refresher = Refresher(
         settings.reload_interval_ms / 1000,
         {"reloading the estate": core.live.refresh},
     )
     refresher.start()
+    changes = change_feed_for(core.store)  # PostgreSQL: an applied estate reloads at once
+    if changes is not None:
+        changes.subscribe(["estate_revisions"], refresher.waker("reloading the estate"))
+        changes.start()
     core.signals.start()
     health = _HealthReporter(decisions, replies)
     publisher = _BehaviourPublisher(drift.board.cedar, replies, health.report)
@@ -180,6 +187,8 @@ def main() -> int:
         _serve(settings, decisions, drift, _Lines(sys.stdin.fileno()), replies, publisher, health)
     finally:
         publisher.stop()
+        if changes is not None:
+            changes.close()
         refresher.close()
         drift.stop()
         decisions.close()
@@ -252,6 +261,8 @@ def _serve(
 
 
 def _detect(drift: DriftEngine, rows: list[dict[str, Any]]) -> None:
+    if not drift.detectors:  # not started: the event bus's workers detect
+        return
     try:
         drift.work(rows)
     except Exception:  # the rows are committed; detection carries on with the next batch

@@ -1,0 +1,158 @@
+"""Publishing decisions and ingested events to the stream, off every request's path.
+
+:class:`EventPublisher` is what ``tether serve --events`` hands rows to: ``submit`` only
+appends to a bounded deque (a full one drops and counts, like the drift queue; it never
+blocks a decision). One thread runs an asyncio loop with the NATS connection; it encodes
+the rows, publishes them in batches of up to 1,000 with ``publish_async`` (one round trip
+for the batch's acknowledgements, not one per message) and ``Nats-Msg-Id`` set to the
+event hash, so a batch re-sent after a lost acknowledgement is dropped by the stream. A
+batch the server did not acknowledge goes back to the front of the queue and is tried
+again: at least once from the server to the stream while the server lives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tether.bus._nats import connect, ensure_stream
+from tether.bus._stream import DECISION, EVENT, BusConfig, BusMessage, encode
+from tether.bus.errors import BusUnavailable
+
+log = logging.getLogger(__name__)
+
+BATCH = 1_000
+QUEUE_SIZE = 500_000
+_IDLE_S = 0.002
+
+
+async def publish_batch(js: Any, config: BusConfig, messages: Sequence[BusMessage]) -> None:
+    """Publish ``messages`` and wait for every acknowledgement.
+
+    Raises:
+        Exception: some message was not acknowledged (publish them all again: the stream
+            drops the ones it has by their id).
+    """
+    futures = [
+        await js.publish_async(
+            config.subject_of(config.partition_of(m.identity_id)),
+            m.payload,
+            headers={"Nats-Msg-Id": m.hash},
+        )
+        for m in messages
+    ]
+    await asyncio.gather(*futures)
+
+
+class EventPublisher:
+    """Rows in, stream messages out; thread-safe ``submit``."""
+
+    def __init__(self, config: BusConfig, *, queue_size: int = QUEUE_SIZE) -> None:
+        self.config = config
+        self._queue: deque[tuple[str, Mapping[str, Any]]] = deque()
+        self._queue_size = queue_size
+        self._in_flight = 0
+        self.published = 0
+        self.dropped = 0
+        self.problem: str | None = None
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- any thread --------------------------------------------------------------------
+
+    def submit(self, kind: str, row: Mapping[str, Any]) -> None:
+        if len(self._queue) < self._queue_size:
+            self._queue.append((kind, row))
+        else:
+            self.dropped += 1
+
+    def submit_decision(self, row: Mapping[str, Any]) -> None:
+        self.submit(DECISION, row)
+
+    def submit_event(self, row: Mapping[str, Any]) -> None:
+        self.submit(EVENT, row)
+
+    def start(self, *, timeout_s: float = 10.0) -> None:
+        """Connect and make sure the stream exists.
+
+        Raises:
+            BusUnavailable: not connected within ``timeout_s``.
+        """
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="tether-bus-publish", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout_s) or self._error is not None:
+            self._stop.set()
+            error = self._error
+            if isinstance(error, BusUnavailable):
+                raise error
+            raise BusUnavailable(
+                f"cannot publish to `{self.config.url}` within {timeout_s:.0f} s: {error!r}"
+            )
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything submitted so far is acknowledged by the stream."""
+        deadline = time.monotonic() + timeout_s
+        while self._queue or self._in_flight:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self.flush(5.0)
+            self._stop.set()
+            self._thread.join(timeout=5)
+
+    # --- the publishing thread -----------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported by start()
+            self._error = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        connection, js = await connect(self.config, name="tether-serve")
+        try:
+            await ensure_stream(js, self.config)
+            self._ready.set()
+            while not self._stop.is_set():
+                self._in_flight = 1  # before taking: flush() must not see a gap
+                taken = self._take()
+                if not taken:
+                    self._in_flight = 0
+                    await asyncio.sleep(_IDLE_S)
+                    continue
+                messages = [encode(kind, row) for kind, row in taken]
+                try:
+                    await publish_batch(js, self.config, messages)
+                except Exception as exc:
+                    self.problem = f"publishing to the stream failed: {type(exc).__name__}"
+                    log.warning("%s; retrying %d events", self.problem, len(taken))
+                    self._queue.extendleft(reversed(taken))
+                    await asyncio.sleep(0.5)
+                else:
+                    self.published += len(messages)
+                    self.problem = None
+                finally:
+                    self._in_flight = 0
+        finally:
+            await connection.close()
+
+    def _take(self) -> list[tuple[str, Mapping[str, Any]]]:
+        taken: list[tuple[str, Mapping[str, Any]]] = []
+        queue = self._queue
+        while queue and len(taken) < BATCH:
+            taken.append(queue.popleft())
+        return taken

@@ -1,0 +1,209 @@
+"""``tether worker --events``: drift detection as durable consumers, partitioned by identity.
+
+Each partition of the stream has one durable pull consumer; a partition is examined by
+one worker at a time, the holder of its **lease**: a key ``p.<n>`` in a JetStream
+key-value bucket whose entries expire :data:`~tether.bus._nats.LEASE_TTL_S` (3 s) after
+their last write. A worker claims a free partition with ``create`` (which fails if the
+key exists), renews what it holds every second with ``update`` against the revision it
+holds (so a lease another worker took cannot be renewed by accident), and announces
+itself with a heartbeat key ``w.<name>``. Each worker aims at a fair share,
+``ceil(partitions / live workers)``: one holding more releases partitions (after its
+batch in flight is acknowledged), one holding fewer claims free ones. A worker killed
+outright stops renewing; its leases and heartbeat expire within 3 s and the others claim
+its partitions.
+
+Order and delivery: a partition's holder fetches up to 1,000 messages, examines them in
+stream order (:class:`~tether.bus._examiner.Examiner`, which skips events already
+examined), then acknowledges the last (ack policy *all*: everything up to it). A claimed
+partition resumes from the consumer's last acknowledgement. Messages the previous holder
+fetched but never acknowledged are delivered again once their ack wait (2 s) is over,
+before any newer message; a new holder that finds such messages pending waits out the ack
+wait before its first fetch, so one identity's chain is still examined in stream order.
+
+Why leases in the key-value bucket: NATS 2.9 (the server here) has no pinned consumers
+or consumer-group partition assignment; a lease with TTL needs only JetStream itself, and
+``create``/``update`` with the last revision are compare-and-set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats.errors
+from nats.js.errors import KeyWrongLastSequenceError, NoKeysError
+
+from tether.bus._examiner import Examiner
+from tether.bus._nats import (
+    ACK_WAIT_S,
+    connect,
+    ensure_consumer,
+    ensure_stream,
+    lease_bucket,
+)
+from tether.bus._stream import BusConfig, BusMessage, decode
+from tether.bus.errors import BusMessageInvalid
+
+log = logging.getLogger(__name__)
+
+BATCH = 1_000
+RENEW_EVERY_S = 1.0
+FETCH_WAIT_S = 0.5
+
+
+def default_worker_name() -> str:
+    host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())
+    return f"{host}-{os.getpid()}"
+
+
+@dataclass
+class _Held:
+    """A partition this worker holds: its lease's revision and the task consuming it."""
+
+    partition: int
+    revision: int
+    task: asyncio.Task[None] | None = None
+    releasing: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class DriftWorker:
+    """Claims partitions, consumes them and examines their events."""
+
+    def __init__(self, config: BusConfig, examiner: Examiner, *, name: str) -> None:
+        self.config = config
+        self.examiner = examiner
+        self.name = name
+        self._held: dict[int, _Held] = {}
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="tether-bus-examine")
+        self._js: Any = None
+        self._kv: Any = None
+        self.invalid = 0
+
+    @property
+    def partitions(self) -> list[int]:
+        return sorted(self._held)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        connection, js = await connect(self.config, name=f"tether-worker-{self.name}")
+        self._js = js
+        try:
+            await ensure_stream(js, self.config)
+            for partition in range(self.config.partitions):
+                await ensure_consumer(js, self.config, partition)
+            self._kv = await lease_bucket(js, self.config)
+            # Renewing runs on its own: releasing a partition waits for its batch in flight,
+            # and the other leases must not expire meanwhile.
+            renewing = asyncio.create_task(self._keep_leases(stop))
+            while not stop.is_set():
+                await self._balance()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), RENEW_EVERY_S)
+            for held in list(self._held.values()):
+                await self._release(held)
+            renewing.cancel()
+            await self._kv.delete(f"w.{self.name}")
+        finally:
+            for held in self._held.values():
+                if held.task is not None:
+                    held.task.cancel()
+            await connection.close()
+            self._executor.shutdown(wait=True)
+
+    # --- leases ----------------------------------------------------------------------------
+
+    async def _keep_leases(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._kv.put(f"w.{self.name}", b"alive")
+                await self._renew()
+            except Exception:  # the server away a moment: try again next round
+                log.exception("renewing leases failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RENEW_EVERY_S)
+
+    async def _renew(self) -> None:
+        for held in list(self._held.values()):
+            try:
+                held.revision = await self._kv.update(
+                    f"p.{held.partition}", self.name.encode(), last=held.revision
+                )
+            except (KeyWrongLastSequenceError, nats.errors.Error) as exc:
+                log.warning("lost the lease of partition %d (%s)", held.partition, exc)
+                held.releasing.set()
+                self._held.pop(held.partition, None)
+
+    async def _balance(self) -> None:
+        try:
+            workers = [k for k in await self._kv.keys() if k.startswith("w.")]
+        except NoKeysError:
+            workers = []
+        fair = math.ceil(self.config.partitions / max(1, len(workers)))
+        while len(self._held) > fair:
+            await self._release(self._held[max(self._held)])
+        for partition in range(self.config.partitions):
+            if len(self._held) >= fair:
+                break
+            if partition not in self._held:
+                await self._claim(partition)
+
+    async def _claim(self, partition: int) -> None:
+        try:
+            revision = await self._kv.create(f"p.{partition}", self.name.encode())
+        except KeyWrongLastSequenceError:
+            return  # held by another worker
+        held = self._held[partition] = _Held(partition, revision)
+        held.task = asyncio.create_task(self._consume(held))
+        log.info("worker %s claimed partition %d", self.name, partition)
+
+    async def _release(self, held: _Held) -> None:
+        held.releasing.set()
+        if held.task is not None:
+            await held.task  # its batch in flight is examined and acknowledged first
+        self._held.pop(held.partition, None)
+        try:
+            await self._kv.delete(f"p.{held.partition}", last=held.revision)
+        except Exception:  # already expired or taken: nothing of ours to free
+            log.debug("partition %d lease already gone", held.partition)
+
+    # --- consuming -------------------------------------------------------------------------
+
+    async def _consume(self, held: _Held) -> None:
+        config, partition = self.config, held.partition
+        durable = config.consumer_of(partition)
+        info = await self._js.consumer_info(config.stream, durable)
+        if info.num_ack_pending:  # a previous holder's unacknowledged batch comes back first
+            await asyncio.sleep(ACK_WAIT_S)
+        subscription = await self._js.pull_subscribe_bind(durable=durable, stream=config.stream)
+        loop = asyncio.get_running_loop()
+        try:
+            while not held.releasing.is_set():
+                try:
+                    messages = await subscription.fetch(batch=BATCH, timeout=FETCH_WAIT_S)
+                except (nats.errors.TimeoutError, TimeoutError):  # nothing new yet
+                    continue
+                batch = self._decoded(messages)
+                await loop.run_in_executor(self._executor, self.examiner.examine, partition, batch)
+                await messages[-1].ack_sync()
+        except Exception:
+            log.exception("consuming partition %d failed; releasing it", partition)
+            held.releasing.set()
+            self._held.pop(partition, None)
+        finally:
+            await subscription.unsubscribe()
+
+    def _decoded(self, messages: list[Any]) -> list[tuple[int, BusMessage]]:
+        batch: list[tuple[int, BusMessage]] = []
+        for message in messages:
+            try:
+                batch.append((message.metadata.sequence.stream, decode(message.data)))
+            except BusMessageInvalid as exc:  # acknowledged with the batch: never retried
+                self.invalid += 1
+                log.warning("skipping stream message %s: %s", message.metadata.sequence, exc)
+        return batch

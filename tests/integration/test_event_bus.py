@@ -1,0 +1,303 @@
+"""Drift workers on a real NATS JetStream (issue 16, part 2): a worker killed mid-stream.
+
+Two real ``tether worker --events`` processes share the partitions of a fresh stream on the
+NATS server at 127.0.0.1:4222 (the test FAILS with the reason when it is not reachable)
+and one real PostgreSQL store. 100,000 small events are published in batches, one in ten
+outside its identity's entitlement; one worker is SIGKILLed while the stream is being
+examined. The test then counts: every event examined exactly once (``bus_examined``), each
+partition examined in stream order, every out-of-entitlement event found once and no other
+finding, and the killed worker's partitions finished by the survivor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from tether.bus import EVENT, BusConfig, encode, ensure_stream, publish_batch
+from tether.estate import apply_estate
+from tether.store import migrate
+from tether.store.bus_tables import bus_examined
+from tether.store.drift_tables import findings
+from tether.store.engine import open_engine
+
+pytestmark = pytest.mark.slow
+
+NATS_URL = os.environ.get("TETHER_TEST_NATS_URL", "nats://127.0.0.1:4222")
+EVENTS = 100_000
+IDENTITIES = 40
+PARTITIONS = 8
+KILL_AFTER = 30_000  # examined events
+MAPPING = {"at": "at", "principal": "agent", "action": "action", "resource": "resource"}
+TETHER = str(Path(sys.executable).parent / "tether")
+
+
+def _estate(folder: Path) -> Path:
+    (folder / "policies").mkdir(parents=True, exist_ok=True)
+    identities = "".join(
+        f"""\
+  - id: svc-{n}
+    kind: service_account
+    class: batch
+    owner: team-data
+    entitlements:
+      - actions: [read]
+        resources: ["doc:*"]
+"""
+        for n in range(IDENTITIES)
+    )
+    (folder / "estate.yaml").write_text(
+        textwrap.dedent("""\
+            classes:
+              batch: {mode: monitor}
+            identities:
+            """)
+        + identities
+    )
+    return folder
+
+
+def _rows() -> list[dict[str, Any]]:
+    at = datetime.now(UTC).isoformat()
+    return [
+        {
+            "seq": i,
+            "at": at,
+            "identity_id": f"svc-{i % IDENTITIES}",
+            "action": "delete" if i % 10 == 0 else "read",
+            "resource": f"doc:{i}",
+            "resource_type": "doc",
+            "outcome": "allowed",
+        }
+        for i in range(1, EVENTS + 1)
+    ]
+
+
+async def _publish(config: BusConfig, rows: list[dict[str, Any]]) -> None:
+    import nats
+
+    try:
+        connection = await nats.connect(config.url, connect_timeout=3, max_reconnect_attempts=0)
+    except Exception as exc:
+        pytest.fail(f"NATS JetStream is required at {config.url} ({exc!r})", pytrace=False)
+    try:
+        js = connection.jetstream()
+        await ensure_stream(js, config)  # as `tether serve --events` does at start
+        messages = [encode(EVENT, row) for row in rows]
+        # The first batch through the acknowledged path the server uses, the rest as plain
+        # NATS publishes to the stream's subjects (no per-message acknowledgement: fast),
+        # then the stream is asked how many it holds.
+        await publish_batch(js, config, messages[:1_000])
+        for m in messages[1_000:]:
+            subject = config.subject_of(config.partition_of(m.identity_id))
+            await connection.publish(subject, m.payload, headers={"Nats-Msg-Id": m.hash})
+        await connection.flush()
+        deadline = time.monotonic() + 10
+        while (await js.stream_info(config.stream)).state.messages < len(messages):
+            assert time.monotonic() < deadline, "the stream did not store every event"
+            await asyncio.sleep(0.05)
+    finally:
+        await connection.close()
+
+
+async def _drop_stream(config: BusConfig) -> None:
+    import nats
+
+    connection = await nats.connect(config.url, connect_timeout=3)
+    js = connection.jetstream()
+    for drop in (js.delete_stream(config.stream), js.delete_key_value(config.lease_bucket)):
+        with contextlib.suppress(Exception):  # never created
+            await drop
+    await connection.close()
+
+
+def _worker(name: str, db_url: str, env: dict[str, str], folder: Path) -> subprocess.Popen[bytes]:
+    with (folder / f"{name}.log").open("wb") as log:
+        return subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "tether"),
+                "worker",
+                "--events",
+                NATS_URL,
+                "--db",
+                db_url,
+                "--name",
+                name,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+            env={**os.environ, **env},
+        )
+
+
+def _count(engine: Any, query: Any) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar() or 0)
+
+
+def test_a_killed_worker_loses_no_event_and_none_is_examined_twice(
+    module_postgres_url: str, tmp_path: Path, figure: Any
+) -> None:
+    tag = secrets.token_hex(4)
+    config = BusConfig(NATS_URL, f"TETHER_T{tag}", f"tether_t{tag}.events", PARTITIONS)
+    env = {
+        "TETHER_EVENTS_STREAM": config.stream,
+        "TETHER_EVENTS_SUBJECT": config.subject,
+        "TETHER_EVENTS_PARTITIONS": str(PARTITIONS),
+        "TETHER_MASTER_KEY_FILE": str(tmp_path / "master.key"),
+    }
+    engine = open_engine(module_postgres_url)
+    migrate.upgrade(engine)
+    apply_estate(engine, _estate(tmp_path / "estate"), actor="tests")
+    rows = _rows()
+    workers = {name: _worker(name, module_postgres_url, env, tmp_path) for name in ("w1", "w2")}
+    try:
+        start = time.monotonic()
+        asyncio.run(_publish(config, rows))
+        published_s = time.monotonic() - start
+        examined = select(func.count()).select_from(bus_examined)
+        deadline = time.monotonic() + 60
+        while _count(engine, examined) < KILL_AFTER:
+            assert time.monotonic() < deadline, "workers examined too little"
+            for name, process in workers.items():
+                assert process.poll() is None, (tmp_path / f"{name}.log").read_text()
+            time.sleep(0.05)
+        workers["w1"].send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        at_kill = _count(engine, examined)
+        while _count(engine, examined) < EVENTS:
+            assert time.monotonic() < deadline, (
+                f"{_count(engine, examined)} of {EVENTS} examined:\n"
+                + (tmp_path / "w2.log").read_text()[-3000:]
+            )
+            time.sleep(0.1)
+        took = time.monotonic() - start
+        time.sleep(1.0)  # anything examined twice would arrive now
+        with engine.connect() as connection:
+            total, hashes, stream_seqs = connection.execute(
+                select(
+                    func.count(),
+                    func.count(func.distinct(bus_examined.c.event_hash)),
+                    func.count(func.distinct(bus_examined.c.stream_seq)),
+                )
+            ).one()
+            order = connection.execute(
+                select(bus_examined.c.partition, bus_examined.c.stream_seq).order_by(
+                    bus_examined.c.seq
+                )
+            ).all()
+            after_kill = set(
+                connection.execute(
+                    select(bus_examined.c.partition, bus_examined.c.worker).where(
+                        bus_examined.c.examined_at
+                        > select(func.max(bus_examined.c.examined_at))
+                        .where(bus_examined.c.worker == "w1")
+                        .scalar_subquery()
+                    )
+                ).all()
+            )
+            w1_partitions = set(
+                connection.execute(
+                    select(bus_examined.c.partition).where(bus_examined.c.worker == "w1")
+                ).scalars()
+            )
+            found = connection.execute(select(findings.c.detector, findings.c.resource)).all()
+        assert (total, hashes, stream_seqs) == (EVENTS, EVENTS, EVENTS)
+        last: dict[int, int] = {}
+        for partition, stream_seq in order:  # each partition examined in stream order
+            assert stream_seq > last.get(partition, 0), (partition, stream_seq)
+            last[partition] = stream_seq
+        assert w1_partitions, "the killed worker held no partition"
+        assert {p for p, w in after_kill if w == "w2"} >= w1_partitions, "not taken over"
+        expected = {r["resource"] for r in rows if r["action"] == "delete"}
+        assert sorted(d for d, _ in found) == ["out_of_entitlement"] * len(expected)
+        assert {ref for _, ref in found} == expected
+    finally:
+        for process in workers.values():
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=20)
+        engine.dispose()
+        asyncio.run(_drop_stream(config))
+    figure(
+        f"bus: {EVENTS:,} events published in {published_s:.1f} s, all examined once in "
+        f"{took:.1f} s; w1 SIGKILLed at {at_kill:,} examined, its partitions "
+        f"{sorted(w1_partitions)} finished by w2 ({time.monotonic() - killed_at:.1f} s after)"
+    )
+
+
+def test_serve_with_events_publishes_its_decisions_and_stored_events(
+    server_factory: Any, module_postgres_url: str, estate_writer: Any, tmp_path: Path
+) -> None:
+    tag = secrets.token_hex(4)
+    config = BusConfig(NATS_URL, f"TETHER_S{tag}", f"tether_s{tag}.events", 4)
+    env = {
+        "TETHER_EVENTS_STREAM": config.stream,
+        "TETHER_EVENTS_SUBJECT": config.subject,
+        "TETHER_EVENTS_PARTITIONS": "4",
+    }
+    server = server_factory(
+        db_url=module_postgres_url,
+        estate=estate_writer(tmp_path / "estate"),
+        extra=["--events", NATS_URL],
+        env=env,
+    )
+    request = {
+        "subject": {"type": "user", "id": "alice"},
+        "action": {"name": "read"},
+        "resource": {"type": "doc", "id": "d1"},
+    }
+    event = {
+        "agent": "alice",
+        "action": "write",
+        "resource": "doc:d2",
+        "at": "2026-12-07T08:00:00Z",
+    }
+    try:
+        with server.client() as pep:
+            assert pep.post("/access/v1/evaluation", json=request).json()["decision"] is True
+        with server.client("admin") as admin:
+            ingested = admin.post(
+                "/v1/events", json={"source": "jsonl", "mapping": MAPPING, "events": [event]}
+            )
+        assert ingested.status_code == 200, ingested.text
+        kinds = asyncio.run(_kinds_on_stream(config, expected=2))
+        assert sorted(kinds) == ["decision", "event"], kinds
+    finally:
+        server.stop()
+        asyncio.run(_drop_stream(config))
+
+
+async def _kinds_on_stream(config: BusConfig, *, expected: int) -> list[str]:
+    import nats
+
+    from tether.bus import decode
+
+    connection = await nats.connect(config.url, connect_timeout=3)
+    try:
+        js = connection.jetstream()
+        deadline = time.monotonic() + 10
+        while (await js.stream_info(config.stream)).state.messages < expected:
+            assert time.monotonic() < deadline, "the server published too little"
+            await asyncio.sleep(0.05)
+        kinds = []
+        for seq in range(1, expected + 1):
+            message = await js.get_msg(config.stream, seq)
+            kinds.append(decode(message.data or b"").kind)
+        return kinds
+    finally:
+        await connection.close()
