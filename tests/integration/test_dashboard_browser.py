@@ -79,6 +79,13 @@ def test_unauthenticated_pages_redirect_and_errors_leak_nothing(server: ServerPr
 def test_admin_signs_in_filters_opens_an_identity_and_needs_the_csrf_token(
     server: ServerProcess, browser: Any
 ) -> None:
+    with server.client("pep") as pep:  # a step outside billing-bot's entitlement
+        outside = {
+            "subject": {"type": "agent", "id": "billing-bot"},
+            "action": {"name": "read_table"},
+            "resource": {"type": "table", "id": "customers"},
+        }
+        assert pep.post("/access/v1/evaluation", json=outside).json()["decision"] is False
     page = signed_in(browser, server, "admin", shot="signin.png")
     cookie = next(c for c in page.context.cookies() if c["name"] == "tether_session")
     assert cookie["httpOnly"] is True
@@ -100,6 +107,28 @@ def test_admin_signs_in_filters_opens_an_identity_and_needs_the_csrf_token(
     assert no_token.status == 403
     assert "stale or forged" in no_token.text()
 
+    page.click("text=Access path")
+    page.wait_for_url(re.compile(r".*/paths\?identity=billing-bot"))
+    marked = page.locator("svg#path a.node.outside")
+    assert marked.count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "path.png"))
+    marked.first.click()
+    page.wait_for_url(re.compile(r".*node=.*"))
+    assert "outside" in page.locator("#evidence").inner_text()
+
+    page.goto(f"{server.url}/findings")
+    page.screenshot(path=str(ARTIFACTS / "findings.png"))
+    form = page.locator("#new-exception form")
+    form.locator("input[name=identity]").fill("billing-bot")
+    form.locator("input[name=detector]").fill("out_of_entitlement")
+    form.locator("input[name=owner]").fill("team-payments")
+    form.locator("input[name=justification]").fill("customer table read for the audit")
+    form.locator("button").click()
+    page.wait_for_url(f"{server.url}/findings")
+    assert "customer table read for the audit" in page.locator("#exceptions").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "findings-excepted.png"))
+
+    page.goto(f"{server.url}/identities/billing-bot")
     page.click("a.button.danger")
     page.screenshot(path=str(ARTIFACTS / "offboard-confirm.png"))
     page.context.close()
@@ -143,6 +172,8 @@ def test_an_auditor_sees_no_action_and_a_forged_post_is_refused(
     assert page.locator("a.button.danger").count() == 0
     page.goto(f"{server.url}/approvals")
     assert page.locator("#pending button").count() == 0
+    page.goto(f"{server.url}/findings")
+    assert page.locator("#new-exception").count() == 0
     page.screenshot(path=str(ARTIFACTS / "approvals-auditor.png"))
     forged = page.request.post(
         f"{server.url}/offboard", form={"identity": "billing-bot", "csrf": csrf_of(page)}

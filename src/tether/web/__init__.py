@@ -19,8 +19,10 @@ from tether.api.routing import declare_page
 from tether.callers import PUBLIC, Authenticator
 from tether.services import Tether
 from tether.web.approvals import approval_routes
+from tether.web.findings import finding_routes
 from tether.web.inventory import inventory_routes
 from tether.web.pages import Dashboard
+from tether.web.paths import path_routes
 from tether.web.signin import signin_routes
 
 STATIC = Path(__file__).parent / "static"
@@ -28,16 +30,26 @@ STATIC = Path(__file__).parent / "static"
 __all__ = ["create_app", "dashboard_routes"]
 
 
-async def _stylesheet(_request: Request) -> Response:
-    return FileResponse(STATIC / "dashboard.css", media_type="text/css")
+# Served to anyone (the sign-in page needs its style); nothing else under static/ is.
+STATIC_FILES = {"dashboard.css": "text/css", "findings.js": "text/javascript"}
+
+
+async def _static(request: Request) -> Response:
+    name = request.url.path.removeprefix("/static/")
+    return FileResponse(STATIC / name, media_type=STATIC_FILES[name])
 
 
 def dashboard_routes(tether: Tether) -> list[BaseRoute]:
     settings = tether.settings
     dashboard = Dashboard(Authenticator(tether.callers, tether.keys, audience=settings.audience))
-    declare_page("/static/dashboard.css", ("GET",), PUBLIC)
+    static = []
+    for name in STATIC_FILES:
+        declare_page(f"/static/{name}", ("GET",), PUBLIC)
+        static.append(Route(f"/static/{name}", _static, methods=["GET"]))
     return [
-        Route("/static/dashboard.css", _stylesheet, methods=["GET"]),
+        *static,
+        *finding_routes(tether, dashboard),
+        *path_routes(tether, dashboard),
         *signin_routes(tether, dashboard),
         *inventory_routes(tether, dashboard),
         *approval_routes(tether, dashboard),
