@@ -128,6 +128,21 @@ def test_admin_signs_in_filters_opens_an_identity_and_needs_the_csrf_token(
     assert "customer table read for the audit" in page.locator("#exceptions").inner_text()
     page.screenshot(path=str(ARTIFACTS / "findings-excepted.png"))
 
+    page.goto(f"{server.url}/reviews")
+    page.screenshot(path=str(ARTIFACTS / "review.png"))
+    verdicts = page.locator("#signoff select")
+    assert verdicts.count() >= 1
+    verdicts.first.select_option("revoke")
+    page.fill("#signoff input[name=note]", "quarterly review")
+    page.click("#signoff button[type=submit]")
+    page.wait_for_url(re.compile(r".*/reviews/[^/]+$"))
+    assert "signed by" in page.locator("#signed-off").inner_text()
+    assert "revoke" in page.inner_text("main")
+    page.screenshot(path=str(ARTIFACTS / "review-signed.png"))
+    page.goto(f"{server.url}/estate-metrics")
+    assert page.locator("svg.bars").count() == 2
+    page.screenshot(path=str(ARTIFACTS / "metrics.png"))
+
     page.goto(f"{server.url}/identities/billing-bot")
     page.click("a.button.danger")
     page.screenshot(path=str(ARTIFACTS / "offboard-confirm.png"))
@@ -174,6 +189,8 @@ def test_an_auditor_sees_no_action_and_a_forged_post_is_refused(
     assert page.locator("#pending button").count() == 0
     page.goto(f"{server.url}/findings")
     assert page.locator("#new-exception").count() == 0
+    page.goto(f"{server.url}/reviews")
+    assert page.locator("#signoff select, #signoff button").count() == 0
     page.screenshot(path=str(ARTIFACTS / "approvals-auditor.png"))
     forged = page.request.post(
         f"{server.url}/offboard", form={"identity": "billing-bot", "csrf": csrf_of(page)}

@@ -54,20 +54,25 @@ def _read(request: Request) -> tuple[PathQuery, str]:
     return query, output
 
 
+def read_path(tether: Tether, query: PathQuery) -> AccessPath:
+    """The path ``query`` asks for, as the API and the dashboard show it."""
+    # Decisions are committed in batches: commit what is queued first, so a path read
+    # right after a decision shows it (CI once read the path before the batch landed).
+    tether.decision_log.flush()
+    return build_path(
+        tether.engine,
+        query.identity,
+        task=query.task,
+        since=query.since,
+        until=query.until,
+        limit=query.limit,
+        classifier=tether.snapshot.classifier,
+    )
+
+
 def path_routes(tether: Tether) -> list[Route]:
     def build(query: PathQuery) -> AccessPath:
-        # Decisions are committed in batches: commit what is queued first, so a path read
-        # right after a decision shows it (CI once read the path before the batch landed).
-        tether.decision_log.flush()
-        return build_path(
-            tether.engine,
-            query.identity,
-            task=query.task,
-            since=query.since,
-            until=query.until,
-            limit=query.limit,
-            classifier=tether.snapshot.classifier,
-        )
+        return read_path(tether, query)
 
     async def get_path(request: Request) -> Response:
         query, output = _read(request)

@@ -23,6 +23,7 @@ from tether.web.findings import finding_routes
 from tether.web.inventory import inventory_routes
 from tether.web.pages import Dashboard
 from tether.web.paths import path_routes
+from tether.web.reviews import review_routes
 from tether.web.signin import signin_routes
 
 STATIC = Path(__file__).parent / "static"
@@ -53,6 +54,7 @@ def dashboard_routes(tether: Tether) -> list[BaseRoute]:
         *signin_routes(tether, dashboard),
         *inventory_routes(tether, dashboard),
         *approval_routes(tether, dashboard),
+        *review_routes(tether, dashboard),
     ]
 
 

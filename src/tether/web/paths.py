@@ -14,7 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tether.paths import AccessPath, PathNode, PathQuery, build_path
+from tether.api.paths import read_path
+from tether.paths import AccessPath, PathNode, PathQuery
 from tether.services import Tether
 from tether.web.pages import READERS, Dashboard, View
 
@@ -57,22 +58,10 @@ def lay_out(path: AccessPath, limit: int = MAX_NODES) -> Layout:
 
 
 def path_routes(tether: Tether, dashboard: Dashboard) -> list[Route]:
-    def build(query: PathQuery) -> AccessPath:
-        tether.decision_log.flush()  # a path read right after a decision shows it
-        return build_path(
-            tether.engine,
-            query.identity,
-            task=query.task,
-            since=query.since,
-            until=query.until,
-            limit=query.limit,
-            classifier=tether.snapshot.classifier,
-        )
-
     async def show(view: View) -> Response:
         params = view.request.query_params
         query = PathQuery.parse(params.get("identity"), task=params.get("task") or None)
-        path = await run_in_threadpool(build, query)
+        path = await run_in_threadpool(read_path, tether, query)
         chosen = params.get("node")
         selected = next((n for n in path.nodes if n.id == chosen), None)
         return view.render(
