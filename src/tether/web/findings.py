@@ -69,6 +69,8 @@ def finding_routes(tether: Tether, dashboard: Dashboard) -> list[Route]:
                 now=now,
             )
         )
+        if dashboard.inventory is not None:  # open findings counts may have changed
+            dashboard.inventory.drop()
         return RedirectResponse("/findings", status_code=303)
 
     return [

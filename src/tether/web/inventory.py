@@ -7,6 +7,8 @@ decisions and findings; offboarding is :func:`tether.review.offboard.offboard_id
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -29,6 +31,7 @@ PAGE_SIZE = 50
 SORTS = ("id", "kind", "class", "owner", "last_used", "findings")
 FILTERS = ("kind", "class", "owner", "environment", "stale", "static_secret", "open_findings")
 MAX_OPEN_FINDINGS = 10_000
+INVENTORY_TTL_S = 15.0
 
 
 def inventory_rows(tether: Tether) -> list[dict[str, Any]]:
@@ -48,6 +51,30 @@ def inventory_rows(tether: Tether) -> list[dict[str, Any]]:
         shown["findings"] = open_findings.get(item.identity_id, 0)
         rows.append(shown)
     return rows
+
+
+class InventorySnapshot:
+    """The inventory rows, reused for ``ttl_s`` so that filtering, sorting and paging do not
+    recompute every identity's lifecycle; the dashboard's own changes drop it at once."""
+
+    def __init__(self, tether: Tether, ttl_s: float = INVENTORY_TTL_S) -> None:
+        self._tether = tether
+        self._ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._rows: list[dict[str, Any]] | None = None
+        self._at = 0.0
+
+    def rows(self) -> tuple[list[dict[str, Any]], float]:
+        """The rows and their age in seconds."""
+        with self._lock:
+            now = time.monotonic()
+            if self._rows is None or now - self._at > self._ttl_s:
+                self._rows, self._at = inventory_rows(self._tether), now
+            return self._rows, now - self._at
+
+    def drop(self) -> None:
+        with self._lock:
+            self._rows = None
 
 
 def _keep(row: dict[str, Any], filters: dict[str, str]) -> bool:
@@ -75,6 +102,8 @@ def _sort_key(name: str) -> Any:
 
 
 def inventory_routes(tether: Tether, dashboard: Dashboard) -> list[Route]:
+    snapshot = dashboard.inventory = InventorySnapshot(tether)
+
     async def inventory(view: View) -> Response:
         params = view.request.query_params
         filters = {n: params[n] for n in FILTERS if params.get(n)}
@@ -82,7 +111,7 @@ def inventory_routes(tether: Tether, dashboard: Dashboard) -> list[Route]:
         if sort not in SORTS:
             sort = "id"
         page = int(params["page"]) if params.get("page", "").isdigit() else 1
-        rows = await run_in_threadpool(inventory_rows, tether)
+        rows, age = await run_in_threadpool(snapshot.rows)
         choices = {
             n: sorted({str(r.get(n) or "") for r in rows} - {""})
             for n in ("kind", "class", "owner", "environment")
@@ -106,6 +135,7 @@ def inventory_routes(tether: Tether, dashboard: Dashboard) -> list[Route]:
             sorts=SORTS,
             page=page,
             pages=pages,
+            age=age,
         )
 
     def identity_facts(identity_id: str) -> dict[str, Any]:
@@ -117,8 +147,7 @@ def inventory_routes(tether: Tether, dashboard: Dashboard) -> list[Route]:
         lifecycle = next(
             (
                 i.to_json(now)
-                for i in identity_lifecycles(tether.engine, now=now)
-                if i.identity_id == identity_id
+                for i in identity_lifecycles(tether.engine, now=now, identity=identity_id)
             ),
             None,
         )
@@ -153,6 +182,7 @@ def inventory_routes(tether: Tether, dashboard: Dashboard) -> list[Route]:
             )
         )
         await run_in_threadpool(tether.refresh_offboarded)
+        snapshot.drop()
         return RedirectResponse(f"/identities/{identity_id}", status_code=303)
 
     return [

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -70,6 +70,10 @@ class View:
 Handler = Callable[[View], Awaitable[Response]]
 
 
+class Droppable(Protocol):
+    def drop(self) -> None: ...
+
+
 def render(name: str, status: int = 200, **values: Any) -> Response:
     return HTMLResponse(templates.get_template(name).render(**values), status_code=status)
 
@@ -92,6 +96,9 @@ class Dashboard:
     def __init__(self, authenticator: Authenticator) -> None:
         self.authenticator = authenticator
         self.sessions = SessionStore()
+        self.inventory: Any = (
+            None  # the inventory snapshot (tether.web.inventory), dropped on changes
+        )
 
     def person(self, credential: str) -> Caller:
         """The person ``credential`` proves (an admin token or a person's OIDC token).
