@@ -12,8 +12,8 @@ records the roles (``tether.api.routing.PAGE_ROLES``) and wraps the handler so t
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -54,7 +54,6 @@ class View:
     caller: Caller
     session: Session
     form: FormData | None = None
-    dashboard: Dashboard | None = field(default=None, repr=False)
 
     def may(self, *roles: Role) -> bool:
         return self.caller.has_any(frozenset(roles))
@@ -153,7 +152,7 @@ class Dashboard:
                     return error_page(
                         403, "the form is stale or forged: reload the page", caller, session.csrf
                     )
-            view = View(request, caller, session, form, self)
+            view = View(request, caller, session, form)
             try:
                 return await handler(view)
             except TetherError as exc:
@@ -165,7 +164,3 @@ class Dashboard:
                 )
 
         return Route(path, endpoint, methods=list(methods))
-
-
-def query_of(request: Request, names: Collection[str]) -> Mapping[str, str]:
-    return {n: request.query_params[n] for n in names if request.query_params.get(n)}
