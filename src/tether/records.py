@@ -25,8 +25,9 @@ from tether.drift.model import Finding
 from tether.inventory import list_decisions, list_identities, show_identity
 from tether.live import PolicySnapshot
 from tether.paths import DEFAULT_LIMIT, AccessPath, build_path
+from tether.review.access import AccessReview, review_access
 from tether.review.grants import GrantReview, review_grants
-from tether.review.lifecycle import IdentityLifecycle, identity_lifecycles
+from tether.review.lifecycle import DEFAULT_STALE_DAYS, IdentityLifecycle, identity_lifecycles
 from tether.review.metrics import EstateMetrics, compute_metrics, snapshots
 from tether.review.report import Report
 from tether.review.signoff import SignOff, get_sign_off, recent_sign_offs, sign_off
@@ -98,8 +99,20 @@ class Records:
 
     # --- lifecycle, grants, metrics ------------------------------------------------------
 
-    def lifecycles(self, *, now: datetime, stale_days: int) -> list[IdentityLifecycle]:
-        return identity_lifecycles(self._engine, now=now, stale_days=stale_days)
+    def lifecycles(
+        self,
+        *,
+        now: datetime,
+        stale_days: int = DEFAULT_STALE_DAYS,
+        identity: str | None = None,
+    ) -> list[IdentityLifecycle]:
+        return identity_lifecycles(self._engine, now=now, stale_days=stale_days, identity=identity)
+
+    def access_review(
+        self, *, since: datetime, until: datetime, identity: str | None = None
+    ) -> AccessReview:
+        """Entitlement beside observed use (see :func:`tether.review.access.review_access`)."""
+        return review_access(self._engine, since=since, until=until, identity=identity)
 
     def grants(self, *, window_days: int, review_every_days: int) -> list[GrantReview]:
         return review_grants(

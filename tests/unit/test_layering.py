@@ -62,9 +62,9 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"bus"}),
     frozenset({"worker"}),
     frozenset({"services"}),
-    # Edges: HTTP, the MCP gateway, the SDK, the evaluation harness (it drives a whole
-    # tether), then the command line over everything.
-    frozenset({"api", "gateway", "sdk", "evaluation"}),
+    # Edges: HTTP (the API, and the dashboard beside it), the MCP gateway, the SDK, the
+    # evaluation harness (it drives a whole tether), then the command line over everything.
+    frozenset({"api", "gateway", "sdk", "evaluation", "web"}),
     frozenset({"cli"}),
     # The package's own face: `tether.Client` and friends, imported from the SDK lazily.
     frozenset({"__init__"}),

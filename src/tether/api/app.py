@@ -7,7 +7,7 @@ import gc
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, Protocol
@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from tether.api import authzen
 from tether.api.approvals import approval_routes
@@ -51,7 +51,15 @@ from tether.api.openapi import openapi_document
 from tether.api.paths import path_routes
 from tether.api.resources import resource_routes
 from tether.api.reviews import review_routes
-from tether.api.routing import CALLER_KEY, ROUTE_ROLES, declare, public, roles_for, secured
+from tether.api.routing import (
+    CALLER_KEY,
+    ROUTE_ROLES,
+    declare,
+    is_page,
+    public,
+    roles_for,
+    secured,
+)
 from tether.api.signals import signal_routes
 from tether.api.tasks import task_routes
 from tether.api.tools import tool_routes
@@ -141,7 +149,8 @@ def _slash_hint(path: str) -> str:
 class TetherApp:
     """The ASGI application served by ``tether serve``."""
 
-    def __init__(self, tether: Tether) -> None:
+    def __init__(self, tether: Tether, pages: Sequence[BaseRoute] = ()) -> None:
+        """``pages``: the dashboard's routes (``tether.web``), which sign people in themselves."""
         self.tether = tether
         self.metrics = Metrics(tether)
         self._limit = tether.settings.max_body_bytes
@@ -159,7 +168,7 @@ class TetherApp:
         }
         self._latency = {path: self.metrics.latency.labels(path) for path in self._hot}
         self.starlette = Starlette(
-            routes=self._routes(),
+            routes=[*self._routes(), *pages],
             # One handler turns every TetherError a route raises into its answer.
             exception_handlers={HTTPException: self._http_error, TetherError: self._tether_error},
         )
@@ -217,7 +226,7 @@ class TetherApp:
             path = getattr(route, "path", "?")
             methods = getattr(route, "methods", None) or {"GET"}
             for method in sorted(set(methods) - {"HEAD"}):
-                if (method, path) not in ROUTE_ROLES:
+                if (method, path) not in ROUTE_ROLES and not is_page(method, path):
                     log.error(
                         "route `%s %s` declares no roles: every call is refused", method, path
                     )
@@ -233,7 +242,9 @@ class TetherApp:
             resolved = resolve_route(self.starlette.routes, scope)
             if resolved is not None:
                 template, roles = resolved
-                if roles is None or roles:  # not public: authenticate and authorize
+                if is_page(scope["method"], template):
+                    pass  # a dashboard page: tether.web signs its people in by session
+                elif roles is None or roles:  # not public: authenticate and authorize
                     admitted = self.gate.admit(scope, template, roles)
                     if isinstance(admitted, Refusal):
                         await self._refuse(send, admitted, None)

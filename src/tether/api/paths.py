@@ -54,15 +54,20 @@ def _read(request: Request) -> tuple[PathQuery, str]:
     return query, output
 
 
+def read_path(tether: Tether, query: PathQuery) -> AccessPath:
+    """The path ``query`` asks for, as the API, the CLI and the dashboard show it."""
+    return tether.records.access_path(
+        query.identity,
+        task=query.task,
+        since=query.since,
+        until=query.until,
+        limit=query.limit,
+    )
+
+
 def path_routes(tether: Tether) -> list[Route]:
     def build(query: PathQuery) -> AccessPath:
-        return tether.records.access_path(
-            query.identity,
-            task=query.task,
-            since=query.since,
-            until=query.until,
-            limit=query.limit,
-        )
+        return read_path(tether, query)
 
     async def get_path(request: Request) -> Response:
         query, output = _read(request)

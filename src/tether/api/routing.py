@@ -36,6 +36,11 @@ from tether.errors import Unauthenticated
 
 ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {}
 ROUTE_DOCS: dict[tuple[str, str], Doc] = {}
+# The dashboard's HTML pages (``tether.web``): for people signed in with a session cookie,
+# not bearer credentials. They answer HTML and take forms with a CSRF token, so they are no
+# operations of the API document (``/openapi.json``); each still declares its roles, which
+# ``tether.web`` enforces (the gate lets them through to it).
+PAGE_ROLES: dict[tuple[str, str], frozenset[Role]] = {}
 
 # Where the HTTP edge puts the authenticated caller in the ASGI scope.
 CALLER_KEY = "tether.caller"
@@ -47,6 +52,19 @@ def declare(path: str, methods: Collection[str], roles: Collection[Role], doc: D
         check_declaration(method, path, granted)
         ROUTE_ROLES[(method.upper(), path)] = granted
         ROUTE_DOCS[(method.upper(), path)] = doc
+
+
+def declare_page(path: str, methods: Collection[str], roles: Collection[Role]) -> None:
+    for method in methods:
+        granted = frozenset(roles)
+        check_declaration(method, path, granted)
+        PAGE_ROLES[(method.upper(), path)] = granted
+
+
+def is_page(method: str, path: str) -> bool:
+    """Whether ``method`` on the route template ``path`` is a dashboard page (HEAD as GET)."""
+    method = method.upper()
+    return (method, path) in PAGE_ROLES or (method == "HEAD" and ("GET", path) in PAGE_ROLES)
 
 
 def roles_for(method: str, path: str) -> frozenset[Role] | None:

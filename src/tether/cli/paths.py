@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 from rich.tree import Tree
 
+from tether.api.paths import read_path
 from tether.cli.common import DbOption, JsonOption, open_tether
 from tether.cli.output import EXIT_ACTION_NEEDED, EXIT_OK, console, emit_json, errors_to_exit
 from tether.paths import (
@@ -26,7 +27,6 @@ from tether.paths import (
     NodeKind,
     PathNode,
     PathQuery,
-    build_path,
     to_dot,
     to_mermaid,
 )
@@ -82,15 +82,7 @@ def paths(
     with errors_to_exit(machine):
         query = PathQuery.parse(identity, task=task, since=since, until=until, limit=limit)
         with open_tether(db) as tether:
-            path = build_path(
-                tether.engine,
-                query.identity,
-                task=query.task,
-                since=query.since,
-                until=query.until,
-                limit=query.limit,
-                classifier=tether.snapshot.classifier,
-            )
+            path = read_path(tether, query)
     if output is PathFormat.JSON:
         emit_json(path.to_json())
     elif output is PathFormat.MERMAID:

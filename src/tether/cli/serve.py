@@ -72,12 +72,12 @@ def serve(
     On a fresh store bound to loopback, the first start makes a PEP key (`local-pep`) and
     an admin (`local-admin`) and prints the key and an admin token once.
     """
-    from tether.api.app import create_app
     from tether.api.server import TlsFiles
     from tether.api.server import serve as run_server
     from tether.callers import bootstrap
     from tether.estate import apply_estate
     from tether.services import Tether
+    from tether.web import create_app
 
     if bool(tls_cert) != bool(tls_key):
         fail("--tls-cert and --tls-key go together", EXIT_BAD_INPUT)
@@ -142,6 +142,11 @@ def serve(
             "`tether admin token --user NAME` an admin token",
             highlight=False,
         )
+    console.print(
+        f"dashboard: open {scheme}://{escape(host)}:{port}/ and sign in with an admin token "
+        "(`.venv/bin/tether admin token --user alice`, or the one printed above)",
+        highlight=False,
+    )
     client_bundle = Path(settings.client_ca_file) if settings.client_ca_file else None
     tls = (
         TlsFiles(tls_cert, tls_key, client_bundle, require_client_cert)

@@ -110,18 +110,22 @@ def identity_lifecycles(
     now: datetime | None = None,
     stale_days: int = DEFAULT_STALE_DAYS,
     default_rotate_every_s: int = DEFAULT_ROTATE_EVERY_S,
+    identity: str | None = None,
 ) -> list[IdentityLifecycle]:
-    """The lifecycle of every identity, by id."""
+    """The lifecycle of every identity (or only of ``identity``), by id."""
     moment = now or datetime.now(UTC)
     offboarded = offboard_records(engine)
     with engine.connect() as connection:
-        rows = connection.execute(select(identities).order_by(identities.c.id)).mappings().all()
+        chosen = select(identities).order_by(identities.c.id)
+        if identity is not None:
+            chosen = chosen.where(identities.c.id == identity)
+        rows = connection.execute(chosen).mappings().all()
         rotate = {
             r.name: (r.settings or {}).get("rotate_every_seconds")
             for r in connection.execute(select(workload_classes))
         }
         keys = _newest_live_keys(connection)
-        used = _last_used(connection)
+        used = _last_used(connection, identity)
     statuses = {r["id"]: r["status"] for r in rows}
     result = []
     for row in rows:
@@ -169,22 +173,23 @@ def _newest_live_keys(connection: Connection) -> dict[str, datetime]:
     return {identity: utc(at) for identity, at in connection.execute(query)}
 
 
-def _last_used(connection: Connection) -> dict[str, datetime]:
-    """The latest activity of each identity across decisions, events, tasks and tokens."""
+def _last_used(connection: Connection, only: str | None = None) -> dict[str, datetime]:
+    """The latest activity of each identity (or of ``only``) across decisions, events,
+    tasks and tokens."""
     latest: dict[str, datetime] = {}
-    queries = (
-        select(decisions.c.subject_id, func.max(decisions.c.at)).group_by(decisions.c.subject_id),
-        select(events.c.identity_id, func.max(events.c.at))
-        .where(events.c.identity_id.is_not(None))
-        .group_by(events.c.identity_id),
-        select(tasks.c.identity_id, func.max(tasks.c.opened_at)).group_by(tasks.c.identity_id),
-        select(issued_tokens.c.identity_id, func.max(issued_tokens.c.issued_at)).group_by(
-            issued_tokens.c.identity_id
-        ),
-        select(issued_tokens.c.actor_id, func.max(issued_tokens.c.issued_at))
-        .where(issued_tokens.c.actor_id.is_not(None))
-        .group_by(issued_tokens.c.actor_id),
+    columns = (
+        (decisions.c.subject_id, decisions.c.at),
+        (events.c.identity_id, events.c.at),
+        (tasks.c.identity_id, tasks.c.opened_at),
+        (issued_tokens.c.identity_id, issued_tokens.c.issued_at),
+        (issued_tokens.c.actor_id, issued_tokens.c.issued_at),
     )
+    queries = [
+        select(who, func.max(at))
+        .where(who.is_not(None) if only is None else who == only)
+        .group_by(who)
+        for who, at in columns
+    ]
     for query in queries:
         for identity, at in connection.execute(query):
             if at is None:

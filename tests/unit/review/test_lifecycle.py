@@ -115,6 +115,8 @@ def test_stale_and_orphaned(store: Engine, tmp_path: Path) -> None:
             "fresh-key"
         ].flags
     )
+    for one in ("bot", "old-key"):  # one identity's lifecycle is its part of everyone's
+        assert identity_lifecycles(store, now=later, identity=one) == [items[one]]
     assert dict(items["unowned"].flags)["orphaned"] == "no owner"
     assert "orphaned" not in dict(items["bot"].flags)  # alice is an active user
     assert "orphaned" not in dict(items["old-key"].flags)  # a team owns it

@@ -1,0 +1,187 @@
+"""The inventory (filtered, sorted, paged) and one identity's page, with offboarding.
+
+Read models only: :func:`tether.inventory.show_identity`, the lifecycle of
+:mod:`tether.review.lifecycle`, the access review of :mod:`tether.review.access`, recorded
+decisions and findings; offboarding is :func:`tether.review.offboard.offboard_identity`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from tether.callers import Role
+from tether.drift.findings import FindingQuery
+from tether.review.offboard import offboard_identity
+from tether.services import Tether
+from tether.web.pages import READERS, Dashboard, View
+
+PAGE_SIZE = 50
+SORTS = ("id", "kind", "class", "owner", "last_used", "findings")
+FILTERS = ("kind", "class", "owner", "environment", "stale", "static_secret", "open_findings")
+MAX_OPEN_FINDINGS = 10_000
+INVENTORY_TTL_S = 15.0
+
+
+def inventory_rows(tether: Tether) -> list[dict[str, Any]]:
+    """Every identity with what the inventory filters and sorts on."""
+    now = tether.tasks.now()
+    attributes = {r["id"]: r.get("attributes") or {} for r in tether.records.identities()}
+    open_findings = Counter(
+        f.identity_id
+        for f in tether.records.findings(
+            FindingQuery(include_suppressed=False, limit=MAX_OPEN_FINDINGS)
+        )
+    )
+    rows = []
+    for item in tether.records.lifecycles(now=now):
+        shown = item.to_json(now)
+        shown["environment"] = str(attributes.get(item.identity_id, {}).get("environment", ""))
+        shown["findings"] = open_findings.get(item.identity_id, 0)
+        rows.append(shown)
+    return rows
+
+
+class InventorySnapshot:
+    """The inventory rows, reused for ``ttl_s`` so that filtering, sorting and paging do not
+    recompute every identity's lifecycle; the dashboard's own changes drop it at once."""
+
+    def __init__(self, tether: Tether, ttl_s: float = INVENTORY_TTL_S) -> None:
+        self._tether = tether
+        self._ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._rows: list[dict[str, Any]] | None = None
+        self._at = 0.0
+
+    def rows(self) -> tuple[list[dict[str, Any]], float]:
+        """The rows and their age in seconds."""
+        with self._lock:
+            now = time.monotonic()
+            if self._rows is None or now - self._at > self._ttl_s:
+                self._rows, self._at = inventory_rows(self._tether), now
+            return self._rows, now - self._at
+
+    def drop(self) -> None:
+        with self._lock:
+            self._rows = None
+
+
+def _keep(row: dict[str, Any], filters: dict[str, str]) -> bool:
+    for name, wanted in filters.items():
+        if name in ("stale", "static_secret", "open_findings"):
+            has = {
+                "stale": "stale" in row["flags"],
+                "static_secret": bool(row["static_secret"]),
+                "open_findings": row["findings"] > 0,
+            }[name]
+            if has != (wanted == "yes"):
+                return False
+        elif str(row.get(name) or "") != wanted:
+            return False
+    return True
+
+
+def _sort_key(name: str) -> Any:
+    if name == "findings":
+        return lambda r: (-r["findings"], r["identity"])
+    if name == "last_used":
+        return lambda r: (r["last_used_at"] or "", r["identity"])
+    field = "identity" if name == "id" else name
+    return lambda r: (str(r.get(field) or ""), r["identity"])
+
+
+def inventory_routes(tether: Tether, dashboard: Dashboard) -> list[Route]:
+    snapshot = dashboard.inventory = InventorySnapshot(tether)
+
+    async def inventory(view: View) -> Response:
+        params = view.request.query_params
+        filters = {n: params[n] for n in FILTERS if params.get(n)}
+        sort = params.get("sort", "id")
+        if sort not in SORTS:
+            sort = "id"
+        page = int(params["page"]) if params.get("page", "").isdigit() else 1
+        rows, age = await run_in_threadpool(snapshot.rows)
+        choices = {
+            n: sorted({str(r.get(n) or "") for r in rows} - {""})
+            for n in ("kind", "class", "owner", "environment")
+        }
+        kept = sorted((r for r in rows if _keep(r, filters)), key=_sort_key(sort))
+        pages = max(1, -(-len(kept) // PAGE_SIZE))
+        page = min(max(page, 1), pages)
+        shown = kept[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+
+        def link(**changes: Any) -> str:
+            return "?" + urlencode({**filters, "sort": sort, **changes})
+
+        return view.render(
+            "inventory.html",
+            link=link,
+            rows=shown,
+            total=len(kept),
+            filters=filters,
+            choices=choices,
+            sort=sort,
+            sorts=SORTS,
+            page=page,
+            pages=pages,
+            age=age,
+        )
+
+    def identity_facts(identity_id: str) -> dict[str, Any]:
+        now = tether.tasks.now()
+        identity = tether.records.identity(identity_id)
+        review = tether.records.access_review(
+            since=now - timedelta(days=30), until=now, identity=identity_id
+        ).identities
+        lifecycle = next(
+            (i.to_json(now) for i in tether.records.lifecycles(now=now, identity=identity_id)),
+            None,
+        )
+        found = tether.records.findings(FindingQuery(identity_id=identity_id, limit=50))
+        return {
+            "identity": identity,
+            "review": review[0] if review else None,
+            "lifecycle": lifecycle,
+            "decisions": tether.records.decisions(subject=identity_id, limit=20),
+            "findings": sorted(found, key=lambda f: -f.score),
+        }
+
+    async def identity(view: View) -> Response:
+        identity_id = view.request.path_params["identity_id"]
+        tether.decision_log.flush()
+        facts = await run_in_threadpool(identity_facts, identity_id)
+        return view.render("identity.html", **facts)
+
+    async def confirm_offboard(view: View) -> Response:
+        identity_id = view.request.query_params.get("identity", "")
+        found = await run_in_threadpool(tether.records.identity, identity_id)
+        return view.render("offboard.html", identity=found)
+
+    async def offboard(view: View) -> Response:
+        identity_id = view.field("identity")
+        await run_in_threadpool(
+            lambda: offboard_identity(
+                tether.tasks,
+                identity_id,
+                actor=view.caller.identity_id,
+                reason=view.field("reason") or "offboarded from the dashboard",
+            )
+        )
+        await run_in_threadpool(tether.refresh_offboarded)
+        snapshot.drop()
+        return RedirectResponse(f"/identities/{identity_id}", status_code=303)
+
+    return [
+        dashboard.page("/inventory", inventory, roles=READERS),
+        dashboard.page("/identities/{identity_id:path}", identity, roles=READERS),
+        dashboard.page("/offboard", confirm_offboard, roles=(Role.ADMIN,)),
+        dashboard.page("/offboard", offboard, roles=(Role.ADMIN,), methods=("POST",)),
+    ]

@@ -1,0 +1,202 @@
+"""The dashboard in a real browser: Playwright driving Debian's Chromium against a real
+``tether serve`` on the demo estate (``examples/agents``).
+
+One server and one browser for the module. Screenshots of each page are kept under
+``test-artifacts/dashboard/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+ESTATE = ROOT / "examples" / "agents"
+ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+ServerFactory = Any
+ServerProcess = Any
+
+
+@pytest.fixture(scope="module")
+def server(module_server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    folder = tmp_path_factory.mktemp("dashboard")
+    return module_server_factory(db_url=f"sqlite:///{folder}/tether.db", estate=ESTATE)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium is not installed at `{CHROMIUM}`: `apt-get install -y chromium`")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield launched
+        launched.close()
+
+
+def signed_in(browser: Any, server: ServerProcess, role: str, shot: str | None = None) -> Any:
+    """A browser page signed in through the form with ``role``'s admin token."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(f"{server.url}/inventory")
+    assert page.url.startswith(f"{server.url}/signin?next=")  # unauthenticated: sign in first
+    if shot:
+        page.screenshot(path=str(ARTIFACTS / shot))
+    page.fill("#token", server.credentials[role])
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{server.url}/inventory")
+    return page
+
+
+def csrf_of(page: Any) -> str:
+    return str(page.locator("header input[name=csrf]").get_attribute("value"))
+
+
+def test_unauthenticated_pages_redirect_and_errors_leak_nothing(server: ServerProcess) -> None:
+    answer = httpx.get(f"{server.url}/identities/billing-bot", timeout=10)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/signin?next=/identities/billing-bot"
+    forged = httpx.post(f"{server.url}/offboard", data={"identity": "billing-bot"}, timeout=10)
+    assert forged.status_code == 403
+    assert "Traceback" not in forged.text
+    document = httpx.get(f"{server.url}/openapi.json", timeout=10).json()
+    assert not any(path in document["paths"] for path in ("/inventory", "/signin", "/offboard"))
+
+
+def test_admin_signs_in_filters_opens_an_identity_and_needs_the_csrf_token(
+    server: ServerProcess, browser: Any
+) -> None:
+    with server.client("pep") as pep:  # a step outside billing-bot's entitlement
+        outside = {
+            "subject": {"type": "agent", "id": "billing-bot"},
+            "action": {"name": "read_table"},
+            "resource": {"type": "table", "id": "customers"},
+        }
+        assert pep.post("/access/v1/evaluation", json=outside).json()["decision"] is False
+    page = signed_in(browser, server, "admin", shot="signin.png")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "tether_session")
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+    page.select_option("select[name=kind]", "agent")
+    page.click("form.filters button")
+    page.wait_for_url(re.compile(r".*kind=agent.*"))
+    listed = page.locator("#inventory tbody td:first-child").all_inner_texts()
+    assert listed == ["billing-bot", "support-agent"]
+    page.screenshot(path=str(ARTIFACTS / "inventory.png"))
+
+    page.click("text=billing-bot")
+    page.wait_for_url(f"{server.url}/identities/billing-bot")
+    assert page.locator("#entitlement").inner_text().count("unused") >= 1
+    assert page.locator("a.button.danger", has_text="Offboard").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "identity.png"))
+
+    no_token = page.request.post(f"{server.url}/offboard", form={"identity": "support-agent"})
+    assert no_token.status == 403
+    assert "stale or forged" in no_token.text()
+
+    page.click("text=Access path")
+    page.wait_for_url(re.compile(r".*/paths\?identity=billing-bot"))
+    marked = page.locator("svg#path a.node.outside")
+    assert marked.count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "path.png"))
+    marked.first.click()
+    page.wait_for_url(re.compile(r".*node=.*"))
+    assert "outside" in page.locator("#evidence").inner_text()
+
+    page.goto(f"{server.url}/findings")
+    page.screenshot(path=str(ARTIFACTS / "findings.png"))
+    form = page.locator("#new-exception form")
+    form.locator("input[name=identity]").fill("billing-bot")
+    form.locator("input[name=detector]").fill("out_of_entitlement")
+    form.locator("input[name=owner]").fill("team-payments")
+    form.locator("input[name=justification]").fill("customer table read for the audit")
+    form.locator("button").click()
+    page.wait_for_url(f"{server.url}/findings")
+    assert "customer table read for the audit" in page.locator("#exceptions").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "findings-excepted.png"))
+
+    page.goto(f"{server.url}/reviews")
+    page.screenshot(path=str(ARTIFACTS / "review.png"))
+    verdicts = page.locator("#signoff select")
+    assert verdicts.count() >= 1
+    verdicts.first.select_option("revoke")
+    page.fill("#signoff input[name=note]", "quarterly review")
+    page.click("#signoff button[type=submit]")
+    page.wait_for_url(re.compile(r".*/reviews/[^/]+$"))
+    assert "signed by" in page.locator("#signed-off").inner_text()
+    assert "revoke" in page.inner_text("main")
+    page.screenshot(path=str(ARTIFACTS / "review-signed.png"))
+    page.goto(f"{server.url}/estate-metrics")
+    assert page.locator("svg.bars").count() == 2
+    page.screenshot(path=str(ARTIFACTS / "metrics.png"))
+
+    page.goto(f"{server.url}/identities/billing-bot")
+    page.click("a.button.danger")
+    page.screenshot(path=str(ARTIFACTS / "offboard-confirm.png"))
+    page.context.close()
+
+
+def test_an_approver_approves_and_the_peps_retry_passes_once(
+    server: ServerProcess, browser: Any
+) -> None:
+    request = {
+        "subject": {"type": "agent", "id": "billing-bot"},
+        "action": {"name": "pay_invoice"},
+        "resource": {"type": "payments", "id": "P-7"},
+    }
+    with server.client("pep") as pep:
+        asked = pep.post("/access/v1/evaluation", json=request).json()
+        assert asked["context"]["outcome"] == "approval_required"
+        approval_id = asked["context"]["approval"]["id"]
+
+        page = signed_in(browser, server, "approver")
+        page.goto(f"{server.url}/approvals")
+        row = page.locator(f"tr[data-approval='{approval_id}']")
+        assert row.count() == 1
+        page.screenshot(path=str(ARTIFACTS / "approvals.png"))
+        row.locator("button", has_text="Approve").click()
+        page.wait_for_url(f"{server.url}/approvals")
+        assert page.locator(f"tr[data-approval='{approval_id}']").count() == 0
+        page.context.close()
+
+        retry = {**request, "context": {"approval_id": approval_id}}
+        allowed = pep.post("/access/v1/evaluation", json=retry).json()
+        assert allowed["decision"] is True, allowed
+        again = pep.post("/access/v1/evaluation", json=retry).json()
+        assert again["decision"] is False  # once
+
+
+def test_an_auditor_sees_no_action_and_a_forged_post_is_refused(
+    server: ServerProcess, browser: Any
+) -> None:
+    page = signed_in(browser, server, "auditor")
+    page.goto(f"{server.url}/identities/billing-bot")
+    assert page.locator("a.button.danger").count() == 0
+    page.goto(f"{server.url}/approvals")
+    assert page.locator("#pending button").count() == 0
+    page.goto(f"{server.url}/findings")
+    assert page.locator("#new-exception").count() == 0
+    page.goto(f"{server.url}/reviews")
+    assert page.locator("#signoff select, #signoff button").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "approvals-auditor.png"))
+    forged = page.request.post(
+        f"{server.url}/offboard", form={"identity": "billing-bot", "csrf": csrf_of(page)}
+    )
+    assert forged.status == 403
+    assert "roles do not allow" in forged.text()
+    confirm = page.request.get(f"{server.url}/offboard?identity=billing-bot")
+    assert confirm.status == 403
+    page.context.close()
