@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,9 +87,13 @@ def decision_log(core: Core) -> DecisionLog:
     )
 
 
-def drift_engine(core: Core, behaviour: MutableMapping[str, Mapping[str, Any]]) -> DriftEngine:
+def drift_engine(
+    core: Core,
+    behaviour: MutableMapping[str, Mapping[str, Any]],
+    detectors: Iterable[str] | None = None,
+) -> DriftEngine:
     """Live drift detection over ``core``, publishing drift records into ``behaviour``
-    (the map decisions read); not started."""
+    (the map decisions read); ``detectors``: the enabled ones (all by default); not started."""
     return DriftEngine(
         core.store,
         core.live.revision_and_estate,
@@ -101,6 +105,7 @@ def drift_engine(core: Core, behaviour: MutableMapping[str, Mapping[str, Any]]) 
         refresh_s=core.settings.reload_interval_ms / 1000,
         baseline_every_s=DEFAULT_BASELINE_EVERY_S,
         board=BehaviourBoard(behaviour),
+        detectors=detectors,
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,11 +131,14 @@ class Tether:
         else:
             self.start_drift()
 
-    def start_drift(self, *, background: bool = True) -> DriftEngine:
+    def start_drift(
+        self, *, background: bool = True, detectors: Iterable[str] | None = None
+    ) -> DriftEngine:
         """Start live drift detection on decisions and ingested events (once); without
-        ``background`` no worker thread: the caller feeds it (``DriftEngine.work``)."""
+        ``background`` no worker thread: the caller feeds it (``DriftEngine.work``);
+        ``detectors``: the enabled ones (all by default)."""
         if self.drift is None:
-            drift = drift_engine(self.components.core, self.components.behaviour)
+            drift = drift_engine(self.components.core, self.components.behaviour, detectors)
             drift.start(background=background)
             self.decider.observe(drift.submit_decision)
             self.drift = drift
