@@ -144,6 +144,17 @@ class Tether:
             self.drift = drift
         return self.drift
 
+    def report_result(self, decision_id: str, result: Any) -> None:
+        """What the call decided as ``decision_id`` returned (its text or JSON), for drift
+        detection: where the task's later destinations came from (see
+        :mod:`tether.drift.provenance`). Goes to the drift engine here or in the worker, in
+        order with the decisions; no I/O on the caller's thread."""
+        ref = f"decision:{decision_id}"
+        if self.drift is not None:
+            self.drift.submit_result(ref, result)
+        elif self.components.worker is not None:
+            self.components.worker.report_result(ref, result)
+
     def background_problem(self) -> str | None:
         """Why decisions are not being recorded right now (``None``: they are)."""
         return self.decision_log.problem

@@ -41,7 +41,7 @@ from tether.drift.baseline_store import (
     stored_observations,
 )
 from tether.drift.baselines import LearnedBaseline
-from tether.drift.catalog import DefaultToolCatalog
+from tether.drift.catalog import estate_catalog
 from tether.drift.detectors import Detector, load_detectors
 from tether.drift.detectors.out_of_intent import covered
 from tether.drift.directory import Directory, load_directory
@@ -121,7 +121,9 @@ class DriftEngine:
         self._tasks = tasks
         self._detector_names = tuple(detectors) if detectors is not None else None
         self.detectors: tuple[Detector, ...] = ()
-        self.catalog: ToolCatalog = catalog or DefaultToolCatalog()
+        # Given, or the estate's `tools:` (destinations named there) over the default.
+        self._catalog_given = catalog is not None
+        self.catalog: ToolCatalog = catalog or estate_catalog({})
         self.min_severity = min_severity
         self.board = board if board is not None else BehaviourBoard()
         self.responder = Responder(engine, self.board, tasks=ender, sink=sink)
@@ -283,6 +285,8 @@ class DriftEngine:
         with self._engine.connect() as connection:
             if force or revision != self._directory.revision:
                 self._directory = load_directory(connection, revision, estate)
+                if not self._catalog_given:
+                    self.catalog = estate_catalog(estate.tools)
             self._book = ExceptionBook(load_exceptions(connection))
             built = connection.execute(select(func.max(drift_baselines.c.built_at))).scalar()
             if force or built != self._baselines_at:
