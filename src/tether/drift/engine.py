@@ -123,6 +123,7 @@ class DriftEngine:
         self.detectors: tuple[Detector, ...] = ()
         # Given, or the estate's `tools:` (destinations named there) over the default.
         self._catalog_given = catalog is not None
+        self._internal: Callable[[str], bool] | None = None  # the estate's organisation
         self.catalog: ToolCatalog = catalog or estate_catalog({})
         self.min_severity = min_severity
         self.board = board if board is not None else BehaviourBoard()
@@ -287,6 +288,7 @@ class DriftEngine:
                 self._directory = load_directory(connection, revision, estate)
                 if not self._catalog_given:
                     self.catalog = estate_catalog(estate.tools)
+                self._internal = estate.organisation.inside if estate.organisation else None
             self._book = ExceptionBook(load_exceptions(connection))
             built = connection.execute(select(func.max(drift_baselines.c.built_at))).scalar()
             if force or built != self._baselines_at:
@@ -383,6 +385,7 @@ class DriftEngine:
             catalog=self.catalog,
             data_classes=self._directory.data_classes,
             record=self._record(obs, earlier),
+            internal=self._internal,
         )
 
     def _record(self, obs: Observation, earlier: tuple[Observation, ...]) -> RunRecord | None:

@@ -209,6 +209,8 @@ class DetectionContext:
     catalog: ToolCatalog
     data_classes: Mapping[str, int] = field(default_factory=lambda: EMPTY)
     record: RunRecord | None = None
+    # Whether a destination is the organisation's own (estate `organisation:`); None: unknown.
+    internal: Callable[[str], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)

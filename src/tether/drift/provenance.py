@@ -16,6 +16,11 @@ than on where the agent got it from. For each value this module answers one
 - ``unsourced``: no prompt and no result of the run holds it: the agent made it up;
 - ``unknown``: some earlier call's result was never reported, so nothing can be said.
 
+Where the estate declares its ``organisation:``, a destination inside it weighs
+:data:`INTERNAL_WEIGHT` of what its origin says (a colleague's address, an own account),
+and one outside it raises the finding's sensitivity (data or value leaving the
+organisation).
+
 Values are compared after :func:`~tether.drift.catalog.normalise_target`; in free text a
 value must stand on its own (not inside a longer run of letters, digits and ``_``). A result is
 read as structured data when it parses as JSON or YAML (both are how tools answer);
@@ -64,6 +69,8 @@ ORIGIN_WEIGHT: Mapping[Origin, float] = {
     Origin.UNSOURCED: 0.5,
     Origin.UNKNOWN: 1.0,
 }
+#: How much of its origin's weight a destination inside the organisation keeps.
+INTERNAL_WEIGHT = 0.5
 #: Origins that make a destination legitimate for the flow and intent detectors.
 TRUSTED = frozenset({Origin.INTENT, Origin.PROMPT, Origin.COVERED_RECORD})
 _ORDER = {origin: rank for rank, origin in enumerate(Origin)}
@@ -93,13 +100,17 @@ class Provenance:
     origin: Origin
     ref: str | None = None
     tool: str | None = None
+    internal: bool | None = None  # inside the organisation (None: no organisation declared)
 
     @property
     def weight(self) -> float:
-        return ORIGIN_WEIGHT[self.origin]
+        weight = ORIGIN_WEIGHT[self.origin]
+        return weight * INTERNAL_WEIGHT if self.internal else weight
 
     def to_json(self) -> dict[str, Any]:
         shown: dict[str, Any] = {"value": self.value, "origin": self.origin.value}
+        if self.internal is not None:
+            shown["internal"] = self.internal
         if self.ref is not None:
             shown |= {"introduced_by": self.ref, "tool": self.tool}
         return shown
@@ -226,6 +237,7 @@ def trace_all(
 
 
 __all__ = [
+    "INTERNAL_WEIGHT",
     "MAX_RESULT_CHARS",
     "ORIGIN_WEIGHT",
     "TRUSTED",

@@ -23,6 +23,7 @@ towards a target nobody intended deviates fully. Values are compared after
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from fnmatch import fnmatchcase
 
 from tether.drift.catalog import normalise_target, target_values
@@ -104,10 +105,18 @@ def destinations(
     if task is None:
         return []
     intended = intended if intended is not None else intended_targets(task, ctx.catalog)
-    return [
-        (name, trace(value, intended=intended, purpose=task.purpose, record=ctx.record))
-        for name, value in target_values(info, obs.arguments)
-    ]
+    found = []
+    for name, value in target_values(info, obs.arguments):
+        seen = trace(value, intended=intended, purpose=task.purpose, record=ctx.record)
+        if ctx.internal is not None:
+            seen = replace(seen, internal=ctx.internal(value))
+        found.append((name, seen))
+    return found
+
+
+def leaves_the_organisation(untrusted: list[Provenance]) -> bool:
+    """Whether an untrusted destination lies outside a declared organisation."""
+    return any(p.internal is False for p in untrusted)
 
 
 def covered(obs: Observation, ctx: DetectionContext) -> bool:
@@ -171,6 +180,8 @@ def detect(obs: Observation, ctx: DetectionContext) -> list[Signal]:
         origins = "; ".join(p.describe() for _, p in untrusted[:3])
         reasons.append(f"{shown} is not a target the task declared ({origins})")
         details["targets"] = [p.value for _, p in untrusted]
+        if leaves_the_organisation([p for _, p in untrusted]):
+            details["sensitivity"] = 1.0  # new and outside: it leaves the organisation
     if named:
         details["provenance"] = [p.to_json() for _, p in named]
     elif not named and tool in task.actions and not resource_within(task, tool, obs.resource):

@@ -19,7 +19,11 @@ Three things an agent chaining tools can show (DESIGN "Drift: benign vs dangerou
 from __future__ import annotations
 
 from tether.drift.catalog import normalise_target, target_values
-from tether.drift.detectors.out_of_intent import destinations, intended_targets
+from tether.drift.detectors.out_of_intent import (
+    destinations,
+    intended_targets,
+    leaves_the_organisation,
+)
 from tether.drift.model import DetectionContext, Observation, Signal, ToolRole
 
 NAME = "tool_chain"
@@ -80,12 +84,14 @@ def _flow(obs: Observation, ctx: DetectionContext, history: list[Observation]) -
         return None
     intended = intended_targets(ctx.task, ctx.catalog) if ctx.task is not None else None
     provenance: list[dict[str, object]] = []
+    external = False
     if intended is not None and (intended or ctx.record is not None):
         traced = [p for _, p in destinations(obs, ctx, intended)]
         untrusted = [p for p in traced if p.weight > 0]
         new = [p.value for p in untrusted]
         deviation = FLOW_DEVIATION * max((p.weight for p in untrusted), default=0.0)
         provenance = [p.to_json() for p in traced]
+        external = leaves_the_organisation(untrusted)
     elif ctx.baseline is not None and ctx.baseline.observations > 0:
         baseline = ctx.baseline
         new = [
@@ -114,8 +120,9 @@ def _flow(obs: Observation, ctx: DetectionContext, history: list[Observation]) -
             "flow": [_tool(source), _tool(obs)],
             "targets": new,
             "sink": True,
-            "sensitivity": min(1.0, max(0.5, source.sensitivity / top)),
+            "sensitivity": 1.0 if external else min(1.0, max(0.5, source.sensitivity / top)),
             **({"provenance": provenance} if provenance else {}),
+            **({"external": True} if external else {}),
         },
     )
 
