@@ -90,7 +90,7 @@ class Run:
         return Label.SUCCEEDED if self.calls else Label.UNOBSERVABLE
 
 
-def _lines(path: Path) -> Iterator[tuple[int, Any]]:
+def read_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
     if not path.is_file():
         raise EvaluationInputInvalid(f"no file `{path}`")
     try:
@@ -128,7 +128,7 @@ def load_ground_truth(path: Path) -> GroundTruth:
         EvaluationInputInvalid: the file is missing, or a line is not a user task.
     """
     tasks: dict[tuple[str, str], UserTask] = {}
-    for line, row in _lines(path):
+    for line, row in read_json_lines(path):
         if not isinstance(row, dict):
             raise _bad(path, line, "must be a JSON object")
         suite, task_id, raw = row.get("suite"), row.get("task_id"), row.get("ground_truth_calls")
@@ -209,7 +209,7 @@ def load_traces(path: Path) -> list[Run]:
         EvaluationInputInvalid: the file is missing, a line is not a run, or there is none.
     """
     runs: list[Run] = []
-    for line, row in _lines(path):
+    for line, row in read_json_lines(path):
         if not isinstance(row, dict):
             raise _bad(path, line, "must be a JSON object")
         if "messages" not in row and line == 1:
