@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from test_provenance_runs import RUNS, TASKS
-
+from agent_runs_support import RUNS, TASKS
 from tether.evaluation import evaluate_agentdojo
 from tether.evaluation.otel import load_otel_runs
 
