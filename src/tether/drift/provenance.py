@@ -43,6 +43,9 @@ from tether.drift.catalog import normalise_target
 
 #: Longest result read for provenance (characters): beyond it, the rest is not searched.
 MAX_RESULT_CHARS = 256_000
+#: Longest result parsed as YAML (beyond it, JSON or text only).
+MAX_YAML_CHARS = 64_000
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 #: Deepest nesting of a result walked for record fields.
 _MAX_DEPTH = 32
 
@@ -156,8 +159,10 @@ def _scalars(value: Any, depth: int = 0) -> Iterable[str]:
         for item in value:
             yield from _scalars(item, depth + 1)
     elif isinstance(value, str):
-        nested = _structured(value) if "\n" in value or value[:1] in "{[" else None
-        if isinstance(nested, Mapping | list):  # a JSON document inside a text block (MCP)
+        # Only JSON inside a text field (an MCP text block): a field's prose read as YAML
+        # would let its author dress a value up as a record field.
+        nested = _json_document(value) if value[:1] in "{[" else None
+        if isinstance(nested, Mapping | list):
             yield from _scalars(nested, depth + 1)
         else:
             yield value
@@ -165,13 +170,21 @@ def _scalars(value: Any, depth: int = 0) -> Iterable[str]:
         yield str(value)
 
 
-def _structured(text: str) -> Any:
+def _json_document(text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError:
-        pass
+        return None
+
+
+def _structured(text: str) -> Any:
+    """The result as data: JSON, else YAML (how many tools answer; the C loader when
+    present, and only up to :data:`MAX_YAML_CHARS`)."""
+    found = _json_document(text)
+    if found is not None or len(text) > MAX_YAML_CHARS:
+        return found
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
     except yaml.YAMLError:
         return None
 
