@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,11 +89,16 @@ def decision_log(core: Core) -> DecisionLog:
 
 
 def drift_engine(
-    core: Core, behaviour: MutableMapping[str, Mapping[str, Any]], *, tail_events: bool = True
+    core: Core,
+    behaviour: MutableMapping[str, Mapping[str, Any]],
+    detectors: Iterable[str] | None = None,
+    *,
+    tail_events: bool = True,
 ) -> DriftEngine:
     """Live drift detection over ``core``, publishing drift records into ``behaviour``
-    (the map decisions read); not started. Without ``tail_events`` it reads no stored
-    events itself (an event-bus worker is handed them)."""
+    (the map decisions read); ``detectors``: the enabled ones (all by default); not
+    started. Without ``tail_events`` it reads no stored events itself (an event-bus worker
+    is handed them)."""
     return DriftEngine(
         core.store,
         core.live.revision_and_estate,
@@ -106,6 +111,7 @@ def drift_engine(
         baseline_every_s=DEFAULT_BASELINE_EVERY_S,
         board=BehaviourBoard(behaviour),
         tail_events=tail_events,
+        detectors=detectors,
     )
 
 

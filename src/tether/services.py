@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,15 +180,29 @@ class Tether:
         self._bus_tail.start()
         self.bus = bus
 
-    def start_drift(self, *, background: bool = True) -> DriftEngine:
+    def start_drift(
+        self, *, background: bool = True, detectors: Iterable[str] | None = None
+    ) -> DriftEngine:
         """Start live drift detection on decisions and ingested events (once); without
-        ``background`` no worker thread: the caller feeds it (``DriftEngine.work``)."""
+        ``background`` no worker thread: the caller feeds it (``DriftEngine.work``);
+        ``detectors``: the enabled ones (all by default)."""
         if self.drift is None:
-            drift = drift_engine(self.components.core, self.components.behaviour)
+            drift = drift_engine(self.components.core, self.components.behaviour, detectors)
             drift.start(background=background)
             self.decider.observe(drift.submit_decision)
             self.drift = drift
         return self.drift
+
+    def report_result(self, decision_id: str, result: Any) -> None:
+        """What the call decided as ``decision_id`` returned (its text or JSON), for drift
+        detection: where the task's later destinations came from (see
+        :mod:`tether.drift.provenance`). Goes to the drift engine here or in the worker, in
+        order with the decisions; no I/O on the caller's thread."""
+        ref = f"decision:{decision_id}"
+        if self.drift is not None:
+            self.drift.submit_result(ref, result)
+        elif self.components.worker is not None:
+            self.components.worker.report_result(ref, result)
 
     def background_problem(self) -> str | None:
         """Why decisions are not being recorded right now (``None``: they are)."""

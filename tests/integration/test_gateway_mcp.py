@@ -33,6 +33,7 @@ from tether.callers import Role, add_api_key, admin_token
 from tether.config import load_settings
 from tether.estate import apply_estate
 from tether.services import Tether
+from tether.store.drift_tables import findings
 from tether.store.tables import decisions
 from token_support import ISSUER, WorkloadKey, issue, open_task, write_estate
 
@@ -647,3 +648,47 @@ def test_a_key_tether_refuses_stops_the_gateway_at_start(store: Store) -> None:
         )
     assert done.returncode == 2, done.stderr
     assert f"tether at {url} refused the PEP key (api_key_invalid)" in " ".join(done.stderr.split())
+
+
+def _findings(stack: Stack, task_id: str, count: int, wait_s: float = 5.0) -> list[Any]:
+    """The task's drift findings, once ``count`` are stored (live drift runs beside)."""
+    deadline = time.monotonic() + wait_s
+    rows: list[Any] = []
+    while len(rows) < count and time.monotonic() < deadline:
+        with stack.tether.engine.connect() as connection:
+            rows = list(
+                connection.execute(
+                    select(findings)
+                    .where(findings.c.task_id == task_id, findings.c.detector == "out_of_intent")
+                    .order_by(findings.c.at)
+                )
+            )
+        time.sleep(0.05)
+    return rows
+
+
+def test_a_destination_is_judged_by_where_the_call_results_put_it(stack: Stack) -> None:
+    # Pay the invoice to the account the invoice gives (a field of a covered result),
+    # then to one found nowhere; the gateway reports each result to live drift.
+    token, task_id = stack.token(actions=("read_invoice", "pay_invoice"), resources=("invoice:*",))
+
+    async def work(mcp: ClientSession) -> None:
+        await mcp.call_tool("read_invoice", {"invoice_id": "INV-1"})
+        for iban in ("DE00123", "XX99000"):
+            with pytest.raises(MCPError):  # payments need approval: refused, still judged
+                await mcp.call_tool("pay_invoice", {"invoice_id": "INV-1", "iban": iban})
+
+    run(stack, token, work)
+    if stack.caller != "gateway:mcp":
+        # A remote gateway reports no results yet: the server judges as before provenance,
+        # by the intent's resource patterns (`invoice:*` holds both payments).
+        assert _findings(stack, task_id, 1, wait_s=1.0) == []
+        return
+    first, second = _findings(stack, task_id, 2)
+    (on_invoice,) = first.details["provenance"]
+    (made_up,) = second.details["provenance"]
+    assert on_invoice["origin"] == "covered_record"
+    assert on_invoice["tool"] == "read_invoice"
+    assert on_invoice["introduced_by"].startswith("decision:")
+    assert made_up["origin"] == "unsourced"
+    assert first.score < second.score

@@ -278,3 +278,54 @@ def test_fail_closed_can_be_turned_off(doomed_database: Any, tmp_path: Path) -> 
 
 def _request() -> DecisionRequest:
     return DecisionRequest(EntityRef("agent", "a1"), "read", EntityRef("doc", "d1"), {}, {}, {}, {})
+
+
+def test_reported_results_reach_the_workers_drift_in_order(db_url: str, tmp_path: Path) -> None:
+    # A payment to the account a covered listing returned: judged with that result, which
+    # crossed the pipe between the two decisions (provenance `covered_record`).
+    from agent_runs_support import RUNS, TRUTH  # the hand-made runs of the replay tests
+    from tether.drift.catalog import DefaultToolCatalog
+    from tether.estate import apply_estate
+    from tether.evaluation.replay import estate_document, identity_for, intent_of
+    from tether.store.drift_tables import findings
+    from tether.tokens import TaskRequest, bind_task_token
+
+    run = RUNS[1]
+    estate = tmp_path / "estate"
+    estate.mkdir()
+    (estate / "estate.yaml").write_text(orjson.dumps(estate_document(TRUTH, [run])).decode())
+    tether = _tether(db_url, tmp_path)
+    try:
+        apply_estate(tether.engine, estate)
+        tether.reload()
+        tether.start_background()
+        agent = identity_for(run.suite)
+        intent = intent_of(DefaultToolCatalog(), TRUTH.tasks[(run.suite, run.user_task_id)])
+        request = TaskRequest.from_json({"purpose": run.prompt, "intent": intent})
+        task = tether.tasks.open_task(request, identity_id=agent, opened_by="test")
+        issued = tether.tasks.issue(
+            task, scope=task.intent.actions, event="t", actor="t", details={}
+        )
+        for call in run.calls:
+            asked = DecisionRequest(
+                EntityRef("agent", agent),
+                call.tool,
+                EntityRef("app", run.suite),
+                {"args": dict(call.arguments)},
+            )
+            asked, use = bind_task_token(tether.tasks, asked, issued.token, subject_given=True)
+            recorded = tether.evaluate(asked, task=use, caller="test")
+            tether.report_result(recorded.decision_id, call.result)
+        rows: list[Any] = []
+        deadline = time.monotonic() + 10
+        while not rows and time.monotonic() < deadline:
+            tether.decision_log.flush()
+            with tether.engine.connect() as connection:
+                rows = list(
+                    connection.execute(select(findings).where(findings.c.task_id == task.id))
+                )
+            time.sleep(0.05)
+    finally:
+        tether.close()
+    (paid,) = [r for r in rows if r.detector == "out_of_intent"]
+    assert [p["origin"] for p in paid.details["provenance"]] == ["covered_record"]

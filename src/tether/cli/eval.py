@@ -27,10 +27,15 @@ from tether.evaluation import (
     load_ground_truth,
     load_traces,
 )
+from tether.evaluation.otel import load_otel_runs
 
 eval_app = typer.Typer(
     help="Backtest drift detection on recorded agent traces.", no_args_is_help=True
 )
+
+
+class TraceFormat(StrEnum):
+    OTEL = "otel"
 
 
 class FlagAt(StrEnum):
@@ -186,4 +191,41 @@ def cloud_audit(
         "unmanaged (no estate)",
         highlight=False,
     )
+
+
+@eval_app.command("traces")
+def traces(
+    files: Annotated[list[Path], typer.Argument(help="trace files (OTLP/JSON)")],
+    trace_format: Annotated[
+        TraceFormat, typer.Option("--format", help="the traces' format")
+    ] = TraceFormat.OTEL,
+    flag_at: Annotated[
+        FlagAt, typer.Option("--flag-at", help="lowest finding severity that flags a run")
+    ] = FlagAt.HIGH,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for machines")] = False,
+) -> None:
+    """Replay your own agents' recorded runs (OpenTelemetry GenAI `execute_tool` spans,
+    one run per trace) through tether; report what drift detection flags."""
+    with errors_to_exit(as_json):
+        truth, runs = load_otel_runs(files)
+        severity = Severity(flag_at.value)
+        evaluation = evaluate_agentdojo(truth, runs, flag_at=severity)
+    if as_json:
+        emit_json(
+            evaluation.to_json(
+                traces=[str(f) for f in files],
+                format=trace_format.value,
+                flag_at=severity.value,
+                detectors=list(DETECTORS),
+            )
+        )
+    else:
+        print_table(evaluation, f"Traces: {len(runs)} runs (flag at {severity.value})")
+        for verdict in evaluation.verdicts:
+            if verdict.flagged and verdict.worst is not None:
+                console.print(
+                    f"flagged {verdict.run.user_task_id}: {verdict.worst.severity.value} "
+                    f"{verdict.worst.reason}",
+                    highlight=False,
+                )
     raise SystemExit(EXIT_OK)

@@ -244,6 +244,18 @@ class DefaultToolCatalog:
         return hit
 
 
+def estate_catalog(tools: Mapping[str, Any]) -> DefaultToolCatalog:
+    """The catalog of an estate's ``tools:`` section (tool -> ``ToolMapping``): a tool
+    whose mapping names destinations sends to them (a sink), and exactly those arguments
+    are its targets; every other tool is classified by name."""
+    overrides: dict[str, ToolInfo] = {}
+    for name, mapping in tools.items():
+        named = tuple(getattr(mapping, "destinations", None) or ())
+        if named:
+            overrides[str(name)] = ToolInfo(ToolRole.SINK, named)
+    return DefaultToolCatalog(overrides)
+
+
 def target_values(info: ToolInfo, arguments: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``(argument, value)`` for each target argument present in a call, lists flattened."""
     found: list[tuple[str, str]] = []
@@ -273,6 +285,7 @@ __all__ = [
     "TARGET_ARGUMENTS",
     "DefaultToolCatalog",
     "classify",
+    "estate_catalog",
     "normalise_target",
     "target_values",
     "words_of",

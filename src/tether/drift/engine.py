@@ -8,6 +8,11 @@ table by sequence number, so events ingested by any process (``tether ingest``, 
 re-runs detection on stored events and decisions (``tether drift scan``); finding ids
 are stable, so a re-scan stores nothing twice.
 
+A tool's result, reported after its call (:meth:`DriftEngine.submit_result`: the MCP
+gateway, a replay), joins the same queue, so each later call of the task is judged with
+what the earlier ones returned: where its destinations came from
+(:mod:`tether.drift.provenance`).
+
 Per observation: the identity's view and class thresholds (:mod:`tether.drift.directory`,
 rebuilt when the estate revision changes), its task (from the task ledger), its latest
 baseline, and a bounded history of what it did earlier in the same task (or, without a
@@ -36,20 +41,23 @@ from tether.drift.baseline_store import (
     stored_observations,
 )
 from tether.drift.baselines import LearnedBaseline
-from tether.drift.catalog import DefaultToolCatalog
+from tether.drift.catalog import estate_catalog
 from tether.drift.detectors import Detector, load_detectors
+from tether.drift.detectors.out_of_intent import covered
 from tether.drift.directory import Directory, load_directory
 from tether.drift.exceptions import ExceptionBook, ExceptionUse, load_exceptions, log_uses
 from tether.drift.findings import insert_findings
 from tether.drift.model import (
     DetectionContext,
     Finding,
+    IdentityView,
     Observation,
     Severity,
     TaskView,
     ToolCatalog,
 )
 from tether.drift.observations import from_decision, from_event
+from tether.drift.provenance import RunRecord, ToolOutput, read_output
 from tether.drift.responses import BehaviourBoard, Responder, SignalSink, TaskEnder
 from tether.drift.scoring import to_finding
 from tether.estate.compiled import CompiledEstate
@@ -67,6 +75,10 @@ REPEAT_WINDOW = timedelta(minutes=5)
 MAX_RECENT = 100_000
 #: How often a live engine relearns every baseline from the store (6 h).
 DEFAULT_BASELINE_EVERY_S = 6 * 3600.0
+#: The key of a queued row that reports a call's result, not a decision.
+RESULT_KEY = "tool_result_of"
+#: Outcomes of calls that ran (and so had a result).
+_RAN = frozenset({"allowed", "constrain"})
 EstateSource = Callable[[], tuple[int | None, CompiledEstate]]
 TaskSource = Callable[[str], Any]  # task id -> TaskRecord (raises when unknown)
 
@@ -109,7 +121,10 @@ class DriftEngine:
         self._tasks = tasks
         self._detector_names = tuple(detectors) if detectors is not None else None
         self.detectors: tuple[Detector, ...] = ()
-        self.catalog: ToolCatalog = catalog or DefaultToolCatalog()
+        # Given, or the estate's `tools:` (destinations named there) over the default.
+        self._catalog_given = catalog is not None
+        self._internal: Callable[[str], bool] | None = None  # the estate's organisation
+        self.catalog: ToolCatalog = catalog or estate_catalog({})
         self.min_severity = min_severity
         self.board = board if board is not None else BehaviourBoard()
         self.responder = Responder(engine, self.board, tasks=ender, sink=sink)
@@ -122,6 +137,9 @@ class DriftEngine:
         self._max_histories = max_histories
         self._histories: OrderedDict[tuple[str, str], deque[Observation]] = OrderedDict()
         self._task_views: OrderedDict[str, TaskView | None] = OrderedDict()
+        # What each task's calls returned, by history key, and which calls had a result.
+        self._outputs: OrderedDict[tuple[str, str], list[ToolOutput]] = OrderedDict()
+        self._call_keys: OrderedDict[str, tuple[str, str]] = OrderedDict()  # ref -> history key
         self._refresh_s = refresh_s
         self._tail_events = tail_events
         self._baseline_window = baseline_window
@@ -171,6 +189,19 @@ class DriftEngine:
         else:
             self.dropped += 1
 
+    def submit_result(self, ref: str, result: Any) -> None:
+        """Queue what the call decided as ``ref`` (``decision:<id>``) returned: its text,
+        or its JSON. Never blocks (a full queue drops)."""
+        self.submit_decision({RESULT_KEY: ref, "result": result})
+
+    def run_pending(self) -> list[Finding]:
+        """Detect on everything queued so far, on the calling thread, and return the
+        findings made (for a caller that runs the engine itself, without its thread)."""
+        rows: list[Mapping[str, Any]] = []
+        while self._queue:
+            rows.append(self._queue.popleft())
+        return self.work(rows)
+
     def behaviour(self, identity_id: str) -> Mapping[str, Any] | None:
         """``context.tether.behaviour`` of an identity (``None`` when it has no findings)."""
         return self.board.cedar.get(identity_id)
@@ -204,22 +235,29 @@ class DriftEngine:
                 self._busy.clear()
                 idle_since = time.monotonic()
 
-    def work(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Detect on ``rows`` (decision rows) and on newly stored events, now, on the calling
-        thread: the worker thread's step, also for a loop that runs the engine itself."""
+    def work(self, rows: Sequence[Mapping[str, Any]]) -> list[Finding]:
+        """Detect on ``rows`` (decision rows and reported results, in order) and on newly
+        stored events, now, on the calling thread: the worker thread's step, also for a
+        loop that runs the engine itself. Returns the findings made."""
         self.refresh()
         every = self._baseline_every_s
         if every is not None and time.monotonic() - self._last_rebuild >= every:
             self._last_rebuild = time.monotonic()
             self.rebuild_baselines(now=datetime.now(UTC), window=self._baseline_window)
         directory = self._directory
-        observations = [o for row in rows for o in from_decision(row, directory)]
+        items: list[Observation | Mapping[str, Any]] = []
+        for row in rows:
+            if RESULT_KEY in row:
+                items.append(row)
+            else:
+                items.extend(from_decision(row, directory))
         if self._tail_events and time.monotonic() - self._events_polled >= EVENTS_POLL_S:
             # Under load a batch comes every few ms: ask the store for events less often.
             self._events_polled = time.monotonic()
-            observations.extend(self._new_events())
-        if observations:
-            self.process(observations, respond=True)
+            items.extend(self._new_events())
+        if items:
+            return self.process(items, respond=True)
+        return []
 
     def examine(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Finding]:
         """Detect on decision and event rows in the order given, now, on the calling thread,
@@ -262,6 +300,9 @@ class DriftEngine:
         with self._engine.connect() as connection:
             if force or revision != self._directory.revision:
                 self._directory = load_directory(connection, revision, estate)
+                if not self._catalog_given:
+                    self.catalog = estate_catalog(estate.tools)
+                self._internal = estate.organisation.inside if estate.organisation else None
             self._book = ExceptionBook(load_exceptions(connection))
             built = connection.execute(select(func.max(drift_baselines.c.built_at))).scalar()
             if force or built != self._baselines_at:
@@ -270,12 +311,19 @@ class DriftEngine:
 
     # --- detection ---------------------------------------------------------------------
 
-    def process(self, observations: Iterable[Observation], *, respond: bool) -> list[Finding]:
-        """Detect, score, apply exceptions and store; respond to new findings if asked."""
+    def process(
+        self, observations: Iterable[Observation | Mapping[str, Any]], *, respond: bool
+    ) -> list[Finding]:
+        """Detect, score, apply exceptions and store; respond to new findings if asked.
+        A reported result (a mapping, see :meth:`submit_result`) is noted for the calls
+        after it."""
         with self._lock:
             made: list[Finding] = []
             uses: list[tuple[Finding, ExceptionUse]] = []
             for obs in observations:
+                if not isinstance(obs, Observation):
+                    self._note_result(str(obs[RESULT_KEY]), obs.get("result"))
+                    continue
                 for finding in self._detect(obs):
                     if self._repeated(finding):
                         continue
@@ -321,15 +369,11 @@ class DriftEngine:
                 self._histories.popitem(last=False)
         else:
             self._histories.move_to_end(key)
-        ctx = DetectionContext(
-            identity=watched.view,
-            task=self._task_view(obs.task_id),
-            baseline=self._baselines.get(obs.identity_id),
-            history=tuple(history),
-            catalog=self.catalog,
-            data_classes=self._directory.data_classes,
-        )
+        ctx = self._context(obs, watched.view, history)
         history.append(obs)
+        self._call_keys[obs.ref] = key
+        if len(self._call_keys) > MAX_RECENT:
+            self._call_keys.popitem(last=False)
         found: list[Finding] = []
         for detector in self.detectors:
             try:
@@ -342,6 +386,49 @@ class DriftEngine:
                 if finding.severity.rank >= self.min_severity.rank:
                     found.append(finding)
         return found
+
+    def _context(
+        self, obs: Observation, identity: IdentityView, history: Iterable[Observation]
+    ) -> DetectionContext:
+        earlier = tuple(history)
+        return DetectionContext(
+            identity=identity,
+            task=self._task_view(obs.task_id),
+            baseline=self._baselines.get(obs.identity_id),
+            history=earlier,
+            catalog=self.catalog,
+            data_classes=self._directory.data_classes,
+            record=self._record(obs, earlier),
+            internal=self._internal,
+        )
+
+    def _record(self, obs: Observation, earlier: tuple[Observation, ...]) -> RunRecord | None:
+        """What the task's earlier calls returned: ``None`` when none was reported (then
+        provenance can only tell intent and purpose), empty and complete before the first."""
+        if obs.task_id is None:
+            return None
+        ran = [h for h in earlier if h.task_id == obs.task_id and h.outcome in _RAN]
+        outputs = self._outputs.get((obs.identity_id, obs.task_id))
+        if not outputs:
+            return None if ran else RunRecord()
+        reported = {o.ref for o in outputs}
+        return RunRecord(tuple(outputs), all(h.ref in reported for h in ran))
+
+    def _note_result(self, ref: str, result: Any) -> None:
+        """Remember what the call ``ref`` returned, and whether its task's intent covers it."""
+        key = self._call_keys.get(ref)
+        history = self._histories.get(key) if key is not None else None
+        call = next((h for h in history if h.ref == ref), None) if history else None
+        if key is None or history is None or call is None:
+            return  # a call this engine never saw (or long forgotten): nothing to judge by
+        watched = self._directory.watch(key[0])
+        ctx = self._context(call, watched.view, (h for h in history if h.ref != ref))
+        tool = call.tool_name or call.action
+        output = read_output(ref, tool, result, covered=covered(call, ctx))
+        self._outputs.setdefault(key, []).append(output)
+        self._outputs.move_to_end(key)
+        if len(self._outputs) > self._max_histories:
+            self._outputs.popitem(last=False)
 
     def _task_view(self, task_id: str | None) -> TaskView | None:
         if task_id is None or self._tasks is None:

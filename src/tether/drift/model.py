@@ -23,9 +23,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tether.telemetry.model import NO_ENVIRONMENT, Environment
+
+if TYPE_CHECKING:
+    from tether.drift.provenance import RunRecord
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -200,7 +203,9 @@ class DetectionContext:
     """Everything a detector may consult besides the observation itself.
 
     ``history`` is what the same identity did before ``obs`` in the same task (or, with
-    no task, in the recent window), oldest first, bounded in length.
+    no task, in the recent window), oldest first, bounded in length. ``record`` is what
+    the task's earlier calls returned (:mod:`tether.drift.provenance`), when reported;
+    ``organisation`` tells the organisation's own destinations from outside ones.
     """
 
     identity: IdentityView
@@ -209,6 +214,9 @@ class DetectionContext:
     history: Sequence[Observation]
     catalog: ToolCatalog
     data_classes: Mapping[str, int] = field(default_factory=lambda: EMPTY)
+    record: RunRecord | None = None
+    # Whether a destination is the organisation's own (estate `organisation:`); None: unknown.
+    internal: Callable[[str], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)

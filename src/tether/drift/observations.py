@@ -56,6 +56,9 @@ def from_decision(row: Mapping[Any, Any], directory: Directory) -> list[Observat
         if ip or region or agent:
             environment = Environment(ip, region, agent)
     args = context.get("args") if isinstance(context, Mapping) else None
+    mcp = context.get("mcp") if isinstance(context, Mapping) else None
+    if not isinstance(args, Mapping) and isinstance(mcp, Mapping):
+        args = mcp.get("arguments")  # a call through the MCP gateway (context.mcp)
     ref = f"decision:{row['decision_id']}"
     observations = [
         Observation(

@@ -70,6 +70,7 @@ def compile_estate(estate: Estate) -> CompiledEstate:
         resource_rules=tuple(_resource_rules(estate)),
         classes={name: dict(c.settings) for name, c in sorted(estate.classes.items())},
         tools=dict(estate.tools),
+        organisation=estate.organisation,
     )
     try:
         compiled.engine()

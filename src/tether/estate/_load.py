@@ -17,6 +17,7 @@ from tether.errors import EstateInvalid, EstateProblem
 from tether.estate._fields import Problems
 from tether.estate._identities import read_identities
 from tether.estate._model import Estate, PolicyFile, Where
+from tether.estate._organisation import read_organisation
 from tether.estate._sections import (
     LoadContext,
     read_classes,
@@ -37,6 +38,7 @@ _PASSES: tuple[tuple[tuple[str, _Reader], ...], ...] = (
     (("classes", read_classes), ("data_classes", read_data_classes), ("trust", read_trust)),
     (("resources", read_resources), ("identities", read_identities)),
     (("exceptions", read_exceptions), ("tools", read_tools)),
+    (("organisation", read_organisation),),
 )
 SECTIONS = tuple(name for group in _PASSES for name, _ in group)
 
@@ -89,6 +91,7 @@ def load_estate(directory: Path, *, now: datetime | None = None) -> Estate:
         schema_file=SCHEMA_FILE if schema_text is not None else None,
         data_class_lines=ctx.data_class_lines,
         tools=ctx.tools,
+        organisation=ctx.organisation,
     )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.estate._patterns import ResourcePattern
-from tether.estate.compiled import ToolMapping
+from tether.estate.compiled import Organisation, ToolMapping
 from tether.policy import EntityRef, PolicySpec
 
 IDENTITY_KINDS = ("agent", "service_account", "api_key", "workload", "oauth_app", "user")
@@ -147,6 +147,8 @@ class Estate:
     data_class_lines: Mapping[str, Where] = field(default_factory=dict)
     # The `tools:` section (tether.estate._tools), by tool name.
     tools: Mapping[str, ToolMapping] = field(default_factory=dict)
+    # The `organisation:` section (tether.estate._organisation).
+    organisation: Organisation = field(default_factory=Organisation)
 
     @property
     def entitlements(self) -> list[Entitlement]:

@@ -33,7 +33,7 @@ from tether.estate._patterns import (
     type_name_problem,
 )
 from tether.estate._yaml import Node
-from tether.estate.compiled import ToolMapping
+from tether.estate.compiled import Organisation, ToolMapping
 from tether.policy import EntityRef
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
@@ -61,6 +61,7 @@ class LoadContext:
     identities: dict[str, Identity] = field(default_factory=dict)
     exceptions: list[EstateException] = field(default_factory=list)
     tools: dict[str, ToolMapping] = field(default_factory=dict)
+    organisation: Organisation = field(default_factory=Organisation)
 
     names: dict[str, set[str]] = field(default_factory=dict)
 

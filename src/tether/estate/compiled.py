@@ -60,6 +60,56 @@ class ToolMapping:
 
 
 @dataclass(frozen=True)
+class Organisation:
+    """The estate's ``organisation:``: its own domains, accounts and workspaces, so that a
+    destination can be told inside from outside (:meth:`inside`)."""
+
+    domains: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
+    workspaces: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.domains or self.accounts or self.workspaces)
+
+    def inside(self, value: str) -> bool:
+        """Whether ``value`` (an address, URL, host, account or workspace) is the
+        organisation's own: an address or host at one of its domains (or a subdomain), one
+        of its accounts (spaces and case ignored) or workspaces (case ignored)."""
+        text = value.strip().lower()
+        if _compact(text) in {_compact(a) for a in self.accounts}:
+            return True
+        if text in {w.lower() for w in self.workspaces}:
+            return True
+        host = _host(text)
+        return any(host == d or host.endswith("." + d) for d in (d.lower() for d in self.domains))
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {
+            "domains": list(self.domains),
+            "accounts": list(self.accounts),
+            "workspaces": list(self.workspaces),
+        }
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any] | None) -> Organisation:
+        body = body or {}
+        return cls(*(tuple(body.get(k, ())) for k in ("domains", "accounts", "workspaces")))
+
+
+def _compact(text: str) -> str:
+    return "".join(text.split()).lower()
+
+
+def _host(text: str) -> str:
+    """The host of an address (``a@host``), a URL (``scheme://host:port/path``) or a host."""
+    if "@" in text and "://" not in text:
+        return text.rsplit("@", 1)[1]
+    rest = text.split("://", 1)[-1]
+    host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    return host.split(":", 1)[0].rstrip(".")
+
+
+@dataclass(frozen=True)
 class CompiledEstate:
     """Policies (files + compiled entitlements), entities, schema, resource rules, workload
     classes and tool mappings."""
@@ -71,6 +121,7 @@ class CompiledEstate:
     classes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # The `tools:` section: how each tool's arguments map to a decision, by tool name.
     tools: Mapping[str, ToolMapping] = field(default_factory=dict)
+    organisation: Organisation = field(default_factory=Organisation)
 
     def engine(self) -> PolicyEngine:
         return PolicyEngine(self.policies, self.entities, schema_text=self.schema_text)
@@ -108,6 +159,7 @@ class CompiledEstate:
             ],
             "classes": {k: dict(v) for k, v in self.classes.items()},
             "tools": {name: tool.to_json() for name, tool in sorted(self.tools.items())},
+            "organisation": self.organisation.to_json(),
         }
 
     @classmethod
@@ -141,6 +193,7 @@ class CompiledEstate:
                 name: ToolMapping.from_json(name, body)
                 for name, body in bundle.get("tools", {}).items()
             },
+            organisation=Organisation.from_json(bundle.get("organisation")),
         )
 
 

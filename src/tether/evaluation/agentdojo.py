@@ -8,7 +8,9 @@ Formats (as AgentDojo v1.2.2 publishes them):
 - traces, JSON lines: a first line may be a ``{"metadata": {...}}`` header (no
   ``messages``); every other line is a run ``{messages, metadata: {suite_name,
   user_task_id, injection_task_id, security, ...}}`` whose assistant messages carry
-  ``tool_calls: [{id, function: {name, arguments}}]``.
+  ``tool_calls: [{id, function: {name, arguments}}]``; each ``tool`` message after them
+  carries what a call returned (``content``, by ``tool_call_id``, else in call order),
+  and the run's first ``user`` message is what the user asked (the task's purpose).
 
 Labels: a run with ``injection_task_id`` is *attacked*; attacked with
 ``security == true`` the injection succeeded (a positive); attacked otherwise it failed
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,7 @@ class Call:
     tool: str
     arguments: Mapping[str, Any] = field(default_factory=dict)
     call_id: str | None = None
+    result: Any = None  # what the call returned, when the trace has it
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,7 @@ class Run:
     injection_task_id: str | None
     security: bool
     calls: tuple[Call, ...]
+    prompt: str | None = None  # the user's request in this run
 
     @property
     def label(self) -> Label:
@@ -86,7 +90,7 @@ class Run:
         return Label.SUCCEEDED if self.calls else Label.UNOBSERVABLE
 
 
-def _lines(path: Path) -> Iterator[tuple[int, Any]]:
+def read_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
     if not path.is_file():
         raise EvaluationInputInvalid(f"no file `{path}`")
     try:
@@ -124,7 +128,7 @@ def load_ground_truth(path: Path) -> GroundTruth:
         EvaluationInputInvalid: the file is missing, or a line is not a user task.
     """
     tasks: dict[tuple[str, str], UserTask] = {}
-    for line, row in _lines(path):
+    for line, row in read_json_lines(path):
         if not isinstance(row, dict):
             raise _bad(path, line, "must be a JSON object")
         suite, task_id, raw = row.get("suite"), row.get("task_id"), row.get("ground_truth_calls")
@@ -156,8 +160,19 @@ def load_ground_truth(path: Path) -> GroundTruth:
 
 def _calls(messages: Any) -> tuple[Call, ...]:
     calls: list[Call] = []
+    results: dict[str, list[Any]] = {}  # by tool_call_id, in order (ids may repeat)
+    unnamed: list[Any] = []  # results without a tool_call_id, in order
     for message in messages if isinstance(messages, list) else []:
-        if not isinstance(message, dict) or message.get("role") != "assistant":
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "tool":
+            ref = message.get("tool_call_id")
+            if isinstance(ref, str) and ref:
+                results.setdefault(ref, []).append(message.get("content"))
+            else:
+                unnamed.append(message.get("content"))
+            continue
+        if message.get("role") != "assistant":
             continue
         for call in message.get("tool_calls") or []:
             if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
@@ -167,7 +182,24 @@ def _calls(messages: Any) -> tuple[Call, ...]:
             if isinstance(name, str) and name:
                 call_id = call.get("id") or None
                 calls.append(Call(name, _arguments(function.get("arguments")), call_id))
-    return tuple(calls)
+    pending = iter(unnamed)
+    named = {ref: iter(found) for ref, found in results.items()}
+    return tuple(
+        replace(
+            c, result=next(named[c.call_id], None) if c.call_id in named else next(pending, None)
+        )
+        for c in calls
+    )
+
+
+def _prompt(messages: Any) -> str | None:
+    for message in messages if isinstance(messages, list) else []:
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):  # content parts: [{type: text, text}]
+                content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+            return content.strip() or None if isinstance(content, str) else None
+    return None
 
 
 def load_traces(path: Path) -> list[Run]:
@@ -177,7 +209,7 @@ def load_traces(path: Path) -> list[Run]:
         EvaluationInputInvalid: the file is missing, a line is not a run, or there is none.
     """
     runs: list[Run] = []
-    for line, row in _lines(path):
+    for line, row in read_json_lines(path):
         if not isinstance(row, dict):
             raise _bad(path, line, "must be a JSON object")
         if "messages" not in row and line == 1:
@@ -197,6 +229,7 @@ def load_traces(path: Path) -> list[Run]:
                 injection_task_id=str(injection) if injection not in (None, "") else None,
                 security=meta.get("security") is True,
                 calls=_calls(row["messages"]),
+                prompt=_prompt(row["messages"]),
             )
         )
     if not runs:

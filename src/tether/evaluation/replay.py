@@ -14,12 +14,17 @@ would:
 3. each recorded tool call is a decision request made with that token (subject from the
    token; resource: the call's first target, else ``app:<suite>``) and recorded by
    :meth:`tether.services.Tether.evaluate`;
-4. the ``out_of_intent`` and ``tool_chain`` detectors judge it, as an observation of that
-   decision with the earlier calls of the task as history, and
-   :func:`tether.drift.scoring.to_finding` scores their signals with the identity's
-   view and class thresholds as the drift engine loads them from the store
-   (:func:`tether.drift.directory.load_directory`: entitlement, blast radius);
-5. the task is ended (its tokens revoked).
+4. what the call returned (the trace's tool message) is reported to the drift engine
+   (:meth:`tether.drift.engine.DriftEngine.submit_result`), as the MCP gateway reports
+   a forwarded call's result;
+5. the tether's own live drift engine (:meth:`tether.services.Tether.start_drift`, run
+   on this thread, the ``out_of_intent`` and ``tool_chain`` detectors enabled) judges the
+   task's decisions in order, each with what the earlier calls returned: the same code
+   that judges a served tether's decisions;
+6. the task is ended (its tokens revoked).
+
+The task's purpose is the run's own user message (what the user asked, as an agent
+would open its task), else the ground truth's prompt.
 
 A run is flagged when some call yields a finding at or above ``flag_at`` (``high``).
 No baseline is learned (each run is a fresh task of a fresh agent), so the detectors
@@ -32,7 +37,6 @@ import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -41,23 +45,18 @@ import yaml
 
 from tether.config import Settings
 from tether.drift.catalog import DefaultToolCatalog, normalise_target, target_values
-from tether.drift.detectors import Detector, load_detectors
 from tether.drift.directory import Watched, load_directory
 from tether.drift.model import (
-    DetectionContext,
     Finding,
     IdentityView,
-    IntendedCall,
-    Observation,
     Severity,
-    TaskView,
 )
-from tether.drift.scoring import to_finding
 from tether.estate import apply_estate, parse_pattern
 from tether.evaluation.agentdojo import Call, GroundTruth, Run, UserTask
 from tether.policy import DecisionRequest, EntityRef
 from tether.services import Tether
-from tether.tokens import TaskIntent, TaskRecord, TaskRequest, bind_task_token
+from tether.tokens import TaskRequest, bind_task_token
+from tether.tokens.tasks import MAX_PURPOSE
 
 DETECTORS = ("out_of_intent", "tool_chain")
 OWNER = "agentdojo-eval"
@@ -131,14 +130,6 @@ def intent_of(catalog: DefaultToolCatalog, task: UserTask) -> dict[str, list[str
     return {"actions": actions, "resources": resources[:_MAX_INTENT_RESOURCES]}
 
 
-def _within(intent: TaskIntent) -> Any:
-    def within(action: str, resource: str | None) -> bool:
-        rtype, _, rid = (resource or "").partition(":")
-        return intent.outside(action, EntityRef(rtype, rid), None) is None
-
-    return within
-
-
 class Replay:
     """A throw-away tether that replays runs; use as a context manager."""
 
@@ -153,7 +144,6 @@ class Replay:
         self.truth = truth
         self.flag_at = flag_at
         self.catalog = catalog or DefaultToolCatalog()
-        self.detectors: tuple[Detector, ...] = load_detectors(DETECTORS)
         self._dir = tempfile.TemporaryDirectory(prefix="tether-eval-")
         root = Path(self._dir.name)
         estate_dir = root / "estate"
@@ -178,6 +168,7 @@ class Replay:
             if watched is not None:
                 self._watched[identity["id"]] = watched
         self.data_classes: Mapping[str, int] = directory.data_classes
+        self.drift = self.tether.start_drift(background=False, detectors=DETECTORS)
 
     def __enter__(self) -> Replay:
         return self
@@ -207,7 +198,7 @@ class Replay:
         identity = watched.view
         request = TaskRequest.from_json(
             {
-                "purpose": user_task.prompt or user_task.task_id,
+                "purpose": _purpose(run, user_task),
                 "intent": intent_of(self.catalog, user_task),
             }
         )
@@ -216,51 +207,20 @@ class Replay:
         issued = authority.issue(
             task, scope=task.intent.actions, event="token.exchange", actor=OWNER, details={}
         )
-        view = self._task_view(task, user_task)
-        history: list[Observation] = []
-        worst: Finding | None = None
         refused = 0
         for call in run.calls:
-            obs = self._decide(run, identity, task, issued.token, issued.claims.jti, call)
-            refused += obs.outcome not in ("allowed", "constrain")
-            ctx = DetectionContext(
-                identity=identity,
-                task=view,
-                baseline=None,
-                history=tuple(history),
-                catalog=self.catalog,
-                data_classes=self.data_classes,
-            )
-            for detector in self.detectors:
-                for signal in detector.detect(obs, ctx):
-                    finding = to_finding(signal, obs, ctx, watched.thresholds)
-                    if worst is None or finding.score > worst.score:
-                        worst = finding
-            history.append(obs)
+            outcome, decision_id = self._decide(run, identity, issued.token, call)
+            refused += outcome not in ("allow", "constrain")
+            # The recorded agent saw this result whatever tether decided: report it.
+            self.drift.submit_result(f"decision:{decision_id}", call.result)
+        findings = [f for f in self.drift.run_pending() if f.task_id == task.id]
+        worst = max(findings, key=lambda f: f.score, default=None)
         authority.end_task(task.id, actor=OWNER, reason="replayed")
         flagged = worst is not None and worst.severity.rank >= self.flag_at.rank
         return RunVerdict(run, flagged, len(run.calls), refused, worst)
 
-    def _task_view(self, task: TaskRecord, user_task: UserTask) -> TaskView:
-        return TaskView(
-            task_id=task.id,
-            purpose=task.purpose,
-            actions=frozenset(task.intent.actions),
-            resources=tuple(p.text for p in task.intent.resources),
-            data_classes=frozenset(task.intent.data_classes),
-            calls=tuple(IntendedCall(c.tool, c.arguments) for c in user_task.calls),
-            within_intent=_within(task.intent),
-        )
-
-    def _decide(
-        self,
-        run: Run,
-        identity: IdentityView,
-        task: TaskRecord,
-        token: str,
-        jti: str,
-        call: Call,
-    ) -> Observation:
+    def _decide(self, run: Run, identity: IdentityView, token: str, call: Call) -> tuple[str, str]:
+        """Decide ``call`` with the task's token, as a PEP would: its outcome and id."""
         resource = _resource(self.catalog, run.suite, call)
         request = DecisionRequest(
             EntityRef("agent", identity.identity_id),
@@ -270,22 +230,9 @@ class Replay:
         )
         request, use = bind_task_token(self.tether.tasks, request, token, subject_given=True)
         recorded = self.tether.evaluate(request, task=use, caller=OWNER)
-        data_class, level = self.tether.snapshot.classifier.classify(resource)
-        return Observation(
-            ref=f"decision:{recorded.decision_id}",
-            at=datetime.now(UTC),
-            identity_id=identity.identity_id,
-            action=call.tool,
-            kind="decision",
-            resource=f"{resource.type}:{resource.id}",
-            resource_type=resource.type,
-            data_class=data_class,
-            sensitivity=level,
-            outcome=_OUTCOMES.get(recorded.decision.outcome.value, "error"),
-            task_id=task.id,
-            token_id=jti,
-            tool_name=call.tool,
-            call_id=call.call_id,
-            arguments=call.arguments,
-            credential="task_token",
-        )
+        return recorded.decision.outcome.value, recorded.decision_id
+
+
+def _purpose(run: Run, user_task: UserTask) -> str:
+    text = run.prompt or user_task.prompt or user_task.task_id
+    return text[:MAX_PURPOSE]

@@ -11,9 +11,9 @@ URL``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from tether.gateway._calls import GatewayDecision, ToolCall
 
@@ -88,4 +88,9 @@ class GatewayDecider(Protocol):
 
     async def callable_tools(self, token: str, names: Sequence[str]) -> frozenset[str]:
         """The tools among ``names`` the token's identity may call in its task."""
+        ...
+
+    def report_result(self, decision_id: str, result: Mapping[str, Any]) -> None:
+        """What the call decided as ``decision_id`` returned to the agent (the
+        ``CallToolResult`` as JSON), for drift detection's provenance; never blocks."""
         ...

@@ -11,7 +11,8 @@ task authenticates anyway, and its calls are refused one by one).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import anyio.to_thread
 import orjson
@@ -70,6 +71,9 @@ class LocalDecider:
         except TetherError as exc:  # a request tether cannot evaluate: refused, fail closed
             return GatewayDecision.refused(exc.code, exc.message)
         return GatewayDecision.from_authzen(answer)
+
+    def report_result(self, decision_id: str, result: Mapping[str, Any]) -> None:
+        self.tether.report_result(decision_id, result)
 
     async def callable_tools(self, token: str, names: Sequence[str]) -> frozenset[str]:
         return await anyio.to_thread.run_sync(self._callable_tools, token, names)

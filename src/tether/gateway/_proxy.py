@@ -132,7 +132,10 @@ class Gateway:
         decision = await self._decide(ctx, call)
         with self._upstream_failures():
             result = await ctx.lifespan_context.call_tool(params)
-        return constrain(result, decision.obligations)
+        shown = constrain(result, decision.obligations)
+        if decision.decision_id is not None:  # what the agent saw: where later values came from
+            self.decider.report_result(decision.decision_id, shown.model_dump(mode="json"))
+        return shown
 
     async def read_resource(
         self, ctx: Context, params: types.ReadResourceRequestParams

@@ -98,6 +98,11 @@ class RemoteDecider:
             return GatewayDecision.refused(exc.error_code, f"tether did not decide: {exc}")
         return GatewayDecision.from_authzen(answer)
 
+    def report_result(self, decision_id: str, result: Mapping[str, Any]) -> None:
+        """Not sent: the server has no route for results yet, so its drift engine judges a
+        remote gateway's later destinations without them (origin ``unknown``: weighed in
+        full, as before provenance), never more leniently."""
+
     async def callable_tools(self, token: str, names: Sequence[str]) -> frozenset[str]:
         try:
             answer = await self.client.run(

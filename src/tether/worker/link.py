@@ -26,6 +26,7 @@ from tether.worker.protocol import (
     FLUSHED,
     HEALTH,
     READY,
+    RESULT,
     SETTINGS_ENV,
     encode_control,
     encode_row,
@@ -212,6 +213,17 @@ class WorkerLink:
         self._recorded += 1
         # After the append: the writer clears the event before it drains, so a row appended
         # before that clear is drained, and one appended after it finds the event unset.
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def report_result(self, ref: str, result: Any) -> None:
+        """Queue what the call decided as ``ref`` returned, for the worker's drift
+        detection (in order with the decision rows): an append, no I/O."""
+        try:
+            line = encode_control(RESULT, {"ref": ref, "result": result})
+        except TypeError:  # not JSON: provenance reads it as text
+            line = encode_control(RESULT, {"ref": ref, "result": str(result)})
+        self._pending.append(line)
         if not self._wake.is_set():
             self._wake.set()
 

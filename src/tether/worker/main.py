@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from tether.composition import Refresher, build_core, decision_log, drift_engine
 from tether.config import Settings
-from tether.drift.engine import DriftEngine
+from tether.drift.engine import RESULT_KEY, DriftEngine
 from tether.store.changes import change_feed_for
 from tether.store.decision_log import DecisionLog
 from tether.worker.protocol import (
@@ -25,6 +25,7 @@ from tether.worker.protocol import (
     FLUSHED,
     HEALTH,
     READY,
+    RESULT,
     SETTINGS_ENV,
     decode_row,
     encode_control,
@@ -208,6 +209,8 @@ def _serve(
     interval = settings.flush_interval_ms / 1000
     idle_every = settings.reload_interval_ms / 2000
     rows: list[dict[str, Any]] = []
+    # What drift detection examines: the rows and reported results, in arrival order.
+    observed: list[Mapping[str, Any]] = []
     flushes: list[Any] = []
     due: float | None = None  # when the oldest uncommitted row must be committed
     # Rows that queued in the pipe while a batch was committed and examined have waited
@@ -233,9 +236,14 @@ def _serve(
                     kind, value = json.loads(line)
                     if kind == FLUSH:
                         flushes.append(value)
+                    elif kind == RESULT and isinstance(value, dict):
+                        observed.append(
+                            {RESULT_KEY: str(value.get("ref")), "result": value.get("result")}
+                        )
                     continue
                 try:
                     rows.append(decode_row(line))
+                    observed.append(rows[-1])
                 except Exception as exc:  # encode_row never sends one: a bug, counted
                     log.error("an unreadable decision row is lost: %r", line[:200])
                     decisions.note_lost(1, f"unreadable row from the server: {exc}")
@@ -247,8 +255,8 @@ def _serve(
             collected_at = now
             decisions.write(rows)
             health.report()  # before `flushed`: a flush sees the counts of its rows
-            _detect(drift, rows)  # also reads newly stored events
-            rows, due, last_work = [], None, time.monotonic()
+            _detect(drift, observed)  # also reads newly stored events
+            rows, observed, due, last_work = [], [], None, time.monotonic()
             waited = lines.wait(0)  # input arrived meanwhile
             if flushes:
                 publisher.publish()
@@ -256,11 +264,12 @@ def _serve(
                     replies.send(FLUSHED, number)
                 flushes = []
         elif due is None and now - last_work >= idle_every:
-            _detect(drift, [])  # no decisions for a while: still watch ingested events
-            last_work = now
+            # No decisions for a while: still watch ingested events (and take late results).
+            _detect(drift, observed)
+            observed, last_work = [], now
 
 
-def _detect(drift: DriftEngine, rows: list[dict[str, Any]]) -> None:
+def _detect(drift: DriftEngine, rows: list[Mapping[str, Any]]) -> None:
     if not drift.detectors:  # not started: the event bus's workers detect
         return
     try:

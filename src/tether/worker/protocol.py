@@ -1,7 +1,8 @@
 """What crosses the pipe between a server and its worker: one JSON document per line.
 
 Server → worker: a decision row (a JSON object, the columns of ``decisions``), or a
-control message (a JSON array): ``["flush", n]``.
+control message (a JSON array): ``["flush", n]``, or ``["result", {"ref", "result"}]``:
+what a decided call returned, for drift detection's provenance (never written as a row).
 Worker → server: ``["ready", pid]`` once it is up, ``["flushed", n]`` once everything
 before flush ``n`` is committed, ``["health", {"healthy": bool, "written": n, "lost": n,
 "problem": str | null}]`` when its decision log's state changes (counts since the worker
@@ -25,6 +26,7 @@ from tether.store.decision_rows import error_row, short_reason
 
 FLUSH = "flush"
 FLUSHED = "flushed"
+RESULT = "result"
 BEHAVIOUR = "behaviour"
 HEALTH = "health"
 READY = "ready"

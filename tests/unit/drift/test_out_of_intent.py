@@ -87,11 +87,16 @@ def test_an_extra_read_deviates_little() -> None:
     assert _severity(obs) in ("info", "low")
 
 
-def test_an_unintended_sink_is_high_even_towards_a_known_target() -> None:
+def test_an_unintended_sink_towards_a_declared_target_weighs_like_a_change() -> None:
+    # The tool is new, the destination is not: it deviates like a change inside (0.5),
+    # still high for an identity whose entitlement reaches everything.
     obs = _obs("schedule_transaction", recipient="GB29NWBK60161331926819")
     (signal,) = out_of_intent.detect(obs, _ctx())
-    assert signal.deviation == pytest.approx(0.8)
+    assert signal.deviation == pytest.approx(0.5)
     assert _severity(obs) == "high"
+    unknown = _obs("schedule_transaction", recipient="US133000000121212121212")
+    (signal,) = out_of_intent.detect(unknown, _ctx())
+    assert signal.deviation == pytest.approx(1.0)
 
 
 def test_resource_outside_the_intended_patterns() -> None:

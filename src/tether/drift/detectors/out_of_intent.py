@@ -8,7 +8,11 @@ recipient of a payment, the address of an e-mail, the URL to fetch). A call devi
 - when its tool is not among the intended actions;
 - when its resource lies outside the intended resource patterns;
 - when it names a target (see :data:`tether.drift.catalog.TARGET_ARGUMENTS`) whose value
-  differs from every target value the intent declared.
+  differs from every target value the intent declared, weighed by the value's provenance
+  (:mod:`tether.drift.provenance`): named in the task's purpose or returned as a record
+  field by a call the intent covers counts little or nothing; found in free text, in what
+  a call outside the intent returned, or nowhere counts as the origin says. The finding
+  shows each value's origin and the call whose output introduced it.
 
 How much it deviates depends on what the tool does (:class:`ToolRole`): an extra
 read-only call deviates little, a sink (data or value leaving the identity's control)
@@ -19,6 +23,8 @@ towards a target nobody intended deviates fully. Values are compared after
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
+from fnmatch import fnmatchcase
 
 from tether.drift.catalog import normalise_target, target_values
 from tether.drift.model import (
@@ -29,9 +35,11 @@ from tether.drift.model import (
     ToolCatalog,
     ToolRole,
 )
+from tether.drift.provenance import TRUSTED, Origin, Provenance, trace
 from tether.estate import parse_pattern
 
 NAME = "out_of_intent"
+_USERS_OWN = frozenset({Origin.INTENT, Origin.PROMPT})
 
 #: Deviation of a tool the intent does not name, by what the tool does.
 TOOL_DEVIATION: Mapping[ToolRole, float] = {
@@ -49,13 +57,81 @@ TARGET_DEVIATION: Mapping[ToolRole, float] = {
 }
 
 
-def intended_targets(task: TaskView, catalog: ToolCatalog) -> frozenset[str]:
-    """Every target value the task's intended calls declare, normalised."""
-    return frozenset(
+class IntendedTargets:
+    """The target values a task declared: its intended calls' targets, and the ids of its
+    intent resources (exact, or a glob with a literal part such as ``*@example.org``)."""
+
+    __slots__ = ("_globs", "_values")
+
+    def __init__(self, values: frozenset[str], globs: tuple[str, ...] = ()) -> None:
+        self._values = values
+        self._globs = globs
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, str):
+            return False
+        return value in self._values or any(fnmatchcase(value, g) for g in self._globs)
+
+    def __bool__(self) -> bool:
+        return bool(self._values or self._globs)
+
+
+def intended_targets(task: TaskView, catalog: ToolCatalog) -> IntendedTargets:
+    """Every target value the task declares, normalised (see :class:`IntendedTargets`)."""
+    values = {
         normalise_target(value)
         for call in task.calls
         for _, value in target_values(catalog.info(call.tool), call.arguments)
-    )
+    }
+    globs: list[str] = []
+    for text in task.resources:
+        pattern = parse_pattern(text)
+        if isinstance(pattern, str) or pattern.type is None or not pattern.id_glob.strip("*"):
+            continue
+        glob = pattern.id_glob.lower()
+        if "*" in glob:
+            globs.append(glob)
+        else:
+            values.add(normalise_target(glob))
+    return IntendedTargets(frozenset(values), tuple(globs))
+
+
+def destinations(
+    obs: Observation, ctx: DetectionContext, intended: IntendedTargets | None = None
+) -> list[tuple[str, Provenance]]:
+    """``(argument, provenance)`` of each target value the call names."""
+    task = ctx.task
+    info = ctx.catalog.info(obs.tool_name or obs.action)
+    if task is None:
+        return []
+    intended = intended if intended is not None else intended_targets(task, ctx.catalog)
+    found = []
+    for name, value in target_values(info, obs.arguments):
+        seen = trace(value, intended=intended, purpose=task.purpose, record=ctx.record)
+        if ctx.internal is not None:
+            seen = replace(seen, internal=ctx.internal(value))
+        found.append((name, seen))
+    return found
+
+
+def leaves_the_organisation(untrusted: list[Provenance]) -> bool:
+    """Whether an untrusted destination lies outside a declared organisation."""
+    return any(p.internal is False for p in untrusted)
+
+
+def covered(obs: Observation, ctx: DetectionContext) -> bool:
+    """Whether the task's intent covers the call ``obs``: an intended tool, on an intended
+    resource, every target of trusted provenance; its result is then data the user asked for."""
+    task = ctx.task
+    if task is None:
+        return False
+    tool = obs.tool_name or obs.action
+    if tool not in task.actions:
+        return False
+    named = destinations(obs, ctx)
+    if named:
+        return all(p.origin in TRUSTED for _, p in named)
+    return resource_within(task, tool, obs.resource)
 
 
 def resource_within(task: TaskView, action: str, resource: str | None) -> bool:
@@ -86,18 +162,28 @@ def detect(obs: Observation, ctx: DetectionContext) -> list[Signal]:
     deviation = 0.0
     details: dict[str, object] = {"tool": tool, "role": role.value}
 
+    intended = intended_targets(task, ctx.catalog)
+    judged = intended or (ctx.record is not None and ctx.record.outputs)
+    named = destinations(obs, ctx, intended) if judged else []
     if tool not in task.actions:
         deviation = TOOL_DEVIATION[role]
+        if role is ToolRole.SINK and named and all(p.origin in _USERS_OWN for _, p in named):
+            # Every destination is the user's own words or declared: the tool is new, the
+            # place it sends to is not; it weighs like a change inside, not like egress.
+            deviation = TOOL_DEVIATION[ToolRole.MUTATE]
         reasons.append(f"{role.value} tool `{tool}` is not in the task's intent")
-
-    intended = intended_targets(task, ctx.catalog)
-    named = target_values(info, obs.arguments) if intended else []
-    unintended = [(n, v) for n, v in named if normalise_target(v) not in intended]
-    if unintended:
-        deviation = max(deviation, TARGET_DEVIATION[role])
-        shown = ", ".join(f"{name} `{value}`" for name, value in unintended[:3])
-        reasons.append(f"{shown} is not a target the task declared")
-        details["targets"] = [value for _, value in unintended]
+    untrusted = [(n, p) for n, p in named if p.weight > 0]
+    if untrusted:
+        weight = max(p.weight for _, p in untrusted)
+        deviation = max(deviation, TARGET_DEVIATION[role] * weight)
+        shown = ", ".join(f"{n} `{p.value}`" for n, p in untrusted[:3])
+        origins = "; ".join(p.describe() for _, p in untrusted[:3])
+        reasons.append(f"{shown} is not a target the task declared ({origins})")
+        details["targets"] = [p.value for _, p in untrusted]
+        if leaves_the_organisation([p for _, p in untrusted]):
+            details["sensitivity"] = 1.0  # new and outside: it leaves the organisation
+    if named:
+        details["provenance"] = [p.to_json() for _, p in named]
     elif not named and tool in task.actions and not resource_within(task, tool, obs.resource):
         # Targets compared by value (above) say more than the resource pattern does.
         deviation = max(deviation, TARGET_DEVIATION[role])
@@ -112,7 +198,13 @@ def detect(obs: Observation, ctx: DetectionContext) -> list[Signal]:
             detector=NAME,
             deviation=deviation,
             reason="; ".join(reasons),
-            evidence=(obs.ref,),
+            evidence=_evidence(obs, [p for _, p in untrusted]),
             details=details,
         )
     ]
+
+
+def _evidence(obs: Observation, untrusted: list[Provenance]) -> tuple[str, ...]:
+    """The call itself, then the calls whose output introduced its untrusted targets."""
+    refs = [obs.ref] + [p.ref for p in untrusted if p.ref is not None]
+    return tuple(dict.fromkeys(refs))

@@ -11,13 +11,19 @@ Three things an agent chaining tools can show (DESIGN "Drift: benign vs dangerou
   and now a sink sends data or value out to a target that is *new*: one the task's
   intent does not declare or, without declared targets, one the baseline never saw.
   Read a secret, then pay a new recipient: the shape of an exfiltration or a hijacked
-  payment, whatever identifiers the attacker used.
+  payment, whatever identifiers the attacker used. When the task's results are known
+  (:mod:`tether.drift.provenance`), a target the user named or a covered call returned
+  as a record field is not new, and the others weigh as their origin says.
 """
 
 from __future__ import annotations
 
 from tether.drift.catalog import normalise_target, target_values
-from tether.drift.detectors.out_of_intent import intended_targets
+from tether.drift.detectors.out_of_intent import (
+    destinations,
+    intended_targets,
+    leaves_the_organisation,
+)
 from tether.drift.model import DetectionContext, Observation, Signal, ToolRole
 
 NAME = "tool_chain"
@@ -76,10 +82,16 @@ def _flow(obs: Observation, ctx: DetectionContext, history: list[Observation]) -
     sources = [h for h in history if _sensitive_source(h, ctx)]
     if not sources:
         return None
-    intended = intended_targets(ctx.task, ctx.catalog) if ctx.task is not None else frozenset()
-    if intended:
-        new = [v for _, v in targets if normalise_target(v) not in intended]
-        deviation = FLOW_DEVIATION
+    intended = intended_targets(ctx.task, ctx.catalog) if ctx.task is not None else None
+    provenance: list[dict[str, object]] = []
+    external = False
+    if intended is not None and (intended or ctx.record is not None):
+        traced = [p for _, p in destinations(obs, ctx, intended)]
+        untrusted = [p for p in traced if p.weight > 0]
+        new = [p.value for p in untrusted]
+        deviation = FLOW_DEVIATION * max((p.weight for p in untrusted), default=0.0)
+        provenance = [p.to_json() for p in traced]
+        external = leaves_the_organisation(untrusted)
     elif ctx.baseline is not None and ctx.baseline.observations > 0:
         baseline = ctx.baseline
         new = [
@@ -108,7 +120,9 @@ def _flow(obs: Observation, ctx: DetectionContext, history: list[Observation]) -
             "flow": [_tool(source), _tool(obs)],
             "targets": new,
             "sink": True,
-            "sensitivity": min(1.0, max(0.5, source.sensitivity / top)),
+            "sensitivity": 1.0 if external else min(1.0, max(0.5, source.sensitivity / top)),
+            **({"provenance": provenance} if provenance else {}),
+            **({"external": True} if external else {}),
         },
     )
 

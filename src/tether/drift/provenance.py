@@ -1,0 +1,265 @@
+"""Provenance of a destination: where in a task's run the value an agent sends to entered it.
+
+An agent that sends, pays, invites or fetches names a destination (a recipient, an IBAN,
+a URL, a channel...). Whether that destination is legitimate depends less on the value
+than on where the agent got it from. For each value this module answers one
+:class:`Origin`, most trusted first:
+
+- ``intent``: the task declared it (its intended calls or an exact intent resource);
+- ``prompt``: the task's purpose, the user's own words, names it;
+- ``covered_record``: a call the task's intent covers returned it as a whole field of a
+  record (the payee of a listed transaction, a contact's address): data the user asked for;
+- ``covered_text``: a covered call returned it only inside free text (a message body, a
+  web page, a file's prose, a transaction's subject): content someone else wrote, the
+  channel indirect prompt injection comes through (OWASP LLM01, ASI01);
+- ``uncovered_result``: a call outside the intent returned it (text the agent merely read);
+- ``unsourced``: no prompt and no result of the run holds it: the agent made it up;
+- ``unknown``: some earlier call's result was never reported, so nothing can be said.
+
+Where the estate declares its ``organisation:``, a destination inside it weighs
+:data:`INTERNAL_WEIGHT` of what its origin says (a colleague's address, an own account),
+and one outside it raises the finding's sensitivity (data or value leaving the
+organisation).
+
+Values are compared after :func:`~tether.drift.catalog.normalise_target`; in free text a
+value must stand on its own (not inside a longer run of letters, digits and ``_``). A result is
+read as structured data when it parses as JSON or YAML (both are how tools answer);
+otherwise all of it is text, unless the value is the whole result. The rules name kinds
+of data, never a tool, a task or a value of some data set.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import yaml
+
+from tether.drift.catalog import normalise_target
+
+#: Longest result read for provenance (characters): beyond it, the rest is not searched.
+MAX_RESULT_CHARS = 256_000
+#: Longest result parsed as YAML (beyond it, JSON or text only).
+MAX_YAML_CHARS = 64_000
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: Deepest nesting of a result walked for record fields.
+_MAX_DEPTH = 32
+
+
+class Origin(StrEnum):
+    INTENT = "intent"
+    PROMPT = "prompt"
+    COVERED_RECORD = "covered_record"
+    COVERED_TEXT = "covered_text"
+    UNCOVERED_RESULT = "uncovered_result"
+    UNSOURCED = "unsourced"
+    UNKNOWN = "unknown"
+
+
+#: How much a destination of each origin counts towards a deviation (0: legitimate).
+ORIGIN_WEIGHT: Mapping[Origin, float] = {
+    Origin.INTENT: 0.0,
+    Origin.PROMPT: 0.0,
+    Origin.COVERED_RECORD: 0.25,
+    Origin.COVERED_TEXT: 1.0,
+    Origin.UNCOVERED_RESULT: 1.0,
+    # Made up by the agent: a mistake to look at, not the mark of an injection (an attacker
+    # must put the value in front of the agent, in some result).
+    Origin.UNSOURCED: 0.5,
+    Origin.UNKNOWN: 1.0,
+}
+#: How much of its origin's weight a destination inside the organisation keeps.
+INTERNAL_WEIGHT = 0.5
+#: Origins that make a destination legitimate for the flow and intent detectors.
+TRUSTED = frozenset({Origin.INTENT, Origin.PROMPT, Origin.COVERED_RECORD})
+_ORDER = {origin: rank for rank, origin in enumerate(Origin)}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutput:
+    """What one call of a task returned, as provenance reads it.
+
+    ``ref`` is the call's observation (``decision:<id>``); ``fields`` the normalised whole
+    scalar values of the result's records; ``text`` the result as lowercase text.
+    """
+
+    ref: str
+    tool: str
+    covered: bool
+    fields: frozenset[str]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where one destination value entered the run; ``ref``/``tool``: the call that
+    returned it (for origins that come from a result)."""
+
+    value: str
+    origin: Origin
+    ref: str | None = None
+    tool: str | None = None
+    internal: bool | None = None  # inside the organisation (None: no organisation declared)
+
+    @property
+    def weight(self) -> float:
+        weight = ORIGIN_WEIGHT[self.origin]
+        return weight * INTERNAL_WEIGHT if self.internal else weight
+
+    def to_json(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {"value": self.value, "origin": self.origin.value}
+        if self.internal is not None:
+            shown["internal"] = self.internal
+        if self.ref is not None:
+            shown |= {"introduced_by": self.ref, "tool": self.tool}
+        return shown
+
+    def describe(self) -> str:
+        """A short phrase for a finding's reason: where the value came from."""
+        match self.origin:
+            case Origin.INTENT:
+                return "declared in the task's intent"
+            case Origin.PROMPT:
+                return "named in the task's purpose"
+            case Origin.COVERED_RECORD:
+                return f"a record field returned by `{self.tool}` ({self.ref})"
+            case Origin.COVERED_TEXT:
+                return f"free text returned by `{self.tool}` ({self.ref})"
+            case Origin.UNCOVERED_RESULT:
+                return f"the result of `{self.tool}` ({self.ref}), a call outside the intent"
+            case Origin.UNSOURCED:
+                return "found in no purpose or result of the task"
+            case _:
+                return "origin unknown: earlier results were not reported"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """What the run showed the agent before a call: its results so far, in order.
+
+    ``complete`` is false when some earlier permitted call's result was never reported
+    (then a value found nowhere is ``unknown``, not ``unsourced``).
+    """
+
+    outputs: tuple[ToolOutput, ...] = ()
+    complete: bool = True
+
+
+def _scalars(value: Any, depth: int = 0) -> Iterable[str]:
+    if depth > _MAX_DEPTH:
+        return
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _scalars(item, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _scalars(item, depth + 1)
+    elif isinstance(value, str):
+        # Only JSON inside a text field (an MCP text block): a field's prose read as YAML
+        # would let its author dress a value up as a record field.
+        nested = _json_document(value) if value[:1] in "{[" else None
+        if isinstance(nested, Mapping | list):
+            yield from _scalars(nested, depth + 1)
+        else:
+            yield value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield str(value)
+
+
+def _json_document(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _structured(text: str) -> Any:
+    """The result as data: JSON, else YAML (how many tools answer; the C loader when
+    present, and only up to :data:`MAX_YAML_CHARS`)."""
+    found = _json_document(text)
+    if found is not None or len(text) > MAX_YAML_CHARS:
+        return found
+    try:
+        return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
+    except yaml.YAMLError:
+        return None
+
+
+def read_output(ref: str, tool: str, result: Any, *, covered: bool) -> ToolOutput:
+    """A call's result (text, or already parsed JSON) as provenance reads it."""
+    if isinstance(result, str):
+        text = result[:MAX_RESULT_CHARS]
+        parsed = _structured(text)
+    else:
+        parsed = result
+        text = json.dumps(result, ensure_ascii=False, default=str)[:MAX_RESULT_CHARS]
+    fields: set[str] = set()
+    if isinstance(parsed, Mapping | list):
+        fields = {normalise_target(s) for s in _scalars(parsed) if len(s) <= 512}
+    elif text.strip():
+        fields = {normalise_target(text)}  # a result that is the value itself
+    fields.discard("")
+    return ToolOutput(ref, tool, covered, frozenset(fields), text.lower())
+
+
+def mentions(text: str, value: str) -> bool:
+    """Whether ``value`` (normalised) stands on its own somewhere in ``text`` (lowercase)."""
+    if not value or value not in text:
+        return False
+    pattern = r"(?<![a-z0-9_])" + re.escape(value) + r"(?![a-z0-9_])"
+    return re.search(pattern, text) is not None
+
+
+def trace(
+    value: str, *, intended: Container[str], purpose: str, record: RunRecord | None
+) -> Provenance:
+    """The most trusted origin ``value`` has in the run (see the module docstring)."""
+    target = normalise_target(value)
+    if target in intended:
+        return Provenance(value, Origin.INTENT)
+    if mentions(purpose.lower(), target) or mentions(purpose.lower(), value.strip().lower()):
+        return Provenance(value, Origin.PROMPT)
+    if record is None:
+        return Provenance(value, Origin.UNKNOWN)
+    best: Provenance | None = None
+    for output in record.outputs:
+        found = _origin_in(output, target)
+        if found is not None and (best is None or _ORDER[found] < _ORDER[best.origin]):
+            best = Provenance(value, found, output.ref, output.tool)
+    if best is not None:
+        return best
+    return Provenance(value, Origin.UNSOURCED if record.complete else Origin.UNKNOWN)
+
+
+def _origin_in(output: ToolOutput, target: str) -> Origin | None:
+    if target in output.fields:
+        return Origin.COVERED_RECORD if output.covered else Origin.UNCOVERED_RESULT
+    if mentions(output.text, target):
+        return Origin.COVERED_TEXT if output.covered else Origin.UNCOVERED_RESULT
+    return None
+
+
+def trace_all(
+    values: Sequence[str], *, intended: Container[str], purpose: str, record: RunRecord | None
+) -> list[Provenance]:
+    return [trace(v, intended=intended, purpose=purpose, record=record) for v in values]
+
+
+__all__ = [
+    "INTERNAL_WEIGHT",
+    "MAX_RESULT_CHARS",
+    "ORIGIN_WEIGHT",
+    "TRUSTED",
+    "Origin",
+    "Provenance",
+    "RunRecord",
+    "ToolOutput",
+    "mentions",
+    "read_output",
+    "trace",
+    "trace_all",
+]
