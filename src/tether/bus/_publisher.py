@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 1_000
 QUEUE_SIZE = 500_000
+#: How long a batch's acknowledgements may take before it is published again.
+ACK_TIMEOUT_S = 5.0
 _IDLE_S = 0.002
 
 
@@ -38,15 +40,23 @@ async def publish_batch(js: Any, config: BusConfig, messages: Sequence[BusMessag
         Exception: some message was not acknowledged (publish them all again: the stream
             drops the ones it has by their id).
     """
-    futures = [
-        await js.publish_async(
-            config.subject_of(config.partition_of(m.identity_id)),
-            m.payload,
-            headers={"Nats-Msg-Id": m.hash},
-        )
-        for m in messages
-    ]
-    await asyncio.gather(*futures)
+    futures: list[asyncio.Future[Any]] = []
+    try:
+        for m in messages:
+            futures.append(
+                await js.publish_async(
+                    config.subject_of(config.partition_of(m.identity_id)),
+                    m.payload,
+                    headers={"Nats-Msg-Id": m.hash},
+                    wait_stall=ACK_TIMEOUT_S,
+                )
+            )
+        # nats-py's acknowledgement futures have no timeout of their own: a lost ack
+        # would hold the publisher (and every decision queued behind it) for ever.
+        await asyncio.wait_for(asyncio.gather(*futures), ACK_TIMEOUT_S)
+    finally:
+        for future in futures:  # free their slots in the client's pending window
+            future.cancel()
 
 
 class EventPublisher:

@@ -102,7 +102,10 @@ class DriftWorker:
             # and the other leases must not expire meanwhile.
             renewing = asyncio.create_task(self._keep_leases(stop))
             while not stop.is_set():
-                await self._balance()
+                try:
+                    await self._balance()
+                except Exception:  # the server away a moment: balance again next round
+                    log.exception("balancing partitions failed")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), RENEW_EVERY_S)
             for held in list(self._held.values()):
@@ -165,7 +168,8 @@ class DriftWorker:
     async def _release(self, held: _Held) -> None:
         held.releasing.set()
         if held.task is not None:
-            await held.task  # its batch in flight is examined and acknowledged first
+            with contextlib.suppress(Exception):  # a failed consumer has said why already
+                await held.task  # its batch in flight is examined and acknowledged first
         self._held.pop(held.partition, None)
         try:
             await self._kv.delete(f"p.{held.partition}", last=held.revision)
@@ -177,12 +181,13 @@ class DriftWorker:
     async def _consume(self, held: _Held) -> None:
         config, partition = self.config, held.partition
         durable = config.consumer_of(partition)
-        info = await self._js.consumer_info(config.stream, durable)
-        if info.num_ack_pending:  # a previous holder's unacknowledged batch comes back first
-            await asyncio.sleep(ACK_WAIT_S)
-        subscription = await self._js.pull_subscribe_bind(durable=durable, stream=config.stream)
         loop = asyncio.get_running_loop()
+        subscription = None
         try:
+            info = await self._js.consumer_info(config.stream, durable)
+            if info.num_ack_pending:  # a previous holder's unacknowledged batch comes first
+                await asyncio.sleep(ACK_WAIT_S)
+            subscription = await self._js.pull_subscribe_bind(durable=durable, stream=config.stream)
             while not held.releasing.is_set():
                 try:
                     messages = await subscription.fetch(batch=BATCH, timeout=FETCH_WAIT_S)
@@ -190,13 +195,19 @@ class DriftWorker:
                     continue
                 batch = self._decoded(messages)
                 await loop.run_in_executor(self._executor, self.examiner.examine, partition, batch)
+                if self._held.get(partition) is not held:
+                    # The lease was lost meanwhile: acknowledging (ack policy all) could ack
+                    # the new holder's messages. Redelivered, the batch is skipped by hash.
+                    break
                 await messages[-1].ack_sync()
         except Exception:
             log.exception("consuming partition %d failed; releasing it", partition)
             held.releasing.set()
             self._held.pop(partition, None)
         finally:
-            await subscription.unsubscribe()
+            if subscription is not None:
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
 
     def _decoded(self, messages: list[Any]) -> list[tuple[int, BusMessage]]:
         batch: list[tuple[int, BusMessage]] = []

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from tether.callers import Role
 from tether.drift.findings import FindingQuery
+from tether.numerals import decimal
 from tether.review.offboard import offboard_identity
 from tether.services import Tether
 from tether.web.pages import READERS, Dashboard, View
@@ -107,7 +108,7 @@ def inventory_routes(tether: Tether, dashboard: Dashboard) -> list[Route]:
         sort = params.get("sort", "id")
         if sort not in SORTS:
             sort = "id"
-        page = int(params["page"]) if params.get("page", "").isdigit() else 1
+        page = decimal(params.get("page"), low=1) or 1
         rows, age = await run_in_threadpool(snapshot.rows)
         choices = {
             n: sorted({str(r.get(n) or "") for r in rows} - {""})
@@ -136,6 +137,9 @@ def inventory_routes(tether: Tether, dashboard: Dashboard) -> list[Route]:
         )
 
     def identity_facts(identity_id: str) -> dict[str, Any]:
+        # Decisions are committed in batches: commit what is queued, so the page shows
+        # them (in a worker thread: a flush may wait, the event loop must not).
+        tether.decision_log.flush()
         now = tether.tasks.now()
         identity = tether.records.identity(identity_id)
         review = tether.records.access_review(
@@ -156,7 +160,6 @@ def inventory_routes(tether: Tether, dashboard: Dashboard) -> list[Route]:
 
     async def identity(view: View) -> Response:
         identity_id = view.request.path_params["identity_id"]
-        tether.decision_log.flush()
         facts = await run_in_threadpool(identity_facts, identity_id)
         return view.render("identity.html", **facts)
 

@@ -106,8 +106,11 @@ class Dashboard:
             Unauthenticated: it does not verify, or it is no person's credential.
         """
         caller = self.authenticator.authenticate(f"Bearer {credential}")
-        if caller.credential not in PERSON_CREDENTIALS:
+        # An OIDC token proves a workload as well as a person: workloads hold `workload`.
+        if caller.credential not in PERSON_CREDENTIALS or Role.WORKLOAD in caller.roles:
             raise Unauthenticated("sign in with a person's token (`tether admin token`)")
+        if not caller.has_any(frozenset(PEOPLE)):
+            raise Unauthenticated("this person holds none of the dashboard's roles")
         return caller
 
     def signed_in(self, request: Request) -> tuple[Session, Caller] | None:

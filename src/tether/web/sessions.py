@@ -63,4 +63,9 @@ class SessionStore:
 
 def same_token(given: object, expected: str) -> bool:
     """Constant-time comparison of a submitted CSRF token with the expected one."""
-    return isinstance(given, str) and bool(given) and secrets.compare_digest(given, expected)
+    # As bytes: compare_digest raises TypeError on a str that is not ASCII.
+    return (
+        isinstance(given, str)
+        and bool(given)
+        and secrets.compare_digest(given.encode(), expected.encode())
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -64,17 +65,24 @@ def signin_routes(tether: Tether, dashboard: Dashboard) -> list[Route]:
             return error_page(403, "the sign-in form is stale or forged: reload it")
         credential = str(data.get("token") or "").strip()
         try:
-            person = dashboard.person(credential)
+            person = await run_in_threadpool(dashboard.person, credential)
         except TetherError as exc:
             return await form(request, f"not signed in: {exc.message}", 401)
-        with tether.engine.begin() as connection:
-            record_audit(
-                connection,
-                actor=person.identity_id,
-                action="dashboard.signin",
-                target=person.identity_id,
-                details={"credential": person.credential, "credential_id": person.credential_id},
-            )
+
+        def audit() -> None:
+            with tether.engine.begin() as connection:
+                record_audit(
+                    connection,
+                    actor=person.identity_id,
+                    action="dashboard.signin",
+                    target=person.identity_id,
+                    details={
+                        "credential": person.credential,
+                        "credential_id": person.credential_id,
+                    },
+                )
+
+        await run_in_threadpool(audit)
         session = dashboard.sessions.open(credential)
         response = RedirectResponse(_safe_next(str(data.get("next") or "")), status_code=303)
         _set_cookie(request, response, COOKIE, session.id, int(MAX_AGE_S))
