@@ -45,10 +45,16 @@ class Core:
     live: LiveEstate
     tasks: TaskAuthority
     signals: Transmitter
+    # The store was opened here (not handed in): closing the core closes its connections.
+    owns_store: bool = False
 
     def close(self) -> None:
         self.signals.close()
         self.tasks.close()
+        if self.owns_store:
+            # Pooled connections left to the garbage collector are closed by no one
+            # (psycopg warns); the engine stays usable, opening new ones on demand.
+            self.store.dispose()
 
 
 def build_core(
@@ -74,7 +80,7 @@ def build_core(
     signals = Transmitter(store, keys, issuer=settings.public_url, master_key=master_key)
     attach(tasks, signals)  # revocations and key rotations become CAEP events
     live.reload()
-    return Core(settings, store, keys, live, tasks, signals)
+    return Core(settings, store, keys, live, tasks, signals, owns_store=engine is None)
 
 
 def decision_log(core: Core) -> DecisionLog:
