@@ -254,7 +254,15 @@ def _count(result: FileResult, labelled: list[Labelled]) -> None:
 
 
 def evaluate_files(paths: list[Path], *, flag_at: Severity = Severity.HIGH) -> list[FileResult]:
-    """:func:`evaluate_file` of each path, in order."""
+    """:func:`evaluate_file` of each path, in order; every path is checked before any work.
+
+    Raises:
+        EvaluationInputInvalid: a path that is not a file, or names no cloud audit source.
+    """
+    for path in paths:
+        if not path.is_file():
+            raise EvaluationInputInvalid(f"`{path}`: no such file")
+        source_of(path)
     return [evaluate_file(p, flag_at=flag_at) for p in paths]
 
 
