@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from authzen_harness import SHARED_DATA
 
@@ -50,8 +51,17 @@ def test_benign_events_stay_below_five_percent_per_source(
         assert result["counted_rules"] or result["fpr"] is None
 
 
-def test_a_file_of_no_known_source_is_refused() -> None:
-    command = [sys.executable, "-m", "tether.cli", "eval", "cloud-audit", "/no/such_rules.jsonl"]
+def test_a_file_of_no_known_source_is_refused(tmp_path: Path) -> None:
+    unknown = tmp_path / "such_rules.jsonl"
+    unknown.write_text("{}\n")
+    command = [sys.executable, "-m", "tether.cli", "eval", "cloud-audit", str(unknown)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "no cloud audit source" in done.stderr
+
+
+def test_a_missing_file_is_named_as_missing() -> None:
+    command = [sys.executable, "-m", "tether.cli", "eval", "cloud-audit", "/no/such_rules.jsonl"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "/no/such_rules.jsonl`: no such file" in done.stderr
