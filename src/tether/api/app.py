@@ -428,7 +428,7 @@ class TetherApp:
         if not self._may_read_readiness(request):
             return JSONResponse({"status": status}, status_code=code)
         snapshot = self.tether.snapshot
-        detail = {
+        detail: dict[str, Any] = {
             "status": status,
             "estate_revision": snapshot.revision,
             "latest_revision": revision,
@@ -437,6 +437,9 @@ class TetherApp:
             "decisions_lost": sink.lost,
             "detail": "; ".join(problems) or None,
         }
+        bus = self.tether.bus_status()
+        if bus is not None:
+            detail["event_bus"] = bus
         return JSONResponse(detail, status_code=code)
 
     def _may_read_readiness(self, request: Request) -> bool:

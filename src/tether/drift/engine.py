@@ -262,13 +262,17 @@ class DriftEngine:
     def examine(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Finding]:
         """Detect on decision and event rows in the order given, now, on the calling thread,
         responding to new findings: the step of an event-bus worker (:mod:`tether.bus`),
-        whose items are ``("decision", decisions row)`` or ``("event", events row)``."""
+        whose items are ``("decision", decisions row)``, ``("event", events row)`` or
+        ``("result", reported result)``."""
         self.refresh()
         directory = self._directory
-        observations: list[Observation] = []
+        observations: list[Observation | Mapping[str, Any]] = []
         for kind, row in items:
             if kind == "decision":
                 observations.extend(from_decision(row, directory))
+            elif kind == "result":
+                if RESULT_KEY in row:
+                    observations.append({RESULT_KEY: row[RESULT_KEY], "result": row.get("result")})
             elif (observed := from_event(row, directory)) is not None:
                 observations.append(observed)
         return self.process(observations, respond=True) if observations else []
