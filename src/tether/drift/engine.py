@@ -63,6 +63,7 @@ from tether.drift.scoring import to_finding
 from tether.estate.compiled import CompiledEstate
 from tether.policy import EntityRef
 from tether.store.drift_tables import drift_baselines
+from tether.store.seq_cursor import SeqCursor
 from tether.store.telemetry_tables import events
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,8 @@ class DriftEngine:
         self._baselines_at: Any = None
         self._book = ExceptionBook(())
         self._refreshed = 0.0
-        self._event_seq = 0
+        # Stored events read so far (late commits below the newest are read too).
+        self._events_read = SeqCursor()
         self._events_polled = 0.0
         # The same finding again (identity, detector, task, resource, reason) within
         # REPEAT_WINDOW of observed time is counted, not stored again: repeated probes make
@@ -169,7 +171,8 @@ class DriftEngine:
         self.detectors = load_detectors(self._detector_names)
         self.refresh(force=True)
         with self._engine.connect() as connection:
-            self._event_seq = int(connection.execute(select(func.max(events.c.seq))).scalar() or 0)
+            newest = int(connection.execute(select(func.max(events.c.seq))).scalar() or 0)
+        self._events_read = SeqCursor(newest)
         if background and self._worker is None:
             self._worker = threading.Thread(target=self._run, name="tether-drift", daemon=True)
             self._worker.start()
@@ -282,15 +285,14 @@ class DriftEngine:
             rows = (
                 connection.execute(
                     select(events)
-                    .where(events.c.seq > self._event_seq)
+                    .where(self._events_read.unread(events.c.seq))
                     .order_by(events.c.seq)
                     .limit(limit)
                 )
                 .mappings()
                 .all()
             )
-        if rows:
-            self._event_seq = int(rows[-1]["seq"])
+        self._events_read.advance(int(r["seq"]) for r in rows)
         found = (from_event(r, self._directory) for r in rows)
         return [o for o in found if o is not None]
 
