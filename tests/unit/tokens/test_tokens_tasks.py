@@ -207,20 +207,27 @@ def test_intent_outside_names_the_action_resource_or_data_class() -> None:
     )
 
 
-def test_a_task_record_states_and_cedar_context() -> None:
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    task = TaskRecord(
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _record(declared: TaskIntent) -> TaskRecord:
+    return TaskRecord(
         id="t1",
         identity_id="bot",
         identity_kind="agent",
         workload_class="agent",
         purpose="p",
-        intent=intent(("read_invoice",), ("invoice:*",)),
+        intent=declared,
         status="open",
-        opened_at=now,
-        expires_at=now + timedelta(minutes=5),
+        opened_at=NOW,
+        expires_at=NOW + timedelta(minutes=5),
         opened_by="spiffe://example.org/bot",
     )
+
+
+def test_a_task_record_states_and_cedar_context() -> None:
+    now = NOW
+    task = _record(intent(("read_invoice",), ("invoice:*",)))
     assert task.state(now) == "open"
     assert task.state(now + timedelta(minutes=5)) == "expired"
     assert task.to_json(now)["status"] == "open"
@@ -254,21 +261,9 @@ def test_an_intent_may_declare_its_calls_which_policies_do_not_see() -> None:
     ]
     assert intent.to_json()["calls"][0] == calls[0]
     assert "calls" not in TaskRequest.from_json(task_body()).intent.to_json()
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    task = TaskRecord(
-        id="t1",
-        identity_id="bot",
-        identity_kind="agent",
-        workload_class="agent",
-        purpose="p",
-        intent=intent,
-        status="open",
-        opened_at=now,
-        expires_at=now + timedelta(minutes=5),
-        opened_by="spiffe://example.org/bot",
-    )
+    task = _record(intent)
     assert "calls" not in task.cedar(within_intent=True, depth=0, actor=None)["intent"]
-    assert task.to_json(now)["intent"]["calls"][1] == {"tool": "read_invoice", "arguments": {}}
+    assert task.to_json(NOW)["intent"]["calls"][1] == {"tool": "read_invoice", "arguments": {}}
 
 
 @pytest.mark.parametrize(
