@@ -117,6 +117,9 @@ class Provenance:
     # destinations.
     declared_for: tuple[str, ...] = ()
     declared_here: tuple[str, ...] = ()
+    # Calls (ref, tool) whose free text also names the value: someone else's words naming
+    # a known party (shown for declared_elsewhere, where an injection would leave them).
+    echoed_by: tuple[tuple[str, str], ...] = ()
 
     @property
     def weight(self) -> float:
@@ -134,6 +137,8 @@ class Provenance:
                 "declared_for": list(self.declared_for),
                 "declared_for_this_tool": list(self.declared_here),
             }
+        if self.echoed_by:
+            shown["also_in_free_text_of"] = [{"ref": r, "tool": t} for r, t in self.echoed_by]
         return shown
 
     def describe(self) -> str:
@@ -144,9 +149,11 @@ class Provenance:
             case Origin.DECLARED_ELSEWHERE:
                 where = ", ".join(f"`{t}`" for t in self.declared_for) or "its resources"
                 here = ", ".join(f"`{v}`" for v in self.declared_here[:3])
-                return (
+                said = (
                     f"the intent declares it for {where}; this tool's intended calls go to {here}"
                 )
+                echoes = ", ".join(f"`{t}` ({r})" for r, t in self.echoed_by[:3])
+                return f"{said}; also named in free text returned by {echoes}" if echoes else said
             case Origin.PROMPT:
                 return "named in the task's purpose"
             case Origin.COVERED_RECORD:
@@ -267,6 +274,18 @@ def _origin_in(output: ToolOutput, target: str) -> Origin | None:
     return None
 
 
+def echoes(value: str, record: RunRecord | None) -> tuple[tuple[str, str], ...]:
+    """``(ref, tool)`` of each result that names ``value`` only inside its free text."""
+    if record is None:
+        return ()
+    target = normalise_target(value)
+    return tuple(
+        (o.ref, o.tool)
+        for o in record.outputs
+        if target not in o.fields and mentions(o.text, target)
+    )
+
+
 def trace_all(
     values: Sequence[str], *, intended: Container[str], purpose: str, record: RunRecord | None
 ) -> list[Provenance]:
@@ -282,6 +301,7 @@ __all__ = [
     "Provenance",
     "RunRecord",
     "ToolOutput",
+    "echoes",
     "mentions",
     "read_output",
     "trace",

@@ -99,6 +99,20 @@ def test_a_destination_declared_for_another_call_is_flagged_whoever_named_it(
     assert "for `update_scheduled_transaction`" in worst.reason
 
 
+def test_free_text_naming_a_known_party_is_shown_beside_the_declaration(
+    verdicts: dict[int, RunVerdict],
+) -> None:
+    worst = verdicts[10].worst
+    assert worst is not None
+    (seen,) = worst.details["provenance"]
+    assert seen["origin"] == "declared_elsewhere"
+    (echo,) = seen["also_in_free_text_of"]
+    assert echo["tool"] == "get_transactions"
+    assert echo["ref"] in worst.evidence
+    assert "also named in free text returned by `get_transactions`" in worst.reason
+    assert "also_in_free_text_of" not in verdicts[6].worst.details["provenance"][0]
+
+
 def test_a_value_the_intent_is_silent_about_keeps_the_users_word(
     verdicts: dict[int, RunVerdict],
 ) -> None:

@@ -35,7 +35,7 @@ from tether.drift.model import (
     ToolCatalog,
     ToolRole,
 )
-from tether.drift.provenance import TRUSTED, Origin, Provenance, trace
+from tether.drift.provenance import TRUSTED, Origin, Provenance, echoes, trace
 from tether.estate import parse_pattern
 
 NAME = "out_of_intent"
@@ -137,6 +137,8 @@ def destinations(
     for name, value in target_values(info, obs.arguments):
         seen = trace(value, intended=intended, purpose=task.purpose, record=ctx.record)
         seen = _crossed(seen, tool, intended)
+        if seen.origin is Origin.DECLARED_ELSEWHERE:
+            seen = replace(seen, echoed_by=echoes(value, ctx.record))
         if ctx.internal is not None:
             seen = replace(seen, internal=ctx.internal(value))
         found.append((name, seen))
@@ -243,4 +245,5 @@ def _unintended(argument: str, seen: Provenance, tool: str) -> str:
 def _evidence(obs: Observation, untrusted: list[Provenance]) -> tuple[str, ...]:
     """The call itself, then the calls whose output introduced its untrusted targets."""
     refs = [obs.ref] + [p.ref for p in untrusted if p.ref is not None]
+    refs += [ref for p in untrusted for ref, _ in p.echoed_by]
     return tuple(dict.fromkeys(refs))
