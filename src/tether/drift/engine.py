@@ -51,6 +51,7 @@ from tether.drift.model import (
     DetectionContext,
     Finding,
     IdentityView,
+    IntendedCall,
     Observation,
     Severity,
     TaskView,
@@ -503,5 +504,6 @@ def task_view(task: Any) -> TaskView:
         actions=frozenset(intent.actions),
         resources=tuple(p.text for p in intent.resources),
         data_classes=frozenset(intent.data_classes),
+        calls=tuple(IntendedCall(c.tool, c.arguments) for c in intent.calls),
         within_intent=within,
     )
