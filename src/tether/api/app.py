@@ -64,9 +64,10 @@ from tether.api.signals import signal_routes
 from tether.api.tasks import task_routes
 from tether.api.tools import tool_routes
 from tether.callers import Caller, Role
+from tether.decider import WouldBlock
 from tether.errors import TetherError
 from tether.ids import new_id
-from tether.services import Tether, WouldBlock
+from tether.services import Tether
 
 log = logging.getLogger(__name__)
 

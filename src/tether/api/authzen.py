@@ -26,9 +26,10 @@ from tether.api.authzen_schema import (
     require_object_defaults,
 )
 from tether.config import Settings
+from tether.decider import RecordedDecision, WouldBlock
 from tether.errors import FieldError, InvalidRequest
 from tether.policy import Decision, DecisionRequest, EntityRef, Outcome
-from tether.services import RecordedDecision, Tether, WouldBlock
+from tether.services import Tether
 from tether.tokens import TOKEN_PROPERTY, UNVERIFIED_SUBJECT, bind_task_token
 
 
