@@ -110,7 +110,19 @@ class ChangeFeed:
             self._stop.wait(wait)
 
     def _listen(self) -> None:
-        with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as connection:
+        # A listener waits in silence: TCP keepalives (and a bound on unacknowledged
+        # writes) tell a dead server or a half-open connection from a quiet one in ~20 s,
+        # where the kernel's defaults would take hours.
+        with psycopg.connect(
+            self._conninfo,
+            autocommit=True,
+            connect_timeout=5,
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=3,
+            keepalives_count=3,
+            tcp_user_timeout=20_000,
+        ) as connection:
             row = connection.execute("SELECT current_schema()").fetchone()
             prefix = f"{row[0] if row else 'public'}."
             connection.execute(f"LISTEN {CHANNEL}")
