@@ -157,6 +157,9 @@ class DriftEngine:
         # one finding to act on, not a flood (and no write per request under load).
         self._recent: OrderedDict[tuple[str, ...], datetime] = OrderedDict()
         self.repeats = 0
+        # When a list, the repeats are kept in it (a backtest counts their events as
+        # flagged: the finding they repeat stands for them).
+        self.kept_repeats: list[Finding] | None = None
         self._lock = threading.RLock()
         self._busy = threading.Event()
         self._stop = threading.Event()
@@ -326,6 +329,8 @@ class DriftEngine:
                     continue
                 for finding in self._detect(obs):
                     if self._repeated(finding):
+                        if self.kept_repeats is not None:
+                            self.kept_repeats.append(finding)
                         continue
                     finding, use = self._book.apply(finding)
                     if use is not None:

@@ -131,6 +131,7 @@ def from_event(row: Mapping[Any, Any], directory: Directory) -> Observation | No
         bytes=_int(row.get("bytes")),
         credential=_credential(row.get("principal_kind"), row.get("raw")),
         source=_text(row.get("source")),
+        principal_kind=_text(row.get("principal_kind")),
     )
 
 

@@ -41,7 +41,7 @@ from tether.estate.compiled import EMPTY_ESTATE
 from tether.evaluation.agentdojo import EvaluationInputInvalid
 from tether.services import Tether
 from tether.store.telemetry_tables import events
-from tether.telemetry.ingest import iter_file
+from tether.telemetry.ingest import iter_detected, open_source
 from tether.telemetry.model import Source, dedupe_key_of
 from tether.telemetry.store import EventStore
 
@@ -87,6 +87,8 @@ class FileResult:
     fn: int = 0
     fp: int = 0
     tn: int = 0
+    contested: int = 0  # benign events of counted rules that repeat a malicious test
+    contested_flagged: int = 0
     all_benign: int = 0
     all_benign_flagged: int = 0
     skipped: list[int] = field(default_factory=list)  # lines without an event
@@ -106,6 +108,12 @@ class FileResult:
         return _ratio(self.fp, self.fp + self.tn)
 
     @property
+    def fpr_with_contested(self) -> float | None:
+        """FPR had contested benign events counted as negatives too."""
+        flagged = self.fp + self.contested_flagged
+        return _ratio(flagged, self.fp + self.tn + self.contested)
+
+    @property
     def fpr_all_benign(self) -> float | None:
         return _ratio(self.all_benign_flagged, self.all_benign)
 
@@ -120,6 +128,9 @@ class FileResult:
             "precision": self.precision,
             "recall": self.recall,
             "fpr": self.fpr,
+            "contested": self.contested,
+            "contested_flagged": self.contested_flagged,
+            "fpr_with_contested": self.fpr_with_contested,
             "fpr_all_benign": self.fpr_all_benign,
             "all_benign": self.all_benign,
             "counted_rules": self.counted_rules,
@@ -176,7 +187,10 @@ def evaluate_file(path: Path, *, flag_at: Severity = Severity.HIGH) -> FileResul
         )
         try:
             store = EventStore(tether.engine, tether.keys)
-            store.ingest(iter_file(raw, source))
+            with open_source(raw) as handle:
+                # Each line by the adapter of its shape (a GKE or AKS event inside the
+                # Kubernetes rules is read as what it is); the file's own when none fits.
+                store.ingest(iter_detected(handle, source_name=path.name, fallback=source))
             _judge(tether, labelled, flag_at)
         finally:
             tether.close()
@@ -193,9 +207,12 @@ def _judge(tether: Tether, labelled: list[Labelled], flag_at: Severity) -> None:
             )
         }
     drift = DriftEngine(tether.engine, lambda: (None, EMPTY_ESTATE), tail_events=False)
+    drift.kept_repeats = []
     findings = drift.scan(since=datetime(1970, 1, 1, tzinfo=UTC), until=_far_future())
     worst: dict[str, Finding] = {}
-    for finding in findings:
+    # A repeat (same identity, detector, resource and reason within minutes) is not
+    # stored again, but the finding it repeats is the alert for its event too.
+    for finding in [*findings, *drift.kept_repeats]:
         ref = finding.evidence[0] if finding.evidence else None
         if ref is None or finding.suppressed_by is not None:
             continue
@@ -232,6 +249,9 @@ def behaviour_rules(labelled: list[Labelled]) -> set[str]:
 
 def _count(result: FileResult, labelled: list[Labelled]) -> None:
     counted = behaviour_rules(labelled)
+    # What some rule of the file calls malicious is no benign behaviour, whatever rule
+    # lists it as a benign test (it only says that rule must not fire).
+    malicious = {(i.action, i.outcome) for i in labelled if i.malicious}
     result.counted_rules = sorted(counted)
     result.other_rules = sorted({i.rule for i in labelled} - counted)
     for item in labelled:
@@ -246,6 +266,9 @@ def _count(result: FileResult, labelled: list[Labelled]) -> None:
         elif item.malicious:
             result.fn += 1
             result.misses.append(shown)
+        elif (item.action, item.outcome) in malicious:
+            result.contested += 1
+            result.contested_flagged += item.flagged
         elif item.flagged:
             result.fp += 1
             result.false_alarms.append({**shown, **(item.finding or {})})
