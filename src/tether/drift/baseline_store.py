@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, Select, Text, func, insert, select, type_coerce
 
 from tether.drift.baselines import BaselineLearner, LearnedBaseline
 from tether.drift.directory import Directory
@@ -25,6 +26,13 @@ DEFAULT_WINDOW = timedelta(days=30)
 _CHUNK = 2000
 
 
+def select_observed_events() -> Select[Any]:
+    """``select(events)`` with ``raw`` as stored text: an observation reads one field of
+    it, rarely (:func:`tether.drift.observations.from_event`), so it is not decoded."""
+    columns = [c for c in events.c if c.name != "raw"]
+    return select(*columns, type_coerce(events.c.raw, Text).label("raw"))
+
+
 def stored_observations(
     connection: Connection,
     directory: Directory,
@@ -35,14 +43,18 @@ def stored_observations(
 ) -> Iterator[Observation]:
     """Observations of stored events, then stored decisions, in the window (each oldest first)."""
     query = (
-        select(events)
+        select_observed_events()
         .where(events.c.at >= since, events.c.at < until, events.c.identity_id.is_not(None))
         .order_by(events.c.seq)
     )
     if identity_id is not None:
         query = query.where(events.c.identity_id == identity_id)
-    for row in connection.execution_options(yield_per=_CHUNK).execute(query).mappings():
-        obs = from_event(row, directory)
+    result = connection.execution_options(yield_per=_CHUNK).execute(query)
+    names = tuple(result.keys())
+    for values in result:
+        # A plain dict per row: detection reads two dozen fields of every event, and a
+        # RowMapping's `get` costs several times a dict's.
+        obs = from_event(dict(zip(names, values, strict=True)), directory)
         if obs is not None:
             yield obs
     query = (

@@ -13,11 +13,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from tether.drift.directory import Directory
 from tether.drift.model import EMPTY, Observation
 from tether.telemetry.model import NO_ENVIRONMENT, Environment
 
 PEP_ACTION = "authzen:evaluate"
+_LONG_TERM_KEY_TEXT = "AKIA"  # an IAM user's access key id (temporary ones are ASIA...)
 _OUTCOMES = {
     "allow": "allowed",
     "deny": "denied",
@@ -139,8 +142,18 @@ def _credential(principal_kind: Any, raw: Any) -> str | None:
     """``static_secret`` for API keys and AWS long-term access keys (``AKIA...``)."""
     if str(principal_kind or "").endswith("api-key"):
         return "static_secret"
+    # The stored text (detection selects it undecoded) is parsed only when it can hold a
+    # long-term key id at all.
+    if isinstance(raw, str):
+        if _LONG_TERM_KEY_TEXT not in raw:
+            return None
+        raw = orjson.loads(raw)
+    elif isinstance(raw, bytes):
+        if _LONG_TERM_KEY_TEXT.encode() not in raw:
+            return None
+        raw = orjson.loads(raw)
     who = raw.get("userIdentity") if isinstance(raw, Mapping) else None
     key = who.get("accessKeyId") if isinstance(who, Mapping) else None
-    if isinstance(key, str) and key.startswith("AKIA"):
+    if isinstance(key, str) and key.startswith(_LONG_TERM_KEY_TEXT):
         return "static_secret"
     return None
