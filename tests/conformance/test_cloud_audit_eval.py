@@ -20,8 +20,8 @@ from authzen_harness import SHARED_DATA
 
 #: Recall measured at the last change (flag at high); the issue's target is 0.8.
 RECALL_AT_LEAST = {
-    "aws_cloudtrail_rules.labelled.jsonl": 0.59,
-    "gcp_audit_rules.labelled.jsonl": 0.60,
+    "aws_cloudtrail_rules.labelled.jsonl": 0.63,
+    "gcp_audit_rules.labelled.jsonl": 0.63,
     "kubernetes_rules.labelled.jsonl": 0.25,
     "gcp_k8s_rules.labelled.jsonl": 0.33,
 }

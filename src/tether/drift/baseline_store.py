@@ -12,12 +12,25 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, Text, func, insert, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    Text,
+    case,
+    cast,
+    func,
+    insert,
+    null,
+    select,
+)
 
 from tether.drift.baselines import BaselineLearner, LearnedBaseline
+from tether.drift.cloud import CLOUD_SOURCES
 from tether.drift.directory import Directory
 from tether.drift.model import Observation
-from tether.drift.observations import from_decision, from_event
+from tether.drift.observations import LONG_TERM_KEY_PREFIX, from_decision, from_event
 from tether.store.drift_tables import drift_baselines
 from tether.store.tables import decisions
 from tether.store.telemetry_tables import events
@@ -27,10 +40,13 @@ _CHUNK = 2000
 
 
 def select_observed_events() -> Select[Any]:
-    """``select(events)`` with ``raw`` as stored text: an observation reads one field of
-    it, rarely (:func:`tether.drift.observations.from_event`), so it is not decoded."""
+    """``select(events)`` with ``raw`` as stored text, and only where it holds a long-term
+    AWS key id (``AKIA``): the one field of it an observation reads
+    (:func:`tether.drift.observations.from_event`), so the rest is neither sent nor decoded."""
     columns = [c for c in events.c if c.name != "raw"]
-    return select(*columns, type_coerce(events.c.raw, Text).label("raw"))
+    text = cast(events.c.raw, Text)
+    raw = case((text.contains(LONG_TERM_KEY_PREFIX), text), else_=null())
+    return select(*columns, raw.label("raw"))
 
 
 def stored_observations(
@@ -40,11 +56,19 @@ def stored_observations(
     since: datetime,
     until: datetime,
     identity_id: str | None = None,
+    unattributed: bool = False,
 ) -> Iterator[Observation]:
-    """Observations of stored events, then stored decisions, in the window (each oldest first)."""
+    """Observations of stored events, then stored decisions, in the window (each oldest first).
+
+    With ``unattributed``, cloud audit events naming no principal are observed too (as
+    :data:`~tether.drift.observations.UNATTRIBUTED`); a baseline has no use for them.
+    """
+    attributed: ColumnElement[bool] = events.c.identity_id.is_not(None)
+    if unattributed:
+        attributed = attributed | events.c.source.in_(sorted(CLOUD_SOURCES))
     query = (
         select_observed_events()
-        .where(events.c.at >= since, events.c.at < until, events.c.identity_id.is_not(None))
+        .where(events.c.at >= since, events.c.at < until, attributed)
         .order_by(events.c.seq)
     )
     if identity_id is not None:

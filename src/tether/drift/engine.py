@@ -473,7 +473,12 @@ class DriftEngine:
         with self._engine.connect() as connection:
             observed = list(
                 stored_observations(
-                    connection, self._directory, since=since, until=end, identity_id=identity_id
+                    connection,
+                    self._directory,
+                    since=since,
+                    until=end,
+                    identity_id=identity_id,
+                    unattributed=identity_id is None,
                 )
             )
         observed.sort(key=lambda o: o.at)

@@ -4,7 +4,9 @@ A decision is an observation of its subject (``decision:<id>``) and, for self-go
 of the PEP that asked (``action = authzen:evaluate``, ``resource = <subject type>:<id>``,
 ``ref = decision:<id>#caller``): a PEP that suddenly asks about identities it never
 asked about is novel access too. A stored event is an observation of the identity it
-was attributed to (``event:<seq>``); unattributed events are skipped.
+was attributed to (``event:<seq>``); unattributed events are skipped, except cloud audit
+events that name no principal at all: observations of :data:`UNATTRIBUTED`, a discovered
+(unmanaged) identity.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from typing import Any
 
 import orjson
 
+from tether.drift.cloud import CLOUD_SOURCES
 from tether.drift.directory import Directory
 from tether.drift.model import EMPTY, Observation
 from tether.telemetry.model import NO_ENVIRONMENT, Environment
 
 PEP_ACTION = "authzen:evaluate"
-_LONG_TERM_KEY_TEXT = "AKIA"  # an IAM user's access key id (temporary ones are ASIA...)
+#: The identity of cloud audit events that name no principal.
+UNATTRIBUTED = "unattributed"
+LONG_TERM_KEY_PREFIX = "AKIA"  # an IAM user's access key id (temporary ones are ASIA...)
 _OUTCOMES = {
     "allow": "allowed",
     "deny": "denied",
@@ -105,7 +110,11 @@ def from_event(row: Mapping[Any, Any], directory: Directory) -> Observation | No
     """The observation of a stored event (an ``events`` row), or ``None`` if unattributed."""
     identity_id = row.get("identity_id")
     if not identity_id:
-        return None
+        if row.get("source") not in CLOUD_SOURCES:
+            return None
+        # A cloud call whose event names nobody (no `userIdentity`, no principal) is still
+        # a call: judged as an unmanaged identity's, as nothing vouches for it.
+        identity_id = UNATTRIBUTED
     resource = _text(row.get("resource"))
     data_class = _text(row.get("data_class"))
     level = directory.data_classes.get(data_class, 0) if data_class else 0
@@ -145,15 +154,15 @@ def _credential(principal_kind: Any, raw: Any) -> str | None:
     # The stored text (detection selects it undecoded) is parsed only when it can hold a
     # long-term key id at all.
     if isinstance(raw, str):
-        if _LONG_TERM_KEY_TEXT not in raw:
+        if LONG_TERM_KEY_PREFIX not in raw:
             return None
         raw = orjson.loads(raw)
     elif isinstance(raw, bytes):
-        if _LONG_TERM_KEY_TEXT.encode() not in raw:
+        if LONG_TERM_KEY_PREFIX.encode() not in raw:
             return None
         raw = orjson.loads(raw)
     who = raw.get("userIdentity") if isinstance(raw, Mapping) else None
     key = who.get("accessKeyId") if isinstance(who, Mapping) else None
-    if isinstance(key, str) and key.startswith(_LONG_TERM_KEY_TEXT):
+    if isinstance(key, str) and key.startswith(LONG_TERM_KEY_PREFIX):
         return "static_secret"
     return None

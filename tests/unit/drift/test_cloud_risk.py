@@ -94,3 +94,38 @@ def test_the_attack_table_names_known_tactics_and_technique_ids() -> None:
     for technique in techniques:
         assert technique.id.startswith("T1")
         assert all(t in TACTICS for t in technique.tactics)
+
+
+@pytest.mark.parametrize(
+    ("action", "source", "technique"),
+    [
+        ("ec2:RunInstances", "cloudtrail", "T1578.002"),
+        ("beta.compute.instances.insert", "gcp-audit", "T1578.002"),  # a beta API method
+        ("ec2:CreateTrafficMirrorSession", "cloudtrail", "T1040"),
+        ("guardduty:CreateIPSet", "cloudtrail", "T1562.001"),
+        (
+            "google.iam.v1.WorkloadIdentityPools.CreateWorkloadIdentityPoolProvider",
+            "gcp-audit",
+            "T1484.002",
+        ),
+        ("s3:DeleteObjects", "cloudtrail", "T1485"),
+    ],
+)
+def test_techniques_of_the_added_attack_entries(action: str, source: str, technique: str) -> None:
+    risk = risk_of(action, source)
+    assert risk is not None
+    assert technique in [t.id for t in risk.techniques]
+    assert risk.unmanaged_floor is Severity.HIGH
+
+
+def test_a_cloud_event_naming_nobody_is_observed_as_unattributed() -> None:
+    from tether.drift.directory import Directory
+    from tether.drift.observations import UNATTRIBUTED, from_event
+
+    row = {"seq": 7, "at": "2026-03-01T00:00:00+00:00", "action": "guardduty:CreateIPSet"}
+    directory = Directory(None)
+    seen = from_event({**row, "identity_id": None, "source": "cloudtrail"}, directory)
+    assert seen is not None
+    assert seen.identity_id == UNATTRIBUTED
+    assert directory.watch(UNATTRIBUTED).view.managed is False
+    assert from_event({**row, "identity_id": None, "source": "otel"}, directory) is None
