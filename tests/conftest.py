@@ -344,6 +344,12 @@ def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     return _fresh_schema_url(postgres_url)
 
 
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """An empty store on the real PostgreSQL (never SQLite), for one test."""
+    return _fresh_schema_url(postgres_server)
+
+
 @pytest.fixture(scope="module")
 def module_postgres_url(postgres_server: str) -> str:
     """An empty store on the real PostgreSQL (never SQLite), shared by a whole test module."""

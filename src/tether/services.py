@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from tether.approvals import ApprovalService
-from tether.bus import BusConfig, EventPublisher, EventsTail
+from tether.bus import BehaviourFollower, BusConfig, EventPublisher, EventsTail
 from tether.callers import CallerDirectory
 from tether.composition import Core, Refresher, build_core, decision_log, drift_engine
 from tether.config import Settings
@@ -136,6 +136,7 @@ class Tether:
         # stream and drift detection to `tether worker`s (tether.bus).
         self.bus: EventPublisher | None = None
         self._bus_tail: EventsTail | None = None
+        self._bus_behaviour: BehaviourFollower | None = None
 
     def _follow(self, changes: ChangeFeed) -> None:
         """What each change notice wakes: the refresher's steps, or the next use's check."""
@@ -173,12 +174,17 @@ class Tether:
         Raises:
             BusUnavailable: the NATS server cannot be reached.
         """
-        bus = EventPublisher(BusConfig.from_settings(self.settings))
+        config = BusConfig.from_settings(self.settings)
+        bus = EventPublisher(config)
         bus.start()
         self.decider.observe(bus.submit_decision)
         self._bus_tail = EventsTail(self.engine, bus)
         self._bus_tail.start()
         self.bus = bus
+        # The workers' drift records, into the map decisions read.
+        self._bus_behaviour = BehaviourFollower(config, self.components.behaviour)
+        if not self._bus_behaviour.start():
+            log.warning("drift records from the bus are not in after 10 s; following on")
 
     def start_drift(
         self, *, background: bool = True, detectors: Iterable[str] | None = None
@@ -201,6 +207,8 @@ class Tether:
         ref = f"decision:{decision_id}"
         if self.drift is not None:
             self.drift.submit_result(ref, result)
+        elif self.bus is not None:
+            self.bus.submit_result(ref, result, decision_id=decision_id)
         elif self.components.worker is not None:
             self.components.worker.report_result(ref, result)
 
@@ -208,7 +216,24 @@ class Tether:
         """Why decisions are not being recorded right now (``None``: they are)."""
         return self.decision_log.problem
 
+    def bus_status(self) -> dict[str, Any] | None:
+        """How the event bus is doing (``None``: no bus). A bus behind or away does not
+        stop decisions (they are recorded in the store): drift sees them late, or, once
+        the publisher's queue is full, not at all (``dropped``)."""
+        if self.bus is None:
+            return None
+        follower = self._bus_behaviour
+        return {
+            "published": self.bus.published,
+            "dropped": self.bus.dropped,
+            "results_unplaced": self.bus.unplaced_results,
+            "problem": self.bus.problem,
+            "drift_records_problem": follower.problem if follower is not None else None,
+        }
+
     def close(self) -> None:
+        if self._bus_behaviour is not None:
+            self._bus_behaviour.close()
         if self._bus_tail is not None:
             self._bus_tail.close()
         if self.bus is not None:

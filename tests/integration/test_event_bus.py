@@ -118,7 +118,8 @@ async def _drop_stream(config: BusConfig) -> None:
 
     connection = await nats.connect(config.url, connect_timeout=3)
     js = connection.jetstream()
-    for drop in (js.delete_stream(config.stream), js.delete_key_value(config.lease_bucket)):
+    buckets = (config.lease_bucket, config.behaviour_bucket)
+    for drop in (js.delete_stream(config.stream), *map(js.delete_key_value, buckets)):
         with contextlib.suppress(Exception):  # never created
             await drop
     await connection.close()
@@ -280,6 +281,95 @@ def test_serve_with_events_publishes_its_decisions_and_stored_events(
     finally:
         server.stop()
         asyncio.run(_drop_stream(config))
+
+
+# The example's guard on drift: once drift found anything about a subject, it is refused.
+_REFUSE_ON_DRIFT = """\
+forbid (principal, action, resource)
+when { context.tether has behaviour && context.tether.behaviour.drift_score > 0 };
+"""
+
+
+def test_drift_found_by_a_bus_worker_reaches_the_servers_decisions(
+    server_factory: Any, postgres_url: str, tmp_path: Path, figure: Any
+) -> None:
+    """A worker's drift record reaches the server's next decision through the bucket:
+    ``svc-0`` is allowed to read until the worker finds its out-of-entitlement write,
+    then refused by the policy that reads ``context.tether.behaviour``."""
+    tag = secrets.token_hex(4)
+    config = BusConfig(NATS_URL, f"TETHER_B{tag}", f"tether_b{tag}.events", 2)
+    env = {
+        "TETHER_EVENTS_STREAM": config.stream,
+        "TETHER_EVENTS_SUBJECT": config.subject,
+        "TETHER_EVENTS_PARTITIONS": "2",
+    }
+    estate = _estate(tmp_path / "estate")
+    (estate / "policies" / "drift.cedar").write_text(_REFUSE_ON_DRIFT)
+    text = (estate / "estate.yaml").read_text()  # the audit log's principal is svc-0
+    (estate / "estate.yaml").write_text(
+        text.replace("  - id: svc-0\n", "  - id: svc-0\n    attributes: {principals: [svc-0]}\n")
+    )
+    server = server_factory(
+        db_url=postgres_url, estate=estate, extra=["--events", NATS_URL], env=env
+    )
+    key_file = server.log_path.parent / ".tether" / "master.key"  # the worker signs as it
+    worker = _worker("wb", postgres_url, {**env, "TETHER_MASTER_KEY_FILE": str(key_file)}, tmp_path)
+    read = {
+        "subject": {"type": "service_account", "id": "svc-0"},
+        "action": {"name": "read"},
+        "resource": {"type": "doc", "id": "d1"},
+    }
+    # Observed in an audit log (jsonl): allowed there, outside svc-0's entitlement.
+    out_of_entitlement = {
+        "agent": "svc-0",
+        "action": "delete",
+        "resource": "doc:d9",
+        "at": datetime.now(UTC).isoformat(),
+    }
+    try:
+        with server.client() as pep, server.client("admin") as admin:
+            assert pep.post("/access/v1/evaluation", json=read).json()["decision"] is True
+            asyncio.run(_await_leases(config, 2))
+            ingested = admin.post(
+                "/v1/events",
+                json={"source": "jsonl", "mapping": MAPPING, "events": [out_of_entitlement]},
+            )
+            assert ingested.status_code == 200, ingested.text
+            sent = time.monotonic()
+            while pep.post("/access/v1/evaluation", json=read).json()["decision"] is True:
+                assert worker.poll() is None, (tmp_path / "wb.log").read_text()
+                assert time.monotonic() - sent < 20, "the worker's drift record never came"
+                time.sleep(0.02)
+            took = time.monotonic() - sent
+            ready = admin.get("/readyz").json()
+        assert ready["event_bus"]["problem"] is None, ready
+        assert ready["event_bus"]["dropped"] == 0, ready
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+        server.stop()
+        asyncio.run(_drop_stream(config))
+    figure(f"bus: a worker's drift record refused the server's next decision {took:.2f} s after")
+
+
+async def _await_leases(config: BusConfig, partitions: int) -> None:
+    """Until the worker holds every partition (it is up and consuming)."""
+    import nats
+    from nats.js.errors import BucketNotFoundError, NoKeysError
+
+    connection = await nats.connect(config.url, connect_timeout=3)
+    try:
+        js = connection.jetstream()
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(NoKeysError, BucketNotFoundError):
+                kv = await js.key_value(config.lease_bucket)
+                if len([k for k in await kv.keys() if k.startswith("p.")]) == partitions:
+                    return
+            assert time.monotonic() < deadline, "the worker never claimed the partitions"
+            await asyncio.sleep(0.05)
+    finally:
+        await connection.close()
 
 
 async def _kinds_on_stream(config: BusConfig, *, expected: int) -> list[str]:

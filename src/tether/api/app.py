@@ -157,6 +157,7 @@ class TetherApp:
         self._bounds = RequestBounds.from_settings(tether.settings)
         self._cpu = ThreadPoolExecutor(CPU_THREADS, thread_name_prefix="tether-authzen")
         self._store = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="tether-authzen-io")
+        self._rate_sharing: asyncio.Future[None] | None = None
         self._hot: dict[str, Handler] = {
             "/access/v1/evaluation": authzen.evaluate_one,
             "/access/v1/evaluations": authzen.evaluate_many,
@@ -360,9 +361,13 @@ class TetherApp:
                 # interval whenever the loop wants it back (5 ms by default, several times
                 # per request): 1 ms keeps the callers on the loop answered within a few ms.
                 sys.setswitchinterval(SWITCH_INTERVAL_S)
+                if self.gate.shares_rates:  # callers' limits hold across replicas
+                    self._rate_sharing = asyncio.ensure_future(self.gate.share_rates(self._store))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 # Drain the decision log: a clean shutdown loses no acknowledged decision.
+                if self._rate_sharing is not None:
+                    self._rate_sharing.cancel()
                 self._cpu.shutdown()
                 self._store.shutdown()
                 self.gate.close()
@@ -428,7 +433,7 @@ class TetherApp:
         if not self._may_read_readiness(request):
             return JSONResponse({"status": status}, status_code=code)
         snapshot = self.tether.snapshot
-        detail = {
+        detail: dict[str, Any] = {
             "status": status,
             "estate_revision": snapshot.revision,
             "latest_revision": revision,
@@ -437,6 +442,9 @@ class TetherApp:
             "decisions_lost": sink.lost,
             "detail": "; ".join(problems) or None,
         }
+        bus = self.tether.bus_status()
+        if bus is not None:
+            detail["event_bus"] = bus
         return JSONResponse(detail, status_code=code)
 
     def _may_read_readiness(self, request: Request) -> bool:

@@ -6,13 +6,17 @@ authenticated :class:`~tether.callers.Caller` or the :class:`~tether.api.errors.
 to send. Deny by default: an undeclared route is refused even to an admin. Refusals are
 rate-limited per source address (a flood of bad credentials gets 429) and recorded in the
 audit trail (rate-limited too); a caller over its own limit gets 429 with ``Retry-After``
-while every other caller keeps being answered.
+while every other caller keeps being answered. On PostgreSQL a caller's limit holds
+across replicas (:meth:`Gate.share_rates`, :mod:`tether.callers.rate_share`); refusals
+are limited per replica.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
+from concurrent.futures import Executor
 from pathlib import Path
 
 from starlette.routing import BaseRoute, Match
@@ -25,12 +29,14 @@ from tether.callers import (
     Caller,
     CallerActivity,
     RateLimiter,
+    RateShare,
     Role,
     authorize,
     describe_credential,
     retry_after_seconds,
 )
 from tether.callers.errors import RouteUndeclared
+from tether.callers.rate_share import SHARE_EVERY_S
 from tether.callers.x509 import ClientCaBundle
 from tether.errors import Forbidden, RateLimited, TetherError, Unauthenticated
 from tether.services import Tether
@@ -82,7 +88,36 @@ class Gate:
             tether.callers, tether.keys, audience=settings.audience, client_cas=client_cas
         )
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        # Refused requests by source address: a flood guard of each replica's own.
+        self.refusals = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         self.activity = CallerActivity(tether.engine)
+        self._store = tether.engine
+
+    @property
+    def shares_rates(self) -> bool:
+        """Whether callers' limits are shared with other replicas (a PostgreSQL store)."""
+        return self._store.dialect.name == "postgresql"
+
+    async def share_rates(self, executor: Executor) -> None:
+        """Exchange admitted counts with the other replicas for ever (run as a task on the
+        server's loop; the store's work in ``executor``). Every bucket is touched on the
+        loop only, as :meth:`admit` does."""
+        share = RateShare(self._store, self.limiter)
+        self.limiter.counting = True
+        loop = asyncio.get_running_loop()
+        unsent: dict[str, int] = {}
+        while True:
+            await asyncio.sleep(SHARE_EVERY_S)
+            for key, count in self.limiter.drain_admitted().items():
+                unsent[key] = unsent.get(key, 0) + count
+            try:
+                debits = await loop.run_in_executor(executor, share.exchange, unsent)
+            except Exception as exc:  # the store away: limit alone, send the counts later
+                log.warning("sharing rate limits failed (%s); limiting alone", exc)
+                continue
+            unsent = {}
+            for key, tokens in debits.items():
+                self.limiter.debit(key, tokens)
 
     def close(self) -> None:
         self.activity.close()
@@ -99,7 +134,7 @@ class Gate:
         try:
             caller = self.authenticator.authenticate(authorization, peer_cert)
         except Unauthenticated as exc:
-            wait = self.limiter.take("addr:" + _source(scope))
+            wait = self.refusals.take("addr:" + _source(scope))
             if wait is not None:
                 return self._too_many(path, f"too many refused calls from `{_source(scope)}`", wait)
             shown = authorization.decode("latin-1") if authorization else None

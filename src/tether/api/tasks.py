@@ -2,7 +2,7 @@
 
 * ``POST /v1/tasks``: a workload opens a task, authenticated by its own proof
   (``Authorization: Bearer <JWT-SVID or OIDC token>``: a valid proof is what confers the
-  ``workload`` role); body ``{purpose, intent: {actions, resources, data_classes}, ttl}``;
+  ``workload`` role); body ``{purpose, intent: {actions, resources, data_classes, calls}, ttl}``;
   answers 201 with ``task_id``.
 * ``POST /v1/tasks/{id}/end``: the workload that opened it, or an admin, ends it; every
   token of the task is revoked at once. Ending an ended task answers it again.
@@ -41,6 +41,7 @@ TASK_REQUEST = obj(
         actions=array(STRING),
         resources=array(STRING),
         data_classes=array(STRING),
+        calls=array(obj(("tool",), tool=STRING, arguments={"type": "object"})),
     ),
     ttl={"oneOf": [{"type": "integer"}, STRING]},
 )

@@ -8,13 +8,14 @@ of identities (:mod:`tether.bus._stream`), and runs no detection itself; ``tethe
 --events nats://HOST:PORT`` processes share the partitions by lease, each examining its
 partitions' events in order, at least once, deduplicated by event hash
 (:mod:`tether.bus._worker`, :mod:`tether.bus._examiner`). Drift records (the
-``context.tether.behaviour`` decisions read) stay in the worker that made them: a server
-on the bus decides without them.
+``context.tether.behaviour`` decisions read) come back from the workers to every server
+through a key-value bucket (:mod:`tether.bus._behaviour`).
 
 Library: nats-py, the NATS maintainers' asyncio client (JetStream streams, pull
 consumers, key-value buckets); nothing of the protocol is written here.
 """
 
+from tether.bus._behaviour import BehaviourFollower, BehaviourSharer, behaviour_bucket
 from tether.bus._examiner import Examiner
 from tether.bus._nats import ensure_stream
 from tether.bus._publisher import EventPublisher, publish_batch
@@ -26,6 +27,8 @@ from tether.bus.errors import BusConfigInvalid, BusMessageInvalid, BusUnavailabl
 __all__ = [
     "DECISION",
     "EVENT",
+    "BehaviourFollower",
+    "BehaviourSharer",
     "BusConfig",
     "BusConfigInvalid",
     "BusMessage",
@@ -35,6 +38,7 @@ __all__ = [
     "EventPublisher",
     "EventsTail",
     "Examiner",
+    "behaviour_bucket",
     "decode",
     "default_worker_name",
     "encode",

@@ -11,11 +11,11 @@ once stores each finding once; ``bus_examined`` keeps one row per hash (unique).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tether.bus._stream import BusMessage
@@ -23,6 +23,34 @@ from tether.drift.engine import DriftEngine
 from tether.store.bus_tables import bus_examined
 
 _IN_CHUNK = 1_000
+#: How long an examined event's hash is kept. A message comes again only while it is not
+#: acknowledged (the consumers' ack wait, 2 s; a takeover, seconds) or when a server
+#: publishes it again within the stream's duplicate window (2 min): a day is far past both.
+EXAMINED_KEPT = timedelta(days=1)
+_PRUNE_CHUNK = 10_000
+
+
+def prune_examined(store: Engine, before: datetime) -> int:
+    """Delete the hashes of events examined before ``before``; how many.
+
+    Rows are written in ``seq`` order as they are examined, so the old ones are the first:
+    each round deletes a range of the primary key (no index on the time needed), at most
+    :data:`_PRUNE_CHUNK` rows a transaction, until the oldest row left is newer."""
+    deleted = 0
+    while True:
+        with store.begin() as connection:
+            first = connection.execute(select(func.min(bus_examined.c.seq))).scalar()
+            if first is None:
+                return deleted
+            gone = connection.execute(
+                delete(bus_examined).where(
+                    bus_examined.c.seq < first + _PRUNE_CHUNK,
+                    bus_examined.c.examined_at < before,
+                )
+            ).rowcount
+        deleted += gone
+        if gone == 0:
+            return deleted
 
 
 class Examiner:
@@ -35,6 +63,15 @@ class Examiner:
         self.examined = 0
         self.duplicates = 0
         self.findings = 0
+
+    @property
+    def store(self) -> Engine:
+        return self._store
+
+    @property
+    def board(self) -> Mapping[str, Mapping[str, Any]]:
+        """The drift records the engine keeps (``context.tether.behaviour`` by identity)."""
+        return self._drift.board.cedar
 
     def examine(self, partition: int, batch: Sequence[tuple[int, BusMessage]]) -> int:
         """Examine the events of ``batch`` (stream sequence, message) not examined before;

@@ -16,18 +16,22 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tether.bus._nats import connect, ensure_stream
-from tether.bus._stream import DECISION, EVENT, BusConfig, BusMessage, encode
+from tether.bus._stream import DECISION, EVENT, RESULT, BusConfig, BusMessage, encode
 from tether.bus.errors import BusUnavailable
+from tether.drift.engine import RESULT_KEY
 
 log = logging.getLogger(__name__)
 
 BATCH = 1_000
 QUEUE_SIZE = 500_000
+#: How many recent decisions' subjects are remembered, to put their results on the
+#: subject's partition.
+REMEMBERED_DECISIONS = 100_000
 #: How long a batch's acknowledgements may take before it is published again.
 ACK_TIMEOUT_S = 5.0
 _IDLE_S = 0.002
@@ -69,7 +73,12 @@ class EventPublisher:
         self._in_flight = 0
         self.published = 0
         self.dropped = 0
+        self.unplaced_results = 0
         self.problem: str | None = None
+        # decision id -> subject id, of the decisions submitted lately (a result goes to
+        # its decision's partition, after it).
+        self._subjects: OrderedDict[str, str] = OrderedDict()
+        self._subjects_lock = threading.Lock()
         self._ready = threading.Event()
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -84,7 +93,29 @@ class EventPublisher:
             self.dropped += 1
 
     def submit_decision(self, row: Mapping[str, Any]) -> None:
+        decision_id, subject = row.get("decision_id"), row.get("subject_id")
+        if decision_id and subject:
+            with self._subjects_lock:
+                self._subjects[str(decision_id)] = str(subject)
+                if len(self._subjects) > REMEMBERED_DECISIONS:
+                    self._subjects.popitem(last=False)
         self.submit(DECISION, row)
+
+    def submit_result(
+        self, ref: str, result: Any, *, decision_id: str, subject_id: str | None = None
+    ) -> bool:
+        """What the call decided as ``decision_id`` returned (``ref``: its reference in
+        drift, ``decision:<id>``); on the partition of the decision's subject, which is
+        ``subject_id`` or one of the decisions submitted lately. ``False`` (and counted):
+        the subject is unknown, the result is not published."""
+        if subject_id is None:
+            with self._subjects_lock:
+                subject_id = self._subjects.get(decision_id)
+        if subject_id is None:
+            self.unplaced_results += 1
+            return False
+        self.submit(RESULT, {RESULT_KEY: ref, "result": result, "subject_id": subject_id})
+        return True
 
     def submit_event(self, row: Mapping[str, Any]) -> None:
         self.submit(EVENT, row)

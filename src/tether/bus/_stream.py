@@ -9,10 +9,12 @@ them in stream order. Each partition has one durable pull consumer
 (``<stream>_p<partition>``, explicit acks); the stream drops a re-published message whose
 ``Nats-Msg-Id`` (the event hash) it saw within its duplicate window.
 
-A message is ``{"kind": "decision" | "event", "row": {...}}`` as JSON: a ``decisions``
-row as the decider records it, or the columns of an ``events`` row that detection reads
-(:func:`event_row`). Its hash (SHA-256 of the canonical JSON) is the dedupe key from end
-to end: the stream's message id and ``bus_examined.event_hash``.
+A message is ``{"kind": "decision" | "event" | "result", "row": {...}}`` as JSON: a
+``decisions`` row as the decider records it, the columns of an ``events`` row that
+detection reads (:func:`event_row`), or what a decided call returned (the decision's
+reference, its ``subject_id`` for the partition, and the result). Its hash (SHA-256 of
+the canonical JSON) is the dedupe key from end to end: the stream's message id and
+``bus_examined.event_hash``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from tether.config import Settings
 
 DECISION = "decision"
 EVENT = "event"
-KINDS = (DECISION, EVENT)
+#: What a governed call returned (``Tether.report_result``), for provenance in drift.
+RESULT = "result"
+KINDS = (DECISION, EVENT, RESULT)
 #: How long the stream remembers message ids to drop re-published ones (seconds).
 DUPLICATE_WINDOW_S = 120.0
 # The columns of an `events` row that drift detection reads (tether.drift.observations).
@@ -92,6 +96,10 @@ class BusConfig:
     def lease_bucket(self) -> str:
         return f"{self.stream}_leases"
 
+    @property
+    def behaviour_bucket(self) -> str:
+        return f"{self.stream}_behaviour"
+
     def subject_of(self, partition: int) -> str:
         return f"{self.subject}.{partition}"
 
@@ -114,7 +122,7 @@ class BusMessage:
 
     @property
     def identity_id(self) -> str:
-        who = self.row.get("subject_id" if self.kind == DECISION else "identity_id")
+        who = self.row.get("identity_id" if self.kind == EVENT else "subject_id")
         return str(who or "")
 
 
@@ -139,7 +147,7 @@ def decode(payload: bytes) -> BusMessage:
     except orjson.JSONDecodeError as exc:
         raise BusMessageInvalid(f"a bus message is not JSON: {exc}") from None
     if not isinstance(body, dict) or body.get("kind") not in KINDS:
-        raise BusMessageInvalid("a bus message needs `kind` (decision or event) and `row`")
+        raise BusMessageInvalid("a bus message needs `kind` (decision, event, result) and `row`")
     row = body.get("row")
     if not isinstance(row, dict):
         raise BusMessageInvalid("a bus message's `row` must be an object")

@@ -2,8 +2,9 @@
 
 Events reach the store from ``POST /v1/events`` and from ``tether ingest`` in any
 process, exactly as the embedded drift engine reads them; :class:`EventsTail` reads what
-was committed after the last sequence number it saw (from the newest at start) every
-100 ms and hands the rows to the publisher. Several replicas tailing one store publish
+was committed after the last sequence number it saw (from the newest at start), and the
+numbers it jumped over that commit late (:class:`~tether.store.seq_cursor.SeqCursor`),
+every 100 ms and hands the rows to the publisher. Several replicas tailing one store publish
 the same events: the stream drops the copies by message id (the event hash) within its
 duplicate window, and the workers' ``bus_examined`` table catches any later copy.
 """
@@ -17,6 +18,7 @@ from sqlalchemy import Engine, func, select
 
 from tether.bus._publisher import EventPublisher
 from tether.bus._stream import event_row
+from tether.store.seq_cursor import SeqCursor
 from tether.store.telemetry_tables import events
 
 log = logging.getLogger(__name__)
@@ -31,13 +33,14 @@ class EventsTail:
     def __init__(self, store: Engine, publisher: EventPublisher) -> None:
         self._store = store
         self._publisher = publisher
-        self._seq = 0
+        self._cursor = SeqCursor()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         with self._store.connect() as connection:
-            self._seq = int(connection.execute(select(func.max(events.c.seq))).scalar() or 0)
+            newest = int(connection.execute(select(func.max(events.c.seq))).scalar() or 0)
+        self._cursor = SeqCursor(newest)
         self._thread = threading.Thread(target=self._run, name="tether-bus-tail", daemon=True)
         self._thread.start()
 
@@ -49,13 +52,13 @@ class EventsTail:
 
     def poll(self) -> int:
         """Publish the events stored since the last poll; how many."""
-        query = select(events).where(events.c.seq > self._seq).order_by(events.c.seq)
+        unread = self._cursor.unread(events.c.seq)
+        query = select(events).where(unread).order_by(events.c.seq)
         with self._store.connect() as connection:
             rows = connection.execute(query.limit(LIMIT)).mappings().all()
         for row in rows:
             self._publisher.submit_event(event_row(dict(row)))
-        if rows:
-            self._seq = int(rows[-1]["seq"])
+        self._cursor.advance(int(row["seq"]) for row in rows)
         return len(rows)
 
     def _run(self) -> None:

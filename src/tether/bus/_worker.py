@@ -20,6 +20,9 @@ fetched but never acknowledged are delivered again once their ack wait (2 s) is 
 before any newer message; a new holder that finds such messages pending waits out the ack
 wait before its first fetch, so one identity's chain is still examined in stream order.
 
+Drift records (``context.tether.behaviour``) go back to every server through a second
+bucket (:mod:`tether.bus._behaviour`).
+
 Why leases in the key-value bucket: NATS 2.9 (the server here) has no pinned consumers
 or consumer-group partition assignment; a lease with TTL needs only JetStream itself, and
 ``create``/``update`` with the last revision are compare-and-set.
@@ -35,12 +38,14 @@ import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import nats.errors
 from nats.js.errors import KeyWrongLastSequenceError, NoKeysError
 
-from tether.bus._examiner import Examiner
+from tether.bus._behaviour import BehaviourSharer, behaviour_bucket
+from tether.bus._examiner import EXAMINED_KEPT, Examiner, prune_examined
 from tether.bus._nats import (
     ACK_WAIT_S,
     connect,
@@ -56,6 +61,8 @@ log = logging.getLogger(__name__)
 BATCH = 1_000
 RENEW_EVERY_S = 1.0
 FETCH_WAIT_S = 0.5
+#: How often a worker deletes the hashes of events examined long ago (bus_examined).
+PRUNE_EVERY_S = 600.0
 
 
 def default_worker_name() -> str:
@@ -85,6 +92,8 @@ class DriftWorker:
         self._js: Any = None
         self._kv: Any = None
         self.invalid = 0
+        # What the engine finds goes back to the servers (context.tether.behaviour).
+        self.sharer = BehaviourSharer(examiner.board)
 
     @property
     def partitions(self) -> list[int]:
@@ -101,6 +110,10 @@ class DriftWorker:
             # Renewing runs on its own: releasing a partition waits for its batch in flight,
             # and the other leases must not expire meanwhile.
             renewing = asyncio.create_task(self._keep_leases(stop))
+            sharing = asyncio.create_task(
+                self.sharer.run(await behaviour_bucket(js, self.config), stop)
+            )
+            pruning = asyncio.create_task(self._prune(stop))
             while not stop.is_set():
                 try:
                     await self._balance()
@@ -111,6 +124,8 @@ class DriftWorker:
             for held in list(self._held.values()):
                 await self._release(held)
             renewing.cancel()
+            pruning.cancel()
+            await sharing  # the records the last batches made
             await self._kv.delete(f"w.{self.name}")
         finally:
             for held in self._held.values():
@@ -118,6 +133,22 @@ class DriftWorker:
                     held.task.cancel()
             await connection.close()
             self._executor.shutdown(wait=True)
+
+    async def _prune(self, stop: asyncio.Event) -> None:
+        """Forget the hashes of events examined more than a day ago (every worker may:
+        deleting what another deleted deletes nothing)."""
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            try:
+                before = datetime.now(UTC) - EXAMINED_KEPT
+                store = self.examiner.store
+                pruned = await loop.run_in_executor(None, prune_examined, store, before)
+                if pruned:
+                    log.info("forgot %d examined events older than a day", pruned)
+            except Exception:  # the store away a moment: next round
+                log.exception("pruning examined events failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), PRUNE_EVERY_S)
 
     # --- leases ----------------------------------------------------------------------------
 
@@ -192,6 +223,8 @@ class DriftWorker:
                 try:
                     messages = await subscription.fetch(batch=BATCH, timeout=FETCH_WAIT_S)
                 except (nats.errors.TimeoutError, TimeoutError):  # nothing new yet
+                    continue
+                if not messages:  # a fetch can end with none (the server's status only)
                     continue
                 batch = self._decoded(messages)
                 await loop.run_in_executor(self._executor, self.examiner.examine, partition, batch)

@@ -8,7 +8,8 @@ contract every HTTP route follows: deny by default, every route names its roles.
 * ``CallerDirectory``: the store's callers, keys and trust anchors, refreshed within 1 s;
 * ``authorize``, ``check_may_approve``: the rights of roles (no self-approval, auditors
   read only);
-* ``RateLimiter``: a token bucket per caller;
+* ``RateLimiter``: a token bucket per caller; ``RateShare``: the same limits across
+  replicas of one PostgreSQL store;
 * ``CallerActivity``: refused calls and last use, in the audit trail, rate-limited;
 * ``add_api_key``, ``revoke_api_key``, ``list_api_keys``, ``admin_token``, ``bootstrap``:
   making and ending callers (what the CLI does).
@@ -36,6 +37,7 @@ from tether.callers.provisioning import (
     revoke_api_key,
 )
 from tether.callers.rate_limit import RateLimiter, retry_after_seconds
+from tether.callers.rate_share import RateShare
 from tether.callers.rights import (
     READ_METHODS,
     authorize,
@@ -63,6 +65,7 @@ __all__ = [
     "IssuedAdminToken",
     "IssuedApiKey",
     "RateLimiter",
+    "RateShare",
     "Role",
     "add_api_key",
     "admin_token",

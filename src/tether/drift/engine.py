@@ -52,6 +52,7 @@ from tether.drift.model import (
     DetectionContext,
     Finding,
     IdentityView,
+    IntendedCall,
     Observation,
     Severity,
     Signal,
@@ -65,6 +66,7 @@ from tether.drift.scoring import to_finding
 from tether.estate.compiled import CompiledEstate
 from tether.policy import EntityRef
 from tether.store.drift_tables import drift_baselines
+from tether.store.seq_cursor import SeqCursor
 from tether.store.telemetry_tables import events
 
 log = logging.getLogger(__name__)
@@ -152,7 +154,8 @@ class DriftEngine:
         self._baselines_at: Any = None
         self._book = ExceptionBook(())
         self._refreshed = 0.0
-        self._event_seq = 0
+        # Stored events read so far (late commits below the newest are read too).
+        self._events_read = SeqCursor()
         self._events_polled = 0.0
         # The same finding again (identity, detector, task, resource, reason) within
         # REPEAT_WINDOW of observed time is counted, not stored again: repeated probes make
@@ -174,7 +177,8 @@ class DriftEngine:
         self.detectors = load_detectors(self._detector_names)
         self.refresh(force=True)
         with self._engine.connect() as connection:
-            self._event_seq = int(connection.execute(select(func.max(events.c.seq))).scalar() or 0)
+            newest = int(connection.execute(select(func.max(events.c.seq))).scalar() or 0)
+        self._events_read = SeqCursor(newest)
         if background and self._worker is None:
             self._worker = threading.Thread(target=self._run, name="tether-drift", daemon=True)
             self._worker.start()
@@ -267,13 +271,17 @@ class DriftEngine:
     def examine(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Finding]:
         """Detect on decision and event rows in the order given, now, on the calling thread,
         responding to new findings: the step of an event-bus worker (:mod:`tether.bus`),
-        whose items are ``("decision", decisions row)`` or ``("event", events row)``."""
+        whose items are ``("decision", decisions row)``, ``("event", events row)`` or
+        ``("result", reported result)``."""
         self.refresh()
         directory = self._directory
-        observations: list[Observation] = []
+        observations: list[Observation | Mapping[str, Any]] = []
         for kind, row in items:
             if kind == "decision":
                 observations.extend(from_decision(row, directory))
+            elif kind == "result":
+                if RESULT_KEY in row:
+                    observations.append({RESULT_KEY: row[RESULT_KEY], "result": row.get("result")})
             elif (observed := from_event(row, directory)) is not None:
                 observations.append(observed)
         return self.process(observations, respond=True) if observations else []
@@ -283,15 +291,14 @@ class DriftEngine:
             rows = (
                 connection.execute(
                     select_observed_events()
-                    .where(events.c.seq > self._event_seq)
+                    .where(self._events_read.unread(events.c.seq))
                     .order_by(events.c.seq)
                     .limit(limit)
                 )
                 .mappings()
                 .all()
             )
-        if rows:
-            self._event_seq = int(rows[-1]["seq"])
+        self._events_read.advance(int(r["seq"]) for r in rows)
         found = (from_event(r, self._directory) for r in rows)
         return [o for o in found if o is not None]
 
@@ -517,5 +524,6 @@ def task_view(task: Any) -> TaskView:
         actions=frozenset(intent.actions),
         resources=tuple(p.text for p in intent.resources),
         data_classes=frozenset(intent.data_classes),
+        calls=tuple(IntendedCall(c.tool, c.arguments) for c in intent.calls),
         within_intent=within,
     )

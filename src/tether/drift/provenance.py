@@ -6,6 +6,11 @@ than on where the agent got it from. For each value this module answers one
 :class:`Origin`, most trusted first:
 
 - ``intent``: the task declared it (its intended calls or an exact intent resource);
+- ``declared_elsewhere``: the task declared it, but for other calls: the task's intended
+  calls of this very tool name other destinations (the landlord's account declared for
+  the standing order, used for a new payment). Said by the detector that knows the call
+  (:func:`tether.drift.detectors.out_of_intent.destinations`), never by :func:`trace`;
+  the user's words do not excuse it, since the declared call is what they were for;
 - ``prompt``: the task's purpose, the user's own words, names it;
 - ``covered_record``: a call the task's intent covers returned it as a whole field of a
   record (the payee of a listed transaction, a contact's address): data the user asked for;
@@ -52,6 +57,7 @@ _MAX_DEPTH = 32
 
 class Origin(StrEnum):
     INTENT = "intent"
+    DECLARED_ELSEWHERE = "declared_elsewhere"
     PROMPT = "prompt"
     COVERED_RECORD = "covered_record"
     COVERED_TEXT = "covered_text"
@@ -63,6 +69,9 @@ class Origin(StrEnum):
 #: How much a destination of each origin counts towards a deviation (0: legitimate).
 ORIGIN_WEIGHT: Mapping[Origin, float] = {
     Origin.INTENT: 0.0,
+    # A crossed wire: a known party, an undeclared use of it (a sink call towards it is
+    # high, a change is low).
+    Origin.DECLARED_ELSEWHERE: 0.75,
     Origin.PROMPT: 0.0,
     Origin.COVERED_RECORD: 0.25,
     Origin.COVERED_TEXT: 1.0,
@@ -104,6 +113,13 @@ class Provenance:
     ref: str | None = None
     tool: str | None = None
     internal: bool | None = None  # inside the organisation (None: no organisation declared)
+    # declared_elsewhere: the tools the intent declared it for, and this tool's declared
+    # destinations.
+    declared_for: tuple[str, ...] = ()
+    declared_here: tuple[str, ...] = ()
+    # Calls (ref, tool) whose free text also names the value: someone else's words naming
+    # a known party (shown for declared_elsewhere, where an injection would leave them).
+    echoed_by: tuple[tuple[str, str], ...] = ()
 
     @property
     def weight(self) -> float:
@@ -116,6 +132,13 @@ class Provenance:
             shown["internal"] = self.internal
         if self.ref is not None:
             shown |= {"introduced_by": self.ref, "tool": self.tool}
+        if self.origin is Origin.DECLARED_ELSEWHERE:
+            shown |= {
+                "declared_for": list(self.declared_for),
+                "declared_for_this_tool": list(self.declared_here),
+            }
+        if self.echoed_by:
+            shown["also_in_free_text_of"] = [{"ref": r, "tool": t} for r, t in self.echoed_by]
         return shown
 
     def describe(self) -> str:
@@ -123,6 +146,14 @@ class Provenance:
         match self.origin:
             case Origin.INTENT:
                 return "declared in the task's intent"
+            case Origin.DECLARED_ELSEWHERE:
+                where = ", ".join(f"`{t}`" for t in self.declared_for) or "its resources"
+                here = ", ".join(f"`{v}`" for v in self.declared_here[:3])
+                said = (
+                    f"the intent declares it for {where}; this tool's intended calls go to {here}"
+                )
+                echoes = ", ".join(f"`{t}` ({r})" for r, t in self.echoed_by[:3])
+                return f"{said}; also named in free text returned by {echoes}" if echoes else said
             case Origin.PROMPT:
                 return "named in the task's purpose"
             case Origin.COVERED_RECORD:
@@ -243,6 +274,18 @@ def _origin_in(output: ToolOutput, target: str) -> Origin | None:
     return None
 
 
+def echoes(value: str, record: RunRecord | None) -> tuple[tuple[str, str], ...]:
+    """``(ref, tool)`` of each result that names ``value`` only inside its free text."""
+    if record is None:
+        return ()
+    target = normalise_target(value)
+    return tuple(
+        (o.ref, o.tool)
+        for o in record.outputs
+        if target not in o.fields and mentions(o.text, target)
+    )
+
+
 def trace_all(
     values: Sequence[str], *, intended: Container[str], purpose: str, record: RunRecord | None
 ) -> list[Provenance]:
@@ -258,6 +301,7 @@ __all__ = [
     "Provenance",
     "RunRecord",
     "ToolOutput",
+    "echoes",
     "mentions",
     "read_output",
     "trace",

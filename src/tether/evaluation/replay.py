@@ -9,14 +9,18 @@ would:
 1. the task is opened with its user task's ground-truth calls as the declared intent:
    the tools as ``actions``; ``app:<suite>`` and every target value (recipient, IBAN,
    URL, channel... see :data:`tether.drift.catalog.TARGET_ARGUMENTS`) as ``target:<value>``
-   ``resources``; the calls themselves, with their arguments, as the intended calls;
+   ``resources``; the calls themselves, with their target arguments, as the intended
+   ``calls``. Where the run's user message names another value in the place of one the
+   ground truth's prompt names (the benchmark's data changed between the version that
+   recorded the run and the ground truth's), the intended calls take the run's value
+   (:func:`anchored`): the intent is what *this* user asked for;
 2. a task token is issued for it (scope: the intent's actions, as token exchange does);
 3. each recorded tool call is a decision request made with that token (subject from the
    token; resource: the call's first target, else ``app:<suite>``) and recorded by
    :meth:`tether.services.Tether.evaluate`;
-4. what the call returned (the trace's tool message) is reported to the drift engine
-   (:meth:`tether.drift.engine.DriftEngine.submit_result`), as the MCP gateway reports
-   a forwarded call's result;
+4. what the call returned (the trace's tool message) is reported with
+   :meth:`tether.services.Tether.report_result`, as the in-process MCP gateway reports a
+   forwarded call's result;
 5. the tether's own live drift engine (:meth:`tether.services.Tether.start_drift`, run
    on this thread, the ``out_of_intent`` and ``tool_chain`` detectors enabled) judges the
    task's decisions in order, each with what the earlier calls returned: the same code
@@ -36,7 +40,8 @@ from __future__ import annotations
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from difflib import SequenceMatcher
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -64,6 +69,7 @@ AGENT_CLASS = "agent"
 DATA_CLASSES = {"public": 1, "internal": 2, "confidential": 3, "restricted": 4}
 _MAX_INTENT_RESOURCES = 100
 _NOT_IN_PATTERNS = re.compile(r"[\x00-\x1f\x7f*?\[\]]")
+_PUNCTUATION = ".,;:!?'\"()"
 _OUTCOMES = {
     "allow": "allowed",
     "constrain": "constrain",
@@ -113,8 +119,56 @@ def _resource(catalog: DefaultToolCatalog, suite: str, call: Call) -> EntityRef:
     return EntityRef("app", suite)
 
 
-def intent_of(catalog: DefaultToolCatalog, task: UserTask) -> dict[str, list[str]]:
-    """The declared intent of a user task: its tools and the targets of its calls."""
+def anchored(task: UserTask, prompt: str | None) -> UserTask:
+    """``task`` with its calls' argument values that its prompt names replaced by the
+    values ``prompt`` (the run's user message) names in their place: word for word, where
+    the two prompts differ by as many words as they replace. ``task`` itself when nothing
+    changes."""
+    if not prompt or prompt == task.prompt:
+        return task
+    declared, given = task.prompt.split(), prompt.split()
+    swapped: dict[str, str] = {}
+    matcher = SequenceMatcher(None, declared, given, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "replace" and i2 - i1 == j2 - j1:
+            for old, new in zip(declared[i1:i2], given[j1:j2], strict=True):
+                old, new = old.strip(_PUNCTUATION), new.strip(_PUNCTUATION)
+                if old and new and old != new:
+                    swapped[old] = new
+    if not swapped:
+        return task
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, list):
+            return [swap(v) for v in value]
+        return swapped.get(value, value) if isinstance(value, str) else value
+
+    calls = tuple(
+        replace(c, arguments={k: swap(v) for k, v in c.arguments.items()}) for c in task.calls
+    )
+    return replace(task, prompt=prompt, calls=calls)
+
+
+def _intended_call(catalog: DefaultToolCatalog, call: Call) -> dict[str, Any]:
+    """An intended call of the intent: the tool and its target arguments."""
+    targets = catalog.info(call.tool).target_arguments
+    arguments = {
+        name: value for name, value in call.arguments.items() if name in targets and _plain(value)
+    }
+    return {"tool": call.tool, "arguments": arguments}
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, list):
+        return len(value) <= _MAX_INTENT_RESOURCES and all(
+            isinstance(v, str | int | float) and not isinstance(v, bool) for v in value
+        )
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
+def intent_of(catalog: DefaultToolCatalog, task: UserTask) -> dict[str, list[Any]]:
+    """The declared intent of a user task: its tools, the targets of its calls, and the
+    calls themselves with their target arguments."""
     resources = [f"app:{task.suite}"]
     for call in task.calls:
         for _, value in target_values(catalog.info(call.tool), call.arguments):
@@ -127,7 +181,12 @@ def intent_of(catalog: DefaultToolCatalog, task: UserTask) -> dict[str, list[str
             ):
                 resources.append(text)
     actions = list(dict.fromkeys(c.tool for c in task.calls))
-    return {"actions": actions, "resources": resources[:_MAX_INTENT_RESOURCES]}
+    calls = [_intended_call(catalog, c) for c in task.calls[:_MAX_INTENT_RESOURCES]]
+    return {
+        "actions": actions,
+        "resources": resources[:_MAX_INTENT_RESOURCES],
+        "calls": calls,
+    }
 
 
 class Replay:
@@ -193,7 +252,7 @@ class Replay:
 
     def replay(self, run: Run) -> RunVerdict:
         """Replay one run through tether (see the module docstring)."""
-        user_task = self.truth.tasks[(run.suite, run.user_task_id)]
+        user_task = anchored(self.truth.tasks[(run.suite, run.user_task_id)], run.prompt)
         watched = self._watched[identity_for(run.suite)]
         identity = watched.view
         request = TaskRequest.from_json(
@@ -212,7 +271,7 @@ class Replay:
             outcome, decision_id = self._decide(run, identity, issued.token, call)
             refused += outcome not in ("allow", "constrain")
             # The recorded agent saw this result whatever tether decided: report it.
-            self.drift.submit_result(f"decision:{decision_id}", call.result)
+            self.tether.report_result(decision_id, call.result)
         findings = [f for f in self.drift.run_pending() if f.task_id == task.id]
         worst = max(findings, key=lambda f: f.score, default=None)
         authority.end_task(task.id, actor=OWNER, reason="replayed")

@@ -11,6 +11,7 @@ from tether.store import caller_tables as caller_tables
 from tether.store import drift_tables as drift_tables
 from tether.store import key_tables as key_tables
 from tether.store import lifecycle_tables as lifecycle_tables
+from tether.store import rate_tables as rate_tables
 from tether.store import review_tables as review_tables
 from tether.store import signal_tables as signal_tables
 from tether.store import telemetry_tables as telemetry_tables

@@ -21,7 +21,7 @@ from tether.store.record_chain import append_audit
 from tether.store.tables import data_classes, entitlements, identities
 from tether.store.token_tables import issued_tokens, revocation_version, revocations, tasks
 from tether.tokens.access_token import TaskTokenClaims
-from tether.tokens.tasks import ENDED, Grant, TaskIntent, TaskRecord
+from tether.tokens.tasks import ENDED, Grant, IntendedCall, TaskIntent, TaskRecord
 
 #: How long a revocation is remembered past the expiry of what it revokes (clock skew).
 REMEMBER_PAST_EXPIRY = timedelta(seconds=60)
@@ -124,6 +124,10 @@ def task_from_row(row: Mapping[Any, Any]) -> TaskRecord:
             tuple(intent.get("actions", ())),
             tuple(p for p in patterns if not isinstance(p, str)),
             tuple(intent.get("data_classes", ())),
+            tuple(
+                IntendedCall(str(c["tool"]), dict(c.get("arguments") or {}))
+                for c in intent.get("calls", ())
+            ),
         ),
         status=row["status"],
         opened_at=utc(row["opened_at"]),

@@ -1,7 +1,7 @@
 """Tasks: a purpose and a declared intent, for a bounded time (DESIGN "JIT task credentials").
 
 A workload opens a task before it acts: ``{purpose, intent: {actions, resources,
-data_classes}, ttl}``. The intent must lie within the identity's standing entitlement
+data_classes, calls}, ttl}``. The intent must lie within the identity's standing entitlement
 (every declared action on every declared resource pattern is covered by one of its
 grants), the TTL within its class's ``max_task_ttl``. Tokens for the task carry its id
 (``txn``); decisions made with them see the purpose and intent in
@@ -11,6 +11,13 @@ Pattern containment reuses the estate's patterns (:func:`tether.estate.parse_pat
 ``P`` lies within ``E`` when ``E`` matches ``P``'s own text, its ``*`` included. That is
 exact for ``*``-only globs: a ``*`` of ``P`` can only be matched by a ``*`` of ``E``, whose
 literal parts never contain one.
+
+``calls`` (optional) are the calls the task means to make, where the workload knows them:
+``[{tool, arguments}]``, each tool one of the intent's actions, each argument a string, a
+number or a list of them (the values that matter: a recipient, an IBAN, a URL). Decisions
+do not read them (``context.tether.task.intent`` has no ``calls``); drift detection does,
+to tell a call towards a destination the task declared for another call
+(:mod:`tether.drift.detectors.out_of_intent`).
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ from tether.tokens.errors import IntentExceedsEntitlement, TaskRequestInvalid
 MAX_PURPOSE = 1000
 MAX_ITEMS = 100
 MAX_NAME = 400
+#: Most arguments of one intended call, and longest string value of one.
+MAX_CALL_ARGUMENTS = 32
+MAX_ARGUMENT = 2000
 #: A task's longest life when its identity's class sets no ``max_task_ttl``.
 DEFAULT_MAX_TASK_TTL_S = 3600
 #: Every member of ``context.tether.task`` (``actor`` only for a delegated token).
@@ -42,12 +52,25 @@ EXPIRED = "expired"
 
 
 @dataclass(frozen=True)
+class IntendedCall:
+    """One call a task declares it will make: a tool and the argument values that matter."""
+
+    tool: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tool": self.tool, "arguments": dict(self.arguments)}
+
+
+@dataclass(frozen=True)
 class TaskIntent:
-    """What a task declares it will do: actions on resources holding data classes."""
+    """What a task declares it will do: actions on resources holding data classes, and
+    where known the calls it will make."""
 
     actions: tuple[str, ...]
     resources: tuple[ResourcePattern, ...]
     data_classes: tuple[str, ...] = ()
+    calls: tuple[IntendedCall, ...] = ()
     _matchers: tuple[tuple[str | None, re.Pattern[str] | None], ...] = field(
         init=False, compare=False, repr=False
     )
@@ -59,12 +82,15 @@ class TaskIntent:
         )
         object.__setattr__(self, "_matchers", matchers)
 
-    def to_json(self) -> dict[str, list[str]]:
-        return {
+    def to_json(self) -> dict[str, list[Any]]:
+        shown: dict[str, list[Any]] = {
             "actions": list(self.actions),
             "resources": [p.text for p in self.resources],
             "data_classes": list(self.data_classes),
         }
+        if self.calls:
+            shown["calls"] = [c.to_json() for c in self.calls]
+        return shown
 
     @classmethod
     def from_json(cls, value: Any, *, path: str = "intent") -> TaskIntent:
@@ -76,7 +102,7 @@ class TaskIntent:
         errors: list[FieldError] = []
         if not isinstance(value, dict):
             raise TaskRequestInvalid([FieldError(path, "must be an object")])
-        unknown = sorted(set(value) - {"actions", "resources", "data_classes"})
+        unknown = sorted(set(value) - {"actions", "resources", "data_classes", "calls"})
         errors += [FieldError(f"{path}.{k}", "is not a member of an intent") for k in unknown]
         actions = _names(value, "actions", path, errors, required=True)
         for index, action in enumerate(actions):
@@ -91,9 +117,10 @@ class TaskIntent:
             elif pattern not in patterns:
                 patterns.append(pattern)
         data_classes = _names(value, "data_classes", path, errors, required=False)
+        calls = _calls(value.get("calls"), f"{path}.calls", actions, errors)
         if errors:
             raise TaskRequestInvalid(errors)
-        return cls(tuple(actions), tuple(patterns), tuple(data_classes))
+        return cls(tuple(actions), tuple(patterns), tuple(data_classes), calls)
 
     def outside(self, action: str, resource: EntityRef, data_class: str | None) -> str | None:
         """Why a request is outside this intent, or ``None`` when it is within."""
@@ -107,6 +134,51 @@ class TaskIntent:
         if data_class is not None and data_class not in self.data_classes:
             return f"data class `{data_class}` of `{resource}` is not in the task's intent"
         return None
+
+
+def _calls(
+    raw: Any, path: str, actions: list[str], errors: list[FieldError]
+) -> tuple[IntendedCall, ...]:
+    """The intended calls of an intent (see the module docstring), problems to ``errors``."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_ITEMS:
+        errors.append(FieldError(path, f"must be an array of at most {MAX_ITEMS} calls"))
+        return ()
+    calls: list[IntendedCall] = []
+    for index, item in enumerate(raw):
+        where = f"{path}[{index}]"
+        if not isinstance(item, dict) or set(item) - {"tool", "arguments"}:
+            errors.append(FieldError(where, "must be an object `{tool, arguments}`"))
+            continue
+        tool, arguments = item.get("tool"), item.get("arguments", {})
+        if not isinstance(tool, str) or tool not in actions:
+            errors.append(FieldError(f"{where}.tool", "must be one of the intent's actions"))
+            continue
+        if not isinstance(arguments, dict) or len(arguments) > MAX_CALL_ARGUMENTS:
+            errors.append(
+                FieldError(
+                    f"{where}.arguments",
+                    f"must be an object of at most {MAX_CALL_ARGUMENTS} members",
+                )
+            )
+            continue
+        bad = [k for k, v in arguments.items() if not _argument_value(v)]
+        errors += [
+            FieldError(f"{where}.arguments.{k}", "must be a string, a number or a list of them")
+            for k in bad
+        ]
+        if not bad:
+            calls.append(IntendedCall(tool, dict(arguments)))
+    return tuple(calls)
+
+
+def _argument_value(value: Any, *, nested: bool = False) -> bool:
+    if isinstance(value, list) and not nested:
+        return len(value) <= MAX_ITEMS and all(_argument_value(v, nested=True) for v in value)
+    if isinstance(value, str):
+        return len(value) <= MAX_ARGUMENT
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _names(
@@ -257,7 +329,9 @@ class TaskRecord:
 
     def __post_init__(self) -> None:
         # Built once per task: a decision only copies it and adds what is per request.
-        object.__setattr__(self, "_cedar", {"intent": self.intent.to_json()})
+        # Policies see the intent without its intended calls (drift's, not Cedar's).
+        intent = {k: v for k, v in self.intent.to_json().items() if k != "calls"}
+        object.__setattr__(self, "_cedar", {"intent": intent})
 
     def state(self, now: datetime) -> str:
         """``open``, ``ended``, or ``expired`` (past its end without being ended)."""

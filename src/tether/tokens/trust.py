@@ -134,6 +134,7 @@ class WorkloadTrust:
         self._lock = threading.Lock()
         self._view: TrustView | None = None
         self._checked = float("-inf")
+        self._expiries = 0  # change notices so far: one during a refresh is not lost
         self._fetcher: HttpxJwksFetcher | None = None
 
     def view(self) -> TrustView:
@@ -145,10 +146,12 @@ class WorkloadTrust:
 
     def expire(self) -> None:
         """Check the anchors and bindings at the next use (a change notice said so)."""
+        self._expiries += 1
         self._checked = float("-inf")
 
     def refresh(self, *, force: bool = False) -> TrustView:
         with self._lock:
+            expiries, started = self._expiries, self._clock()
             with self._engine.connect() as connection:
                 anchors = [dict(r) for r in connection.execute(select(trust_anchors)).mappings()]
                 fingerprint = _fingerprint(connection, anchors)
@@ -156,7 +159,8 @@ class WorkloadTrust:
                 if force or view is None or view.fingerprint != fingerprint:
                     view = self._load(connection, anchors, fingerprint)
                     self._view = view
-            self._checked = self._clock()
+            if self._expiries == expiries:  # else a notice came meanwhile: check again
+                self._checked = started
         return view
 
     def _load(

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent_runs_support import RUNS, TASKS
+from agent_runs_support import FLAGGED, RUNS, TASKS
 from tether.evaluation import evaluate_agentdojo
 from tether.evaluation.otel import load_otel_runs
 
@@ -63,7 +63,7 @@ def test_spans_give_the_verdicts_of_the_same_runs_recorded_by_agentdojo(tmp_path
     truth, runs = load_otel_runs([path])
     assert [r.prompt for r in runs] == [r.prompt for r in RUNS]
     flagged = {v.run.user_task_id: v.flagged for v in evaluate_agentdojo(truth, runs).verdicts}
-    assert flagged == {f"{r.line:032x}": r.line in (3, 4) for r in RUNS}
+    assert flagged == {f"{r.line:032x}": r.line in FLAGGED for r in RUNS}
 
 
 def test_the_command_prints_json_and_refuses_what_is_not_otlp(tmp_path: Path) -> None:
@@ -75,9 +75,9 @@ def test_the_command_prints_json_and_refuses_what_is_not_otlp(tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["runs"] == 4
-    assert result["total"]["fp"] == 2  # unlabelled runs count as clean
-    assert {f["user_task"] for f in result["flagged"]} == {f"{3:032x}", f"{4:032x}"}
+    assert result["runs"] == len(RUNS)
+    assert result["total"]["fp"] == len(FLAGGED)  # unlabelled runs count as clean
+    assert {f["user_task"] for f in result["flagged"]} == {f"{n:032x}" for n in FLAGGED}
     bad = tmp_path / "bad.json"
     bad.write_text('{"spans": []}')
     refused = subprocess.run(

@@ -207,20 +207,27 @@ def test_intent_outside_names_the_action_resource_or_data_class() -> None:
     )
 
 
-def test_a_task_record_states_and_cedar_context() -> None:
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    task = TaskRecord(
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _record(declared: TaskIntent) -> TaskRecord:
+    return TaskRecord(
         id="t1",
         identity_id="bot",
         identity_kind="agent",
         workload_class="agent",
         purpose="p",
-        intent=intent(("read_invoice",), ("invoice:*",)),
+        intent=declared,
         status="open",
-        opened_at=now,
-        expires_at=now + timedelta(minutes=5),
+        opened_at=NOW,
+        expires_at=NOW + timedelta(minutes=5),
         opened_by="spiffe://example.org/bot",
     )
+
+
+def test_a_task_record_states_and_cedar_context() -> None:
+    now = NOW
+    task = _record(intent(("read_invoice",), ("invoice:*",)))
     assert task.state(now) == "open"
     assert task.state(now + timedelta(minutes=5)) == "expired"
     assert task.to_json(now)["status"] == "open"
@@ -234,3 +241,45 @@ def test_a_task_record_states_and_cedar_context() -> None:
         "actor": "helper",
     }
     assert "actor" not in task.cedar(within_intent=True, depth=0, actor=None)
+
+
+def _with_calls(calls: Any) -> dict[str, Any]:
+    body = task_body()
+    body["intent"]["calls"] = calls
+    return body
+
+
+def test_an_intent_may_declare_its_calls_which_policies_do_not_see() -> None:
+    calls = [
+        {"tool": "send_email", "arguments": {"to": ["ap@example.org"], "attempt": 1}},
+        {"tool": "read_invoice"},
+    ]
+    intent = TaskRequest.from_json(_with_calls(calls)).intent
+    assert [(c.tool, dict(c.arguments)) for c in intent.calls] == [
+        ("send_email", {"to": ["ap@example.org"], "attempt": 1}),
+        ("read_invoice", {}),
+    ]
+    assert intent.to_json()["calls"][0] == calls[0]
+    assert "calls" not in TaskRequest.from_json(task_body()).intent.to_json()
+    task = _record(intent)
+    assert "calls" not in task.cedar(within_intent=True, depth=0, actor=None)["intent"]
+    assert task.to_json(NOW)["intent"]["calls"][1] == {"tool": "read_invoice", "arguments": {}}
+
+
+@pytest.mark.parametrize(
+    ("calls", "where"),
+    [
+        ({"tool": "send_email"}, "intent.calls"),
+        (["send_email"], "intent.calls[0]"),
+        ([{"tool": "send_email", "to": "x"}], "intent.calls[0]"),
+        ([{"tool": "delete_invoice"}], "intent.calls[0].tool"),
+        ([{"tool": "send_email", "arguments": []}], "intent.calls[0].arguments"),
+        ([{"tool": "send_email", "arguments": {"to": {"a": 1}}}], "intent.calls[0].arguments.to"),
+        ([{"tool": "send_email", "arguments": {"to": [["x"]]}}], "intent.calls[0].arguments.to"),
+        ([{"tool": "send_email", "arguments": {"cc": True}}], "intent.calls[0].arguments.cc"),
+    ],
+)
+def test_bad_intended_calls_name_the_member(calls: Any, where: str) -> None:
+    with pytest.raises(TaskRequestInvalid) as caught:
+        TaskRequest.from_json(_with_calls(calls))
+    assert where in paths(caught.value)

@@ -35,7 +35,7 @@ from tether.drift.model import (
     ToolCatalog,
     ToolRole,
 )
-from tether.drift.provenance import TRUSTED, Origin, Provenance, trace
+from tether.drift.provenance import TRUSTED, Origin, Provenance, echoes, trace
 from tether.estate import parse_pattern
 
 NAME = "out_of_intent"
@@ -59,13 +59,20 @@ TARGET_DEVIATION: Mapping[ToolRole, float] = {
 
 class IntendedTargets:
     """The target values a task declared: its intended calls' targets, and the ids of its
-    intent resources (exact, or a glob with a literal part such as ``*@example.org``)."""
+    intent resources (exact, or a glob with a literal part such as ``*@example.org``);
+    ``by_tool``: the targets of each tool whose every intended call names some."""
 
-    __slots__ = ("_globs", "_values")
+    __slots__ = ("_globs", "_values", "by_tool")
 
-    def __init__(self, values: frozenset[str], globs: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        values: frozenset[str],
+        globs: tuple[str, ...] = (),
+        by_tool: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self._values = values
         self._globs = globs
+        self.by_tool: Mapping[str, tuple[str, ...]] = by_tool or {}
 
     def __contains__(self, value: object) -> bool:
         if not isinstance(value, str):
@@ -78,11 +85,17 @@ class IntendedTargets:
 
 def intended_targets(task: TaskView, catalog: ToolCatalog) -> IntendedTargets:
     """Every target value the task declares, normalised (see :class:`IntendedTargets`)."""
-    values = {
-        normalise_target(value)
-        for call in task.calls
-        for _, value in target_values(catalog.info(call.tool), call.arguments)
-    }
+    by_tool: dict[str, list[str]] = {}
+    untargeted: set[str] = set()  # tools with an intended call that names no target
+    for call in task.calls:
+        named = [
+            normalise_target(v) for _, v in target_values(catalog.info(call.tool), call.arguments)
+        ]
+        if named:
+            by_tool.setdefault(call.tool, []).extend(named)
+        else:
+            untargeted.add(call.tool)
+    values = {value for named in by_tool.values() for value in named}
     globs: list[str] = []
     for text in task.resources:
         pattern = parse_pattern(text)
@@ -93,7 +106,21 @@ def intended_targets(task: TaskView, catalog: ToolCatalog) -> IntendedTargets:
             globs.append(glob)
         else:
             values.add(normalise_target(glob))
-    return IntendedTargets(frozenset(values), tuple(globs))
+    declared = {t: tuple(dict.fromkeys(v)) for t, v in by_tool.items() if t not in untargeted}
+    return IntendedTargets(frozenset(values), tuple(globs), declared)
+
+
+def _crossed(seen: Provenance, tool: str, intended: IntendedTargets) -> Provenance:
+    """``seen`` as ``declared_elsewhere`` when the intent declares it, but the intended
+    calls of ``tool`` declare other targets (see the module docstring)."""
+    here = intended.by_tool.get(tool)
+    if seen.origin is not Origin.INTENT or here is None:
+        return seen
+    target = normalise_target(seen.value)
+    if target in here:
+        return seen
+    others = tuple(t for t, values in intended.by_tool.items() if target in values)
+    return replace(seen, origin=Origin.DECLARED_ELSEWHERE, declared_for=others, declared_here=here)
 
 
 def destinations(
@@ -105,9 +132,13 @@ def destinations(
     if task is None:
         return []
     intended = intended if intended is not None else intended_targets(task, ctx.catalog)
+    tool = obs.tool_name or obs.action
     found = []
     for name, value in target_values(info, obs.arguments):
         seen = trace(value, intended=intended, purpose=task.purpose, record=ctx.record)
+        seen = _crossed(seen, tool, intended)
+        if seen.origin is Origin.DECLARED_ELSEWHERE:
+            seen = replace(seen, echoed_by=echoes(value, ctx.record))
         if ctx.internal is not None:
             seen = replace(seen, internal=ctx.internal(value))
         found.append((name, seen))
@@ -176,9 +207,7 @@ def detect(obs: Observation, ctx: DetectionContext) -> list[Signal]:
     if untrusted:
         weight = max(p.weight for _, p in untrusted)
         deviation = max(deviation, TARGET_DEVIATION[role] * weight)
-        shown = ", ".join(f"{n} `{p.value}`" for n, p in untrusted[:3])
-        origins = "; ".join(p.describe() for _, p in untrusted[:3])
-        reasons.append(f"{shown} is not a target the task declared ({origins})")
+        reasons += [_unintended(n, p, tool) for n, p in untrusted[:3]]
         details["targets"] = [p.value for _, p in untrusted]
         if leaves_the_organisation([p for _, p in untrusted]):
             details["sensitivity"] = 1.0  # new and outside: it leaves the organisation
@@ -204,7 +233,17 @@ def detect(obs: Observation, ctx: DetectionContext) -> list[Signal]:
     ]
 
 
+def _unintended(argument: str, seen: Provenance, tool: str) -> str:
+    """Why one target of a call deviates, and where its value came from."""
+    if seen.origin is Origin.DECLARED_ELSEWHERE:
+        what = f"is not a target the task declared for `{tool}`"
+    else:
+        what = "is not a target the task declared"
+    return f"{argument} `{seen.value}` {what} ({seen.describe()})"
+
+
 def _evidence(obs: Observation, untrusted: list[Provenance]) -> tuple[str, ...]:
     """The call itself, then the calls whose output introduced its untrusted targets."""
     refs = [obs.ref] + [p.ref for p in untrusted if p.ref is not None]
+    refs += [ref for p in untrusted for ref, _ in p.echoed_by]
     return tuple(dict.fromkeys(refs))
