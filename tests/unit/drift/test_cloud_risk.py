@@ -68,6 +68,13 @@ def test_attack_tactics_make_dangerous_actions_high() -> None:
         ("k8s:create clusterrolebindings", "k8s-audit", AccessLevel.PERMISSIONS_MANAGEMENT, True),
         ("k8s:create serviceaccounts/token", "k8s-audit", AccessLevel.WRITE, True),
         ("k8s:patch deployments", "k8s-audit", AccessLevel.WRITE, False),
+        # RBAC good practices: admission webhooks see (and may change) every object.
+        (
+            "k8s:create mutatingwebhookconfigurations",
+            "k8s-audit",
+            AccessLevel.PERMISSIONS_MANAGEMENT,
+            False,
+        ),
         ("SetIamPolicy", "gcp-audit", AccessLevel.PERMISSIONS_MANAGEMENT, True),
         ("google.iam.admin.v1.CreateServiceAccountKey", "gcp-audit", AccessLevel.WRITE, True),
         ("google.logging.v2.ConfigServiceV2.DeleteSink", "gcp-audit", AccessLevel.WRITE, True),
