@@ -2,8 +2,9 @@
 
 ``tether eval cloud-audit`` ingests each file of rule-test events into a throw-away tether
 with no estate (every principal unmanaged) and flags an event on a high finding. Measured
-per source: false-positive rate <= 0.05 on the benign events of identity-behaviour rules.
-Recall is printed, not asserted: it is short of the issue's 0.8 (see bench/README.md).
+per source: false-positive rate <= 0.05 on the benign events of identity-behaviour rules
+(those no rule of the file calls malicious), and recall no lower than measured on
+2026-12-07 (short of the issue's 0.8, see bench/README.md): a regression fails.
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ from pathlib import Path
 
 from authzen_harness import SHARED_DATA
 
+#: Recall measured at the last change (flag at high); the issue's target is 0.8.
+RECALL_AT_LEAST = {
+    "aws_cloudtrail_rules.labelled.jsonl": 0.63,
+    "gcp_audit_rules.labelled.jsonl": 0.63,
+    "kubernetes_rules.labelled.jsonl": 0.25,
+    "gcp_k8s_rules.labelled.jsonl": 0.33,
+}
 FILES = [
     SHARED_DATA / "cloud-audit" / f"{name}_rules.labelled.jsonl"
     for name in ("aws_cloudtrail", "gcp_audit", "kubernetes", "gcp_k8s", "aws_eks")
@@ -49,6 +57,10 @@ def test_benign_events_stay_below_five_percent_per_source(
     for result in files.values():
         assert result["fpr"] is None or result["fpr"] <= 0.05, result
         assert result["counted_rules"] or result["fpr"] is None
+    for name, least in RECALL_AT_LEAST.items():
+        assert files[name]["recall"] >= least, files[name]
+    # GKE-shaped lines among the Kubernetes rules are read as GCP audit entries.
+    assert len(files["kubernetes_rules.labelled.jsonl"]["counted_rules"]) >= 4
 
 
 def test_a_file_of_no_known_source_is_refused(tmp_path: Path) -> None:

@@ -175,6 +175,7 @@ def cloud_audit(
             _rate(r.recall),
             _rate(r.fpr),
             _rate(r.fpr_all_benign),
+            _rate(r.fpr_all_uncontested),
             len(r.skipped),
         ]
         for r in results
@@ -182,13 +183,13 @@ def cloud_audit(
     columns = ["file", "source", "rules", "TP", "FP", "TN", "FN", "precision", "recall", "FPR"]
     table(
         f"cloud audit (flag at {severity.value})",
-        [*columns, "FPR all benign", "no event"],
+        [*columns, "FPR all benign", "FPR all uncontested", "no event"],
         rows,
     )
     console.print(
         "positives: malicious events of identity-behaviour rules (tests that differ by the "
-        "action or its outcome); negatives: their benign events; every principal is "
-        "unmanaged (no estate)",
+        "action or its outcome); negatives: their benign events that repeat no malicious "
+        "test of the file (uncontested); every principal is unmanaged (no estate)",
         highlight=False,
     )
 

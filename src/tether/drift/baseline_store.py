@@ -10,19 +10,43 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    Text,
+    case,
+    cast,
+    func,
+    insert,
+    null,
+    select,
+)
 
 from tether.drift.baselines import BaselineLearner, LearnedBaseline
+from tether.drift.cloud import CLOUD_SOURCES
 from tether.drift.directory import Directory
 from tether.drift.model import Observation
-from tether.drift.observations import from_decision, from_event
+from tether.drift.observations import LONG_TERM_KEY_PREFIX, from_decision, from_event
 from tether.store.drift_tables import drift_baselines
 from tether.store.tables import decisions
 from tether.store.telemetry_tables import events
 
 DEFAULT_WINDOW = timedelta(days=30)
 _CHUNK = 2000
+
+
+def select_observed_events() -> Select[Any]:
+    """``select(events)`` with ``raw`` as stored text, and only where it holds a long-term
+    AWS key id (``AKIA``): the one field of it an observation reads
+    (:func:`tether.drift.observations.from_event`), so the rest is neither sent nor decoded."""
+    columns = [c for c in events.c if c.name != "raw"]
+    text = cast(events.c.raw, Text)
+    raw = case((text.contains(LONG_TERM_KEY_PREFIX), text), else_=null())
+    return select(*columns, raw.label("raw"))
 
 
 def stored_observations(
@@ -32,17 +56,29 @@ def stored_observations(
     since: datetime,
     until: datetime,
     identity_id: str | None = None,
+    unattributed: bool = False,
 ) -> Iterator[Observation]:
-    """Observations of stored events, then stored decisions, in the window (each oldest first)."""
+    """Observations of stored events, then stored decisions, in the window (each oldest first).
+
+    With ``unattributed``, cloud audit events naming no principal are observed too (as
+    :data:`~tether.drift.observations.UNATTRIBUTED`); a baseline has no use for them.
+    """
+    attributed: ColumnElement[bool] = events.c.identity_id.is_not(None)
+    if unattributed:
+        attributed = attributed | events.c.source.in_(sorted(CLOUD_SOURCES))
     query = (
-        select(events)
-        .where(events.c.at >= since, events.c.at < until, events.c.identity_id.is_not(None))
+        select_observed_events()
+        .where(events.c.at >= since, events.c.at < until, attributed)
         .order_by(events.c.seq)
     )
     if identity_id is not None:
         query = query.where(events.c.identity_id == identity_id)
-    for row in connection.execution_options(yield_per=_CHUNK).execute(query).mappings():
-        obs = from_event(row, directory)
+    result = connection.execution_options(yield_per=_CHUNK).execute(query)
+    names = tuple(result.keys())
+    for values in result:
+        # A plain dict per row: detection reads two dozen fields of every event, and a
+        # RowMapping's `get` costs several times a dict's.
+        obs = from_event(dict(zip(names, values, strict=True)), directory)
         if obs is not None:
             yield obs
     query = (

@@ -38,6 +38,7 @@ from sqlalchemy import Engine, func, select
 from tether.drift.baseline_store import (
     load_latest_baselines,
     rebuild_baselines,
+    select_observed_events,
     stored_observations,
 )
 from tether.drift.baselines import LearnedBaseline
@@ -54,6 +55,7 @@ from tether.drift.model import (
     IntendedCall,
     Observation,
     Severity,
+    Signal,
     TaskView,
     ToolCatalog,
 )
@@ -160,6 +162,9 @@ class DriftEngine:
         # one finding to act on, not a flood (and no write per request under load).
         self._recent: OrderedDict[tuple[str, ...], datetime] = OrderedDict()
         self.repeats = 0
+        # When a list, the repeats are kept in it (a backtest counts their events as
+        # flagged: the finding they repeat stands for them).
+        self.kept_repeats: list[Finding] | None = None
         self._lock = threading.RLock()
         self._busy = threading.Event()
         self._stop = threading.Event()
@@ -285,7 +290,7 @@ class DriftEngine:
         with self._engine.connect() as connection:
             rows = (
                 connection.execute(
-                    select(events)
+                    select_observed_events()
                     .where(self._events_read.unread(events.c.seq))
                     .order_by(events.c.seq)
                     .limit(limit)
@@ -332,8 +337,6 @@ class DriftEngine:
                     self._note_result(str(obs[RESULT_KEY]), obs.get("result"))
                     continue
                 for finding in self._detect(obs):
-                    if self._repeated(finding):
-                        continue
                     finding, use = self._book.apply(finding)
                     if use is not None:
                         uses.append((finding, use))
@@ -348,23 +351,26 @@ class DriftEngine:
                 made = [_with_response(f, self.responder.respond(f, now)) for f in made]
             return made
 
-    def _repeated(self, finding: Finding) -> bool:
-        key = (
-            finding.identity_id,
-            finding.detector,
-            finding.task_id or "",
-            finding.resource or "",
-            finding.reason,
+    def _repeat_key(self, signal: Signal, obs: Observation) -> tuple[str, ...]:
+        """What makes a finding the same as an earlier one (see ``_recent``)."""
+        return (
+            obs.identity_id,
+            signal.detector,
+            obs.task_id or "",
+            obs.resource or "",
+            signal.reason,
         )
+
+    def _is_repeat(self, key: tuple[str, ...], at: datetime) -> bool:
+        """Whether a finding of ``key`` was made within REPEAT_WINDOW before ``at``."""
         last = self._recent.get(key)
-        if last is not None and timedelta(0) <= finding.at - last < REPEAT_WINDOW:
-            self.repeats += 1
-            return True
-        self._recent[key] = finding.at
+        return last is not None and timedelta(0) <= at - last < REPEAT_WINDOW
+
+    def _remember(self, key: tuple[str, ...], at: datetime) -> None:
+        self._recent[key] = at
         self._recent.move_to_end(key)
         if len(self._recent) > MAX_RECENT:
             self._recent.popitem(last=False)
-        return False
 
     def _detect(self, obs: Observation) -> list[Finding]:
         watched = self._directory.watch(obs.identity_id)
@@ -389,8 +395,17 @@ class DriftEngine:
                 log.exception("detector %s failed on %s", detector.name, obs.ref)
                 continue
             for signal in signals:
+                # A repeat is told before scoring: under load most signals are repeats,
+                # and scoring is the dearest step left.
+                repeat = self._repeat_key(signal, obs)
+                if self._is_repeat(repeat, obs.at):
+                    self.repeats += 1
+                    if self.kept_repeats is not None:
+                        self.kept_repeats.append(to_finding(signal, obs, ctx, watched.thresholds))
+                    continue
                 finding = to_finding(signal, obs, ctx, watched.thresholds)
                 if finding.severity.rank >= self.min_severity.rank:
+                    self._remember(repeat, obs.at)
                     found.append(finding)
         return found
 
@@ -465,7 +480,12 @@ class DriftEngine:
         with self._engine.connect() as connection:
             observed = list(
                 stored_observations(
-                    connection, self._directory, since=since, until=end, identity_id=identity_id
+                    connection,
+                    self._directory,
+                    since=since,
+                    until=end,
+                    identity_id=identity_id,
+                    unattributed=identity_id is None,
                 )
             )
         observed.sort(key=lambda o: o.at)

@@ -118,6 +118,8 @@ class Observation:
     credential: str | None = None
     # Who reported it (a telemetry source: cloudtrail, k8s-audit, ...); None for decisions.
     source: str | None = None
+    # The kind of principal the source named (``aws:root``, ``k8s:service-account``, ...).
+    principal_kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

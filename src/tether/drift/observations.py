@@ -4,7 +4,9 @@ A decision is an observation of its subject (``decision:<id>``) and, for self-go
 of the PEP that asked (``action = authzen:evaluate``, ``resource = <subject type>:<id>``,
 ``ref = decision:<id>#caller``): a PEP that suddenly asks about identities it never
 asked about is novel access too. A stored event is an observation of the identity it
-was attributed to (``event:<seq>``); unattributed events are skipped.
+was attributed to (``event:<seq>``); unattributed events are skipped, except cloud audit
+events that name no principal at all: observations of :data:`UNATTRIBUTED`, a discovered
+(unmanaged) identity.
 """
 
 from __future__ import annotations
@@ -13,11 +15,17 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
+from tether.drift.cloud import CLOUD_SOURCES
 from tether.drift.directory import Directory
 from tether.drift.model import EMPTY, Observation
 from tether.telemetry.model import NO_ENVIRONMENT, Environment
 
 PEP_ACTION = "authzen:evaluate"
+#: The identity of cloud audit events that name no principal.
+UNATTRIBUTED = "unattributed"
+LONG_TERM_KEY_PREFIX = "AKIA"  # an IAM user's access key id (temporary ones are ASIA...)
 _OUTCOMES = {
     "allow": "allowed",
     "deny": "denied",
@@ -102,7 +110,11 @@ def from_event(row: Mapping[Any, Any], directory: Directory) -> Observation | No
     """The observation of a stored event (an ``events`` row), or ``None`` if unattributed."""
     identity_id = row.get("identity_id")
     if not identity_id:
-        return None
+        if row.get("source") not in CLOUD_SOURCES:
+            return None
+        # A cloud call whose event names nobody (no `userIdentity`, no principal) is still
+        # a call: judged as an unmanaged identity's, as nothing vouches for it.
+        identity_id = UNATTRIBUTED
     resource = _text(row.get("resource"))
     data_class = _text(row.get("data_class"))
     level = directory.data_classes.get(data_class, 0) if data_class else 0
@@ -131,6 +143,7 @@ def from_event(row: Mapping[Any, Any], directory: Directory) -> Observation | No
         bytes=_int(row.get("bytes")),
         credential=_credential(row.get("principal_kind"), row.get("raw")),
         source=_text(row.get("source")),
+        principal_kind=_text(row.get("principal_kind")),
     )
 
 
@@ -138,8 +151,18 @@ def _credential(principal_kind: Any, raw: Any) -> str | None:
     """``static_secret`` for API keys and AWS long-term access keys (``AKIA...``)."""
     if str(principal_kind or "").endswith("api-key"):
         return "static_secret"
+    # The stored text (detection selects it undecoded) is parsed only when it can hold a
+    # long-term key id at all.
+    if isinstance(raw, str):
+        if LONG_TERM_KEY_PREFIX not in raw:
+            return None
+        raw = orjson.loads(raw)
+    elif isinstance(raw, bytes):
+        if LONG_TERM_KEY_PREFIX.encode() not in raw:
+            return None
+        raw = orjson.loads(raw)
     who = raw.get("userIdentity") if isinstance(raw, Mapping) else None
     key = who.get("accessKeyId") if isinstance(who, Mapping) else None
-    if isinstance(key, str) and key.startswith("AKIA"):
+    if isinstance(key, str) and key.startswith(LONG_TERM_KEY_PREFIX):
         return "static_secret"
     return None

@@ -4,9 +4,12 @@ Input: JSON lines ``{rule_id, mitre, test_name, malicious, log}`` (detection-rul
 tests, as in ``shared/data/cloud-audit``): ``log`` is one raw CloudTrail, Kubernetes or
 GCP audit event, ``malicious`` whether the rule fires on it. Each file's events are
 ingested into a throw-away tether (temporary SQLite store, no estate: every principal is
-a discovered, unmanaged identity) by the adapter of its source, then ``drift scan`` runs
-every detector over them. An event is *flagged* when a finding of at least ``flag_at``
-names it as its first evidence.
+a discovered, unmanaged identity), each line by the adapter of its shape (a GKE or AKS
+event among the Kubernetes rules is read as what it is; the file's own adapter when no
+shape fits), then ``drift scan`` runs every detector over them. An event is *flagged*
+when a finding of at least ``flag_at`` names it as its first evidence, or would have
+were it not a repeat (same identity, detector, resource and reason within minutes) of
+one that does: the repeated finding is the alert for it too.
 
 Which rules count (*identity-behaviour rules*): a rule whose tests tell malicious from
 benign by what the identity did, the action and whether it went through, rather than by
@@ -15,9 +18,17 @@ with or without MFA): mechanically, a rule is counted when none of its benign ev
 the same action, with the same outcome, as one of its malicious events. tether's drift
 compares behaviour (actions, entitlement, baseline), not policy documents, so a
 parameter-content rule is outside what it claims to detect. Recall is over the malicious
-events of counted rules, FPR over their benign events; FPR over *every* benign event of
-the file is reported beside it. Nothing reads rule ids or values of the data: the rule
-field only groups events, and detection sees the raw events alone.
+events of counted rules.
+
+Which benign events count: a rule's benign test says only that *this* rule must not
+fire. One that is the same action and outcome as a malicious test of another rule of the
+file (``iam:AttachUserPolicy`` is benign for "a role was created" and malicious for
+"a compromised key was quarantined") is *contested*: by the counting rule above it
+differs from a malicious event only by parameters. FPR is over the uncontested benign
+events of counted rules; contested ones are reported beside it (``fpr_with_contested``),
+as is FPR over every benign event of the file and over its uncontested ones. Nothing
+reads rule ids or values of the data: the rule field only groups events, and detection
+sees the raw events alone.
 """
 
 from __future__ import annotations
@@ -41,7 +52,7 @@ from tether.estate.compiled import EMPTY_ESTATE
 from tether.evaluation.agentdojo import EvaluationInputInvalid
 from tether.services import Tether
 from tether.store.telemetry_tables import events
-from tether.telemetry.ingest import iter_file
+from tether.telemetry.ingest import iter_detected, open_source
 from tether.telemetry.model import Source, dedupe_key_of
 from tether.telemetry.store import EventStore
 
@@ -87,8 +98,12 @@ class FileResult:
     fn: int = 0
     fp: int = 0
     tn: int = 0
+    contested: int = 0  # benign events of counted rules that repeat a malicious test
+    contested_flagged: int = 0
     all_benign: int = 0
     all_benign_flagged: int = 0
+    all_uncontested: int = 0  # benign events of any rule that repeat no malicious test
+    all_uncontested_flagged: int = 0
     skipped: list[int] = field(default_factory=list)  # lines without an event
     misses: list[dict[str, Any]] = field(default_factory=list)
     false_alarms: list[dict[str, Any]] = field(default_factory=list)
@@ -106,8 +121,19 @@ class FileResult:
         return _ratio(self.fp, self.fp + self.tn)
 
     @property
+    def fpr_with_contested(self) -> float | None:
+        """FPR had contested benign events counted as negatives too."""
+        flagged = self.fp + self.contested_flagged
+        return _ratio(flagged, self.fp + self.tn + self.contested)
+
+    @property
     def fpr_all_benign(self) -> float | None:
         return _ratio(self.all_benign_flagged, self.all_benign)
+
+    @property
+    def fpr_all_uncontested(self) -> float | None:
+        """FPR over the benign events of every rule that repeat no malicious test."""
+        return _ratio(self.all_uncontested_flagged, self.all_uncontested)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,7 +146,11 @@ class FileResult:
             "precision": self.precision,
             "recall": self.recall,
             "fpr": self.fpr,
+            "contested": self.contested,
+            "contested_flagged": self.contested_flagged,
+            "fpr_with_contested": self.fpr_with_contested,
             "fpr_all_benign": self.fpr_all_benign,
+            "fpr_all_uncontested": self.fpr_all_uncontested,
             "all_benign": self.all_benign,
             "counted_rules": self.counted_rules,
             "other_rules": self.other_rules,
@@ -176,7 +206,10 @@ def evaluate_file(path: Path, *, flag_at: Severity = Severity.HIGH) -> FileResul
         )
         try:
             store = EventStore(tether.engine, tether.keys)
-            store.ingest(iter_file(raw, source))
+            with open_source(raw) as handle:
+                # Each line by the adapter of its shape (a GKE or AKS event inside the
+                # Kubernetes rules is read as what it is); the file's own when none fits.
+                store.ingest(iter_detected(handle, source_name=path.name, fallback=source))
             _judge(tether, labelled, flag_at)
         finally:
             tether.close()
@@ -193,9 +226,12 @@ def _judge(tether: Tether, labelled: list[Labelled], flag_at: Severity) -> None:
             )
         }
     drift = DriftEngine(tether.engine, lambda: (None, EMPTY_ESTATE), tail_events=False)
+    drift.kept_repeats = []
     findings = drift.scan(since=datetime(1970, 1, 1, tzinfo=UTC), until=_far_future())
     worst: dict[str, Finding] = {}
-    for finding in findings:
+    # A repeat (same identity, detector, resource and reason within minutes) is not
+    # stored again, but the finding it repeats is the alert for its event too.
+    for finding in [*findings, *drift.kept_repeats]:
         ref = finding.evidence[0] if finding.evidence else None
         if ref is None or finding.suppressed_by is not None:
             continue
@@ -232,6 +268,9 @@ def behaviour_rules(labelled: list[Labelled]) -> set[str]:
 
 def _count(result: FileResult, labelled: list[Labelled]) -> None:
     counted = behaviour_rules(labelled)
+    # What some rule of the file calls malicious is no benign behaviour, whatever rule
+    # lists it as a benign test (it only says that rule must not fire).
+    malicious = {(i.action, i.outcome) for i in labelled if i.malicious}
     result.counted_rules = sorted(counted)
     result.other_rules = sorted({i.rule for i in labelled} - counted)
     for item in labelled:
@@ -239,6 +278,9 @@ def _count(result: FileResult, labelled: list[Labelled]) -> None:
         if not item.malicious:
             result.all_benign += 1
             result.all_benign_flagged += item.flagged
+            if (item.action, item.outcome) not in malicious:
+                result.all_uncontested += 1
+                result.all_uncontested_flagged += item.flagged
         if item.rule not in counted:
             continue
         if item.malicious and item.flagged:
@@ -246,6 +288,9 @@ def _count(result: FileResult, labelled: list[Labelled]) -> None:
         elif item.malicious:
             result.fn += 1
             result.misses.append(shown)
+        elif (item.action, item.outcome) in malicious:
+            result.contested += 1
+            result.contested_flagged += item.flagged
         elif item.flagged:
             result.fp += 1
             result.false_alarms.append({**shown, **(item.finding or {})})

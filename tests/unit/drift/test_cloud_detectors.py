@@ -78,6 +78,32 @@ def test_unmanaged_identities_are_judged_by_what_they_do() -> None:
     assert unmanaged_action.detect(_call("cloudtrail:DeleteTrail"), context()) == []
 
 
+def test_unmanaged_destruction_exfiltration_and_new_instances_are_high() -> None:
+    ctx = context(ident=replace(identity("workload", None), managed=False))
+    for action in ("rds:DeleteDBInstance", "rds:StartExportTask", "ec2:RunInstances"):
+        found = _finding(unmanaged_action, _call(action), ctx, "batch")
+        assert found.severity is Severity.HIGH, (action, found)
+        assert found.details["cloud_action"]["techniques"], action
+    # A declared identity's out-of-entitlement destruction stays at least medium only.
+    role = identity("workload", "batch", entitled=_entitled_by([_grant(("s3:GetObject",), READS)]))
+    declared = _finding(out_of_entitlement, _call("rds:DeleteDBInstance"), context(ident=role))
+    assert declared.severity is Severity.MEDIUM
+
+
+def test_console_sign_ins_failed_or_as_root_are_high() -> None:
+    ctx = context(ident=replace(identity("workload", None), managed=False))
+    login = "signin:ConsoleLogin"
+    failed = _finding(unmanaged_action, _call(login, outcome="denied"), ctx, "other")
+    assert failed.severity is Severity.HIGH
+    assert "T1110" in failed.reason
+    root = _finding(unmanaged_action, _call(login, principal_kind="aws:root"), ctx, "other")
+    assert root.severity is Severity.HIGH
+    assert "T1078.004" in root.reason
+    # A user's successful sign-in is no more than an action of unknown level.
+    user = _finding(unmanaged_action, _call(login, principal_kind="aws:iam-user"), ctx, "other")
+    assert user.severity.rank < Severity.HIGH.rank
+
+
 def test_first_permissions_management_call_is_high_for_any_class() -> None:
     usual = [_call("s3:GetObject", at=T0, resource=f"arn:aws:s3:::reports/{i}") for i in range(20)]
     role = identity("workload", "batch", entitled=lambda a, r: True)

@@ -68,6 +68,13 @@ def test_attack_tactics_make_dangerous_actions_high() -> None:
         ("k8s:create clusterrolebindings", "k8s-audit", AccessLevel.PERMISSIONS_MANAGEMENT, True),
         ("k8s:create serviceaccounts/token", "k8s-audit", AccessLevel.WRITE, True),
         ("k8s:patch deployments", "k8s-audit", AccessLevel.WRITE, False),
+        # RBAC good practices: admission webhooks see (and may change) every object.
+        (
+            "k8s:create mutatingwebhookconfigurations",
+            "k8s-audit",
+            AccessLevel.PERMISSIONS_MANAGEMENT,
+            False,
+        ),
         ("SetIamPolicy", "gcp-audit", AccessLevel.PERMISSIONS_MANAGEMENT, True),
         ("google.iam.admin.v1.CreateServiceAccountKey", "gcp-audit", AccessLevel.WRITE, True),
         ("google.logging.v2.ConfigServiceV2.DeleteSink", "gcp-audit", AccessLevel.WRITE, True),
@@ -94,3 +101,41 @@ def test_the_attack_table_names_known_tactics_and_technique_ids() -> None:
     for technique in techniques:
         assert technique.id.startswith("T1")
         assert all(t in TACTICS for t in technique.tactics)
+
+
+#: Actions of the entries added for issue 13's misses, each with one of its techniques.
+ADDED_TECHNIQUES = {
+    "cloudtrail": {
+        "ec2:RunInstances": "T1578.002",
+        "ec2:CreateTrafficMirrorSession": "T1040",
+        "guardduty:CreateIPSet": "T1562.001",
+        "s3:DeleteObjects": "T1485",
+    },
+    "gcp-audit": {
+        "beta.compute.instances.insert": "T1578.002",  # a beta API method
+        "google.iam.v1.WorkloadIdentityPools.CreateWorkloadIdentityPoolProvider": "T1484.002",
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("source", "action"), [(s, a) for s, table in ADDED_TECHNIQUES.items() for a in table]
+)
+def test_techniques_of_the_added_attack_entries(source: str, action: str) -> None:
+    risk = risk_of(action, source)
+    assert risk is not None
+    assert ADDED_TECHNIQUES[source][action] in [t.id for t in risk.techniques]
+    assert risk.unmanaged_floor is Severity.HIGH
+
+
+def test_a_cloud_event_naming_nobody_is_observed_as_unattributed() -> None:
+    from tether.drift.directory import Directory
+    from tether.drift.observations import UNATTRIBUTED, from_event
+
+    row = {"seq": 7, "at": "2026-03-01T00:00:00+00:00", "action": "guardduty:CreateIPSet"}
+    directory = Directory(None)
+    seen = from_event({**row, "identity_id": None, "source": "cloudtrail"}, directory)
+    assert seen is not None
+    assert seen.identity_id == UNATTRIBUTED
+    assert directory.watch(UNATTRIBUTED).view.managed is False
+    assert from_event({**row, "identity_id": None, "source": "otel"}, directory) is None

@@ -371,3 +371,15 @@ def test_objects_of_another_shape_are_errors(reader: Reader) -> None:
     events, errors = split(reader([b'{"hello": "world"}', b"[1]", b"null"], source_name="f"))
     assert events == []
     assert [(e.file, e.line) for e in errors] == [("f", 1), ("f", 2), ("f", 3)]
+
+
+def test_a_stream_said_to_be_one_format_reads_each_line_by_its_shape() -> None:
+    gke = {"protoPayload": {"methodName": "io.k8s.core.v1.pods.exec.create"}, "logName": "x"}
+    k8s = {"kind": "Event", "verb": "get", "objectRef": {"resource": "secrets"}}
+    lines = [orjson.dumps(gke), orjson.dumps(k8s), orjson.dumps({"neither": 1})]
+    found = list(iter_detected(lines, source_name="k8s.jsonl", fallback=Source.K8S_AUDIT))
+    events = [e for e in found if not isinstance(e, IngestError)]
+    errors = [e for e in found if isinstance(e, IngestError)]
+    assert [e.source for e in events] == [Source.GCP_AUDIT, Source.K8S_AUDIT]
+    assert [e.line for e in errors] == [3]
+    assert "not a Kubernetes audit event" in errors[0].message

@@ -12,7 +12,9 @@ maintained sources, not a hand list of "dangerous" calls:
   standard methods (:mod:`._gcp`);
 - **ATT&CK**: MITRE ATT&CK for Cloud techniques and tactics of the actions their
   detection guidance names, a small cited table (``attack.yaml``, technique ids
-  T1562.008, T1098.001, T1555.006, ...; :mod:`._attack`).
+  T1562.008, T1098.001, T1555.006, ...; :mod:`._attack`);
+- **console sign-ins**: failed and root sign-ins after the CloudTrail User Guide's
+  sign-in events and IAM's root user best practices (:mod:`._signin`).
 
 An action none of them knows gets :attr:`AccessLevel.UNKNOWN`, weighted like a write
 (a conservative default, never zero). Lookups are cached per action; each AWS service's
@@ -29,6 +31,7 @@ from tether.drift.cloud._model import (
     AccessLevel,
     ActionRisk,
 )
+from tether.drift.cloud._signin import sign_in_technique
 
 #: Event sources (``tether.telemetry.model.Source`` values) whose actions are cloud calls.
 CLOUD_SOURCES = frozenset({"cloudtrail", "k8s-audit", "gcp-audit"})
@@ -93,4 +96,5 @@ __all__ = [
     "Technique",
     "authorised_as",
     "risk_of",
+    "sign_in_technique",
 ]

@@ -47,6 +47,7 @@ class TechniqueTable:
 
     exact: Mapping[str, tuple[Technique, ...]]
     patterns: tuple[tuple[re.Pattern[str], Technique], ...]
+    by_id: Mapping[str, Technique]
 
     def techniques(self, *names: str) -> tuple[Technique, ...]:
         """The techniques any of ``names`` (normalised action spellings) stands for."""
@@ -68,16 +69,18 @@ def technique_table() -> TechniqueTable:
     document = yaml.safe_load(text)
     exact: dict[str, list[Technique]] = {}
     patterns: list[tuple[re.Pattern[str], Technique]] = []
+    by_id: dict[str, Technique] = {}
     for technique_id, entry in document["techniques"].items():
         tactics = tuple(str(t) for t in entry["tactics"])
         unknown = [t for t in tactics if t not in TACTICS]
         if unknown:
             raise ValueError(f"attack.yaml: `{technique_id}` names unknown tactic `{unknown[0]}`")
         technique = Technique(str(technique_id), str(entry["name"]), tactics)
-        for action in entry["actions"]:
+        by_id[technique.id] = technique
+        for action in entry.get("actions") or ():
             key = str(action).lower()
             if "*" in key:
                 patterns.append((re.compile(fnmatch.translate(key)), technique))
             else:
                 exact.setdefault(key, []).append(technique)
-    return TechniqueTable({k: tuple(v) for k, v in exact.items()}, tuple(patterns))
+    return TechniqueTable({k: tuple(v) for k, v in exact.items()}, tuple(patterns), by_id)

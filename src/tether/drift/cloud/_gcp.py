@@ -17,6 +17,8 @@ from tether.drift.cloud._model import AccessLevel
 
 SOURCE = "gcp-method"
 _VERSION = re.compile(r"^v\d+[a-z0-9]*$")
+# A method's leading API version: `v1.compute...`, `beta.compute...`, `alpha.compute...`.
+_LEADING_VERSION = re.compile(r"^(v\d+[a-z0-9]*|beta|alpha)$")
 _PERMISSION_VERBS = ("setiampolicy", "setiampermissions")
 _LIST_VERBS = ("list", "aggregatedlist", "search")
 _READ_VERBS = ("get", "testiampermissions", "read", "lookup", "batchget")
@@ -39,7 +41,7 @@ def method_names(method: str) -> tuple[str, ...]:
     """Spellings of ``method`` the technique table is keyed by (lowercased)."""
     lowered = method.lower()
     parts = [p for p in lowered.split(".") if p]
-    if parts and _VERSION.match(parts[0]):
+    if parts and _LEADING_VERSION.match(parts[0]):
         parts = parts[1:]
     names = [lowered, ".".join(parts)]
     if parts:

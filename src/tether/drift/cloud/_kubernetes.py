@@ -4,16 +4,27 @@
 objects (``roles``, ``clusterroles``, ``rolebindings``, ``clusterrolebindings``) and the
 verbs RBAC singles out as privilege escalation (``escalate``, ``bind``, ``impersonate``;
 "Privilege escalation prevention and bootstrapping") manage permissions, as does
-approving a certificate signing request. Reading ``secrets`` and minting
-``serviceaccounts/token`` reach credentials; ``pods/exec`` runs commands (their
-techniques are in ``attack.yaml``).
+approving a certificate signing request, and writing admission webhook configurations
+("Role Based Access Control Good Practices", "Control admission webhooks": a webhook
+reads, and a mutating one changes, every object admitted to the cluster). Reading
+``secrets`` and minting ``serviceaccounts/token`` reach credentials; ``pods/exec`` runs
+commands (their techniques are in ``attack.yaml``).
 """
 
 from __future__ import annotations
 
 from tether.drift.cloud._model import AccessLevel
 
-RBAC_RESOURCES = frozenset({"roles", "clusterroles", "rolebindings", "clusterrolebindings"})
+PERMISSION_RESOURCES = frozenset(
+    {
+        "roles",
+        "clusterroles",
+        "rolebindings",
+        "clusterrolebindings",
+        "mutatingwebhookconfigurations",
+        "validatingwebhookconfigurations",
+    }
+)
 ESCALATING_VERBS = frozenset({"escalate", "bind", "impersonate", "approve"})
 SOURCE = "kubernetes-rbac"
 
@@ -35,6 +46,6 @@ def access_level(action: str) -> tuple[AccessLevel, str]:
         return AccessLevel.LIST, SOURCE
     if not verb or verb == "unknown":
         return AccessLevel.UNKNOWN, "default"
-    if base in RBAC_RESOURCES:
+    if base in PERMISSION_RESOURCES:
         return AccessLevel.PERMISSIONS_MANAGEMENT, SOURCE
     return AccessLevel.WRITE, SOURCE

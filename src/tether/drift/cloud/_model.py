@@ -40,6 +40,9 @@ HIGH_TACTICS = frozenset({"TA0003", "TA0004", "TA0005", "TA0006"})
 #: Tactics whose actions move data out, destroy, or run code: at least medium.
 MEDIUM_TACTICS = frozenset({"TA0002", "TA0009", "TA0010", "TA0040"})
 WRITE_LEVELS = frozenset({AccessLevel.WRITE, AccessLevel.PERMISSIONS_MANAGEMENT})
+#: For an identity nobody declared, moving data out, destroying, collecting or running
+#: code is as high as taking over identities: no entitlement or owner vouches for it.
+UNMANAGED_HIGH_TACTICS = HIGH_TACTICS | MEDIUM_TACTICS
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,13 @@ class ActionRisk:
             return Severity.HIGH
         if tactics & MEDIUM_TACTICS:
             return Severity.MEDIUM
+        return None
+
+    @cached_property
+    def unmanaged_floor(self) -> Severity | None:
+        """The least severity of a finding about this action by an unmanaged identity."""
+        if set(self.tactics) & UNMANAGED_HIGH_TACTICS:
+            return Severity.HIGH
         return None
 
     @cached_property

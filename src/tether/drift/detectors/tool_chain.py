@@ -18,6 +18,8 @@ Three things an agent chaining tools can show (DESIGN "Drift: benign vs dangerou
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tether.drift.catalog import normalise_target, target_values
 from tether.drift.detectors.out_of_intent import (
     destinations,
@@ -72,14 +74,16 @@ def _as_resources(obs: Observation, value: str) -> set[str]:
     return names
 
 
-def _flow(obs: Observation, ctx: DetectionContext, history: list[Observation]) -> Signal | None:
+def _flow(
+    obs: Observation, ctx: DetectionContext, history: Callable[[], list[Observation]]
+) -> Signal | None:
     info = ctx.catalog.info(_tool(obs))
     if info.role is not ToolRole.SINK:
         return None
     targets = target_values(info, obs.arguments)
     if not targets:
         return None
-    sources = [h for h in history if _sensitive_source(h, ctx)]
+    sources = [h for h in history() if _sensitive_source(h, ctx)]
     if not sources:
         return None
     intended = intended_targets(ctx.task, ctx.catalog) if ctx.task is not None else None
@@ -127,15 +131,29 @@ def _flow(obs: Observation, ctx: DetectionContext, history: list[Observation]) -
     )
 
 
-def detect(obs: Observation, ctx: DetectionContext) -> list[Signal]:
+def _earlier(obs: Observation, ctx: DetectionContext) -> list[Observation]:
+    """What the identity did before ``obs`` (in its task, when it has one)."""
     history = [h for h in ctx.history if h.ref != obs.ref]
     if obs.task_id is not None:
         history = [h for h in history if h.task_id == obs.task_id]
+    return history
+
+
+def detect(obs: Observation, ctx: DetectionContext) -> list[Signal]:
+    # The history is filtered only when a check needs it: most calls are no sink, have
+    # no parent call and, while learning, no baseline (detection runs on every event).
+    earlier: list[list[Observation]] = []
+
+    def history() -> list[Observation]:
+        if not earlier:
+            earlier.append(_earlier(obs, ctx))
+        return earlier[0]
+
     signals: list[Signal] = []
     flow = _flow(obs, ctx, history)
     if flow is not None:
         signals.append(flow)
-    depth = chain_depth(obs, history)
+    depth = chain_depth(obs, history()) if obs.parent_call_id else 0
     if depth > MAX_CHAIN_DEPTH:
         signals.append(
             Signal(
@@ -146,15 +164,16 @@ def detect(obs: Observation, ctx: DetectionContext) -> list[Signal]:
                 details={"depth": depth},
             )
         )
-    if history and ctx.baseline is not None and ctx.baseline.observations > 0:
-        transition = f"{_tool(history[-1])}->{_tool(obs)}"
+    if ctx.baseline is not None and ctx.baseline.observations > 0 and history():
+        last = history()[-1]
+        transition = f"{_tool(last)}->{_tool(obs)}"
         if not ctx.baseline.seen("transition", transition):
             signals.append(
                 Signal(
                     detector=NAME,
                     deviation=TRANSITION_DEVIATION,
                     reason=f"transition `{transition}` never seen in the baseline",
-                    evidence=(obs.ref, history[-1].ref),
+                    evidence=(obs.ref, last.ref),
                     details={"transition": transition},
                 )
             )

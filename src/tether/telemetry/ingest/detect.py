@@ -7,7 +7,7 @@ that share field names (an AKS record is Azure-shaped but holds a Kubernetes eve
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from tether.telemetry.ingest._base import Clock, Context, NotAnEvent, get, iter_decoded, mapping
@@ -61,16 +61,32 @@ def _is_log_entry(raw: dict[str, Any]) -> bool:
     return "producer" in mapping(raw.get("operation"))
 
 
-def decode_detected(raw: dict[str, Any], context: Context) -> Iterator[ObservedAccess | str]:
+def decode_detected(raw: dict[str, Any], context: Context) -> Iterable[ObservedAccess | str]:
     """Decode ``raw`` with the adapter for the format :func:`detect_source` finds."""
     source = detect_source(raw)
     if source is None:
         raise NotAnEvent("not an event of any format tether reads")
-    yield from DECODERS[source](raw, context)
+    return DECODERS[source](raw, context)
 
 
 def iter_detected(
-    source: TextSource, *, source_name: str, now: Clock | None = None
+    source: TextSource,
+    *,
+    source_name: str,
+    now: Clock | None = None,
+    fallback: Source | None = None,
 ) -> Iterator[ObservedAccess | IngestError]:
-    """Every event in a stream that mixes formats, each read by the adapter for its shape."""
-    return iter_decoded(source, decode_detected, source_name=source_name, now=now)
+    """Every event in a stream that mixes formats, each read by the adapter for its shape.
+
+    An object of no recognised shape goes to ``fallback``'s adapter when one is given
+    (the format the stream is said to be in), whose error then names what it lacks.
+    """
+    if fallback is None:
+        return iter_decoded(source, decode_detected, source_name=source_name, now=now)
+    default = DECODERS[fallback]
+
+    def decode(raw: dict[str, Any], context: Context) -> Iterable[ObservedAccess | str]:
+        found = detect_source(raw)
+        return (default if found is None else DECODERS[found])(raw, context)
+
+    return iter_decoded(source, decode, source_name=source_name, now=now)
