@@ -72,8 +72,8 @@ class LocalDecider:
             return GatewayDecision.refused(exc.code, exc.message)
         return GatewayDecision.from_authzen(answer)
 
-    def report_result(self, decision_id: str, result: Mapping[str, Any]) -> None:
-        self.tether.report_result(decision_id, result)
+    def report_result(self, token: str, decision_id: str, result: Mapping[str, Any]) -> None:
+        self.tether.report_result(decision_id, result)  # queued before any later decision
 
     async def callable_tools(self, token: str, names: Sequence[str]) -> frozenset[str]:
         return await anyio.to_thread.run_sync(self._callable_tools, token, names)

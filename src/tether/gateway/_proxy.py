@@ -134,7 +134,8 @@ class Gateway:
             result = await ctx.lifespan_context.call_tool(params)
         shown = constrain(result, decision.obligations)
         if decision.decision_id is not None:  # what the agent saw: where later values came from
-            self.decider.report_result(decision.decision_id, shown.model_dump(mode="json"))
+            reported = shown.model_dump(mode="json")
+            self.decider.report_result(_token(ctx), decision.decision_id, reported)
         return shown
 
     async def read_resource(
