@@ -7,13 +7,16 @@ suite's tools on any resource. Each run then goes through tether as an agent's t
 would:
 
 1. the task is opened with its user task's ground-truth calls as the declared intent:
-   the tools as ``actions``; ``app:<suite>`` and every target value (recipient, IBAN,
-   URL, channel... see :data:`tether.drift.catalog.TARGET_ARGUMENTS`) as ``target:<value>``
+   the tools as ``actions``; ``app:<suite>``, each tool's ``mcp_tool:<tool>`` and every
+   target value (recipient, IBAN, URL, channel... see
+   :data:`tether.drift.catalog.TARGET_ARGUMENTS`) as ``target:<value>``
    ``resources``; the calls themselves, with their arguments, as the intended calls;
 2. a task token is issued for it (scope: the intent's actions, as token exchange does);
-3. each recorded tool call is a decision request made with that token (subject from the
-   token; resource: the call's first target, else ``app:<suite>``) and recorded by
-   :meth:`tether.services.Tether.evaluate`;
+3. each recorded tool call is decided exactly as the in-process MCP gateway decides a
+   ``tools/call`` (:meth:`tether.gateway.LocalDecider.decide_blocking`: subject and task
+   from the token, resource ``mcp_tool:<tool>``, the arguments in ``context.mcp``), and
+   recorded; ``tether eval agentdojo --via-gateway`` sends the same calls through a real
+   gateway (:mod:`tether.evaluation.live`);
 4. what the call returned (the trace's tool message) is reported to the drift engine
    (:meth:`tether.drift.engine.DriftEngine.submit_result`), as the MCP gateway reports
    a forwarded call's result;
@@ -48,14 +51,13 @@ from tether.drift.catalog import DefaultToolCatalog, normalise_target, target_va
 from tether.drift.directory import Watched, load_directory
 from tether.drift.model import (
     Finding,
-    IdentityView,
     Severity,
 )
 from tether.estate import apply_estate, parse_pattern
 from tether.evaluation.agentdojo import Call, GroundTruth, Run, UserTask
-from tether.policy import DecisionRequest, EntityRef
+from tether.gateway import TOOL_CALL, TOOL_TYPE, LocalDecider, ToolCall
 from tether.services import Tether
-from tether.tokens import TaskRequest, bind_task_token
+from tether.tokens import TaskRequest
 from tether.tokens.tasks import MAX_PURPOSE
 
 DETECTORS = ("out_of_intent", "tool_chain")
@@ -106,16 +108,12 @@ def estate_document(truth: GroundTruth, runs: list[Run]) -> dict[str, Any]:
     }
 
 
-def _resource(catalog: DefaultToolCatalog, suite: str, call: Call) -> EntityRef:
-    targets = target_values(catalog.info(call.tool), call.arguments)
-    if targets:
-        return EntityRef("target", normalise_target(targets[0][1]))
-    return EntityRef("app", suite)
-
-
 def intent_of(catalog: DefaultToolCatalog, task: UserTask) -> dict[str, list[str]]:
-    """The declared intent of a user task: its tools and the targets of its calls."""
-    resources = [f"app:{task.suite}"]
+    """The declared intent of a user task: its tools (as a gateway names them: the
+    ``mcp_tool:<name>`` of an unmapped tool, and the suite's ``app:<suite>``) and the
+    targets of its calls."""
+    actions = list(dict.fromkeys(c.tool for c in task.calls))
+    resources = [f"app:{task.suite}", *(f"{TOOL_TYPE}:{tool}" for tool in actions)]
     for call in task.calls:
         for _, value in target_values(catalog.info(call.tool), call.arguments):
             text = f"target:{normalise_target(value)}"
@@ -126,7 +124,6 @@ def intent_of(catalog: DefaultToolCatalog, task: UserTask) -> dict[str, list[str
                 and not isinstance(parse_pattern(text), str)
             ):
                 resources.append(text)
-    actions = list(dict.fromkeys(c.tool for c in task.calls))
     return {"actions": actions, "resources": resources[:_MAX_INTENT_RESOURCES]}
 
 
@@ -169,6 +166,7 @@ class Replay:
                 self._watched[identity["id"]] = watched
         self.data_classes: Mapping[str, int] = directory.data_classes
         self.drift = self.tether.start_drift(background=False, detectors=DETECTORS)
+        self.decider = LocalDecider(self.tether, caller=OWNER)
 
     def __enter__(self) -> Replay:
         return self
@@ -209,7 +207,7 @@ class Replay:
         )
         refused = 0
         for call in run.calls:
-            outcome, decision_id = self._decide(run, identity, issued.token, call)
+            outcome, decision_id = self._decide(issued.token, call)
             refused += outcome not in ("allow", "constrain")
             # The recorded agent saw this result whatever tether decided: report it.
             self.drift.submit_result(f"decision:{decision_id}", call.result)
@@ -219,18 +217,12 @@ class Replay:
         flagged = worst is not None and worst.severity.rank >= self.flag_at.rank
         return RunVerdict(run, flagged, len(run.calls), refused, worst)
 
-    def _decide(self, run: Run, identity: IdentityView, token: str, call: Call) -> tuple[str, str]:
-        """Decide ``call`` with the task's token, as a PEP would: its outcome and id."""
-        resource = _resource(self.catalog, run.suite, call)
-        request = DecisionRequest(
-            EntityRef("agent", identity.identity_id),
-            call.tool,
-            resource,
-            {"args": dict(call.arguments)},
-        )
-        request, use = bind_task_token(self.tether.tasks, request, token, subject_given=True)
-        recorded = self.tether.evaluate(request, task=use, caller=OWNER)
-        return recorded.decision.outcome.value, recorded.decision_id
+    def _decide(self, token: str, call: Call) -> tuple[str, str]:
+        """Decide ``call`` with the task's token exactly as the in-process MCP gateway
+        decides a ``tools/call`` of it: its outcome and decision id."""
+        asked = ToolCall(TOOL_CALL, call.tool, call.arguments)
+        decided = self.decider.decide_blocking(token, asked)
+        return decided.outcome, decided.decision_id or ""
 
 
 def _purpose(run: Run, user_task: UserTask) -> str:
