@@ -177,7 +177,7 @@ def _json_document(text: str) -> Any:
         return None
 
 
-def _structured(text: str) -> Any:
+def structured_text(text: str) -> Any:
     """The result as data: JSON, else YAML (how many tools answer; the C loader when
     present, and only up to :data:`MAX_YAML_CHARS`)."""
     found = _json_document(text)
@@ -222,7 +222,7 @@ def read_output(ref: str, tool: str, result: Any, *, covered: bool) -> ToolOutpu
         return ToolOutput(ref, tool, covered, frozenset(found), text.lower())
     if isinstance(result, str):
         text = result[:MAX_RESULT_CHARS]
-        parsed = _structured(text)
+        parsed = structured_text(text)
     else:
         parsed = result
         text = json.dumps(result, ensure_ascii=False, default=str)[:MAX_RESULT_CHARS]
@@ -297,6 +297,7 @@ __all__ = [
     "ToolOutput",
     "mentions",
     "read_output",
+    "structured_text",
     "trace",
     "trace_all",
 ]

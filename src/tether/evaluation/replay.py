@@ -65,6 +65,7 @@ OWNER = "agentdojo-eval"
 AGENT_CLASS = "agent"
 DATA_CLASSES = {"public": 1, "internal": 2, "confidential": 3, "restricted": 4}
 _MAX_INTENT_RESOURCES = 100
+_DECISION_REF = re.compile(r"decision:[0-9a-f]+")
 _NOT_IN_PATTERNS = re.compile(r"[\x00-\x1f\x7f*?\[\]]")
 _OUTCOMES = {
     "allow": "allowed",
@@ -83,6 +84,22 @@ class RunVerdict:
     calls: int
     refused: int  # calls tether's decision core did not allow (outside the token's scope...)
     worst: Finding | None
+    decided: tuple[tuple[str, str], ...] = ()  # each call's (outcome, decision id), in order
+    findings: tuple[Finding, ...] = ()
+
+    def by_call(self) -> list[tuple[str, list[tuple[str, str, float, str]]]]:
+        """Each call's outcome and what drift found on it (detector, severity, score,
+        reason with the decision ids left out), in order: how two replays compare."""
+        found: dict[str, list[tuple[str, str, float, str]]] = {}
+        for finding in self.findings:
+            ref = finding.evidence[0] if finding.evidence else ""
+            reason = _DECISION_REF.sub("decision:*", finding.reason)
+            found.setdefault(ref, []).append(
+                (finding.detector, finding.severity.value, finding.score, reason)
+            )
+        return [
+            (outcome, sorted(found.get(f"decision:{ref}", []))) for outcome, ref in self.decided
+        ]
 
 
 def identity_for(suite: str) -> str:
@@ -168,6 +185,11 @@ class Replay:
         self.drift = self.tether.start_drift(background=False, detectors=DETECTORS)
         self.decider = LocalDecider(self.tether, caller=OWNER)
 
+    @property
+    def folder(self) -> Path:
+        """The replay's own temporary folder (removed on close)."""
+        return Path(self._dir.name)
+
     def __enter__(self) -> Replay:
         return self
 
@@ -191,9 +213,19 @@ class Replay:
 
     def replay(self, run: Run) -> RunVerdict:
         """Replay one run through tether (see the module docstring)."""
+        task_id, token = self.open(run)
+        decided: list[tuple[str, str]] = []
+        for call in run.calls:
+            outcome, decision_id = self._decide(token, call)
+            decided.append((outcome, decision_id))
+            # The recorded agent saw this result whatever tether decided: report it.
+            self.drift.submit_result(f"decision:{decision_id}", call.result)
+        return self.judge(run, task_id, decided)
+
+    def open(self, run: Run) -> tuple[str, str]:
+        """Open the run's task and issue its token: ``(task id, token)``."""
         user_task = self.truth.tasks[(run.suite, run.user_task_id)]
-        watched = self._watched[identity_for(run.suite)]
-        identity = watched.view
+        identity = self._watched[identity_for(run.suite)].view
         request = TaskRequest.from_json(
             {
                 "purpose": _purpose(run, user_task),
@@ -205,17 +237,17 @@ class Replay:
         issued = authority.issue(
             task, scope=task.intent.actions, event="token.exchange", actor=OWNER, details={}
         )
-        refused = 0
-        for call in run.calls:
-            outcome, decision_id = self._decide(issued.token, call)
-            refused += outcome not in ("allow", "constrain")
-            # The recorded agent saw this result whatever tether decided: report it.
-            self.drift.submit_result(f"decision:{decision_id}", call.result)
-        findings = [f for f in self.drift.run_pending() if f.task_id == task.id]
+        return task.id, issued.token
+
+    def judge(self, run: Run, task_id: str, decided: list[tuple[str, str]]) -> RunVerdict:
+        """Detect on everything the run's calls queued (``decided``: each call's outcome and
+        decision id, in order), end its task, and say what tether made of it."""
+        findings = tuple(f for f in self.drift.run_pending() if f.task_id == task_id)
         worst = max(findings, key=lambda f: f.score, default=None)
-        authority.end_task(task.id, actor=OWNER, reason="replayed")
+        self.tether.tasks.end_task(task_id, actor=OWNER, reason="replayed")
         flagged = worst is not None and worst.severity.rank >= self.flag_at.rank
-        return RunVerdict(run, flagged, len(run.calls), refused, worst)
+        refused = sum(outcome not in ("allow", "constrain") for outcome, _ in decided)
+        return RunVerdict(run, flagged, len(run.calls), refused, worst, tuple(decided), findings)
 
     def _decide(self, token: str, call: Call) -> tuple[str, str]:
         """Decide ``call`` with the task's token exactly as the in-process MCP gateway
