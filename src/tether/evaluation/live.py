@@ -191,10 +191,7 @@ def evaluate_via_gateway(
 
         anyio.run(main)
     if not evaluation.verdicts:
-        raise EvaluationInputInvalid(
-            "no run of the traces matches a user task of the ground truth "
-            "(check that both files come from the same AgentDojo version)"
-        )
+        raise EvaluationInputInvalid.no_run_matches()
     return evaluation
 
 
