@@ -199,18 +199,25 @@ class Tether:
             self.drift = drift
         return self.drift
 
-    def report_result(self, decision_id: str, result: Any) -> None:
+    def report_result(
+        self, decision_id: str, result: Any, *, task: tuple[str, str] | None = None
+    ) -> None:
         """What the call decided as ``decision_id`` returned (its text or JSON), for drift
         detection: where the task's later destinations came from (see
         :mod:`tether.drift.provenance`). Goes to the drift engine here or in the worker, in
-        order with the decisions; no I/O on the caller's thread."""
+        order with the decisions; no I/O on the caller's thread. ``task``: the
+        ``(identity, task id)`` of the token a remote reporter showed; the result is then
+        ignored unless the decision was of that task."""
         ref = f"decision:{decision_id}"
         if self.drift is not None:
-            self.drift.submit_result(ref, result)
+            self.drift.submit_result(ref, result, task=task)
         elif self.bus is not None:
-            self.bus.submit_result(ref, result, decision_id=decision_id)
+            subject = task[0] if task is not None else None
+            self.bus.submit_result(
+                ref, result, decision_id=decision_id, subject_id=subject, task=task
+            )
         elif self.components.worker is not None:
-            self.components.worker.report_result(ref, result)
+            self.components.worker.report_result(ref, result, task=task)
 
     def background_problem(self) -> str | None:
         """Why decisions are not being recorded right now (``None``: they are)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,8 +26,15 @@ from typing import Any
 import pytest
 from authzen_harness import SHARED_DATA
 
-from tether.evaluation import load_traces
+from tether.evaluation import (
+    EvaluationInputInvalid,
+    Replay,
+    evaluate_agentdojo,
+    load_ground_truth,
+    load_traces,
+)
 from tether.evaluation.agentdojo import Run
+from tether.evaluation.live import evaluate_via_gateway, load_suite_tools
 
 AGENTDOJO = SHARED_DATA / "agentdojo"
 GROUND_TRUTH = AGENTDOJO / "agentdojo_v1.2.2_ground_truth_tool_calls.jsonl"
@@ -131,3 +139,61 @@ def test_missing_and_malformed_input_exit_2(tmp_path: Path) -> None:
     done = _tether_eval(bad, "--json")
     assert done.returncode == 2
     assert json.loads(done.stdout)["error"] == "evaluation_input_invalid"
+
+
+# --- the same runs through a real MCP gateway (issue 12) ------------------------------------
+# A few runs of each suite, among them every run whose verdict once differed through the
+# gateway (a destination from a record of the results: lines 23, 39, 162, 168), and flagged
+# runs (17, 28, 58).
+LIVE_LINES = (2, 17, 23, 28, 39, 58, 100, 110, 130, 162, 168, 190)
+
+
+def _subset(tmp_path: Path, lines: tuple[int, ...]) -> Path:
+    source = (AGENTDOJO / "traces-command-r-plus.jsonl").read_text().splitlines()
+    kept = [source[0], *(source[n - 1] for n in lines)]
+    path = tmp_path / "traces-subset.jsonl"
+    path.write_text("\n".join(kept) + "\n")
+    return path
+
+
+def test_runs_through_the_gateway_are_judged_as_offline_call_by_call(tmp_path: Path) -> None:
+    truth = load_ground_truth(GROUND_TRUTH)
+    runs = load_traces(_subset(tmp_path, LIVE_LINES))
+    assert {r.suite for r in runs} == {"banking", "slack", "travel", "workspace"}
+    with Replay(truth, runs) as replay:
+        offline = [replay.replay(run) for run in runs]
+    with Replay(truth, runs) as replay:
+        live = evaluate_via_gateway(replay, runs, load_suite_tools(AGENTDOJO)).verdicts
+    assert [v.run.line for v in live] == [v.run.line for v in offline]
+    for seen, expected in zip(live, offline, strict=True):
+        assert seen.by_call() == expected.by_call(), seen.run.line
+    # Not vacuous: calls were refused and findings made, record fields among their origins.
+    assert sum(v.refused for v in live) > 0
+    reasons = [f.reason for v in live for f in v.findings]
+    assert any("a record field returned by" in r for r in reasons)
+    assert any(v.flagged for v in live)
+
+
+def _without_ids(flagged: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**f, "reason": re.sub(r"decision:\w+", "decision:*", f["reason"])} for f in flagged]
+
+
+def test_the_command_prints_the_offline_figures_via_the_gateway(tmp_path: Path) -> None:
+    traces = _subset(tmp_path, (17, 23, 58))
+    offline = evaluate_agentdojo(load_ground_truth(GROUND_TRUTH), load_traces(traces)).to_json()
+    done = _tether_eval(traces, "--via-gateway", "--json")
+    assert done.returncode == 0, done.stderr
+    live = json.loads(done.stdout)
+    assert live["via"] == "gateway"
+    assert live["total"] == offline["total"]
+    assert live["suites"] == offline["suites"]
+    assert _without_ids(live["flagged"]) == _without_ids(offline["flagged"])
+    assert live["total"]["tp"] > 0
+
+
+def test_suite_tools_that_are_missing_or_malformed_are_named(tmp_path: Path) -> None:
+    with pytest.raises(EvaluationInputInvalid, match=re.escape("no `*_tools.json` file in")):
+        load_suite_tools(tmp_path)
+    (tmp_path / "bank_tools.json").write_text('{"suite": "bank", "tools": [1]}')
+    with pytest.raises(EvaluationInputInvalid, match="`tools` names"):
+        load_suite_tools(tmp_path)

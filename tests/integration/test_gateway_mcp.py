@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -96,6 +97,7 @@ class Stack:
     upstream_log: Path
     gateway: Popen[bytes]
     caller: str  # who the recorded decisions name as their PEP
+    upstream_url: str = ""
 
     def token(self, **intent: Any) -> tuple[str, str]:
         task = open_task(self.tether.tasks, KEY, **{**INTENT, **intent})
@@ -246,14 +248,14 @@ def stack(store: Store, request: pytest.FixtureRequest) -> Iterator[Stack]:
     with upstream_server(store, f"upstream-{request.param}") as (upstream_url, calls, _):
         if request.param == "in-process":
             with gateway_server(store, "gateway", "--upstream", upstream_url) as (url, gateway):
-                yield Stack(store.tether, url, calls, gateway, "gateway:mcp")
+                yield Stack(store.tether, url, calls, gateway, "gateway:mcp", upstream_url)
         else:
             with remote_gateway(store, "gateway-remote", "--upstream", upstream_url) as (
                 url,
                 gateway,
                 _,
             ):
-                yield Stack(store.tether, url, calls, gateway, "gateway-remote-pep")
+                yield Stack(store.tether, url, calls, gateway, "gateway-remote-pep", upstream_url)
 
 
 def run(
@@ -667,9 +669,9 @@ def _findings(stack: Stack, task_id: str, count: int, wait_s: float = 5.0) -> li
     return rows
 
 
-def test_a_destination_is_judged_by_where_the_call_results_put_it(stack: Stack) -> None:
-    # Pay the invoice to the account the invoice gives (a field of a covered result),
-    # then to one found nowhere; the gateway reports each result to live drift.
+def _pay_from_the_invoice(stack: Stack) -> str:
+    """Read an invoice, then pay it to the account it gives (a field of a covered result)
+    and to one found nowhere: the task's id."""
     token, task_id = stack.token(actions=("read_invoice", "pay_invoice"), resources=("invoice:*",))
 
     async def work(mcp: ClientSession) -> None:
@@ -679,12 +681,35 @@ def test_a_destination_is_judged_by_where_the_call_results_put_it(stack: Stack) 
                 await mcp.call_tool("pay_invoice", {"invoice_id": "INV-1", "iban": iban})
 
     run(stack, token, work)
-    if stack.caller != "gateway:mcp":
-        # A remote gateway reports no results yet: the server judges as before provenance,
-        # by the intent's resource patterns (`invoice:*` holds both payments).
-        assert _findings(stack, task_id, 1, wait_s=1.0) == []
-        return
+    return task_id
+
+
+def _verdicts(rows: list[Any]) -> list[tuple[Any, ...]]:
+    """What drift said of each call: all but the ids of the decisions."""
+    return [
+        (
+            r.detector,
+            r.severity,
+            r.score,
+            re.sub(r"decision:\w+", "decision:*", r.reason),
+            [(p["value"], p["origin"], p.get("tool")) for p in r.details["provenance"]],
+        )
+        for r in rows
+    ]
+
+
+def test_a_destination_is_judged_by_where_the_call_results_put_it(
+    stack: Stack, store: Store
+) -> None:
+    # Each result goes to live drift: in process directly, from a remote gateway over
+    # `POST /v1/results` (before the task's next decision).
+    task_id = _pay_from_the_invoice(stack)
     first, second = _findings(stack, task_id, 2)
+    if stack.caller != "gateway:mcp":  # the same run through an in-process gateway beside
+        with gateway_server(store, "beside", "--upstream", stack.upstream_url) as (url, gw):
+            beside = Stack(store.tether, url, stack.upstream_log, gw, "gateway:mcp")
+            in_process = _findings(beside, _pay_from_the_invoice(beside), 2)
+        assert _verdicts([first, second]) == _verdicts(in_process)
     (on_invoice,) = first.details["provenance"]
     (made_up,) = second.details["provenance"]
     assert on_invoice["origin"] == "covered_record"

@@ -308,3 +308,31 @@ def test_tools_endpoints_answer_pep_gateways_and_name_bad_input(
     assert body["required"] == ["token", "tools"]
     documented = paths["/v1/tools"]["get"]["responses"]["200"]["content"]["application/json"]
     assert "tools" in documented["schema"]["properties"]
+
+
+def test_results_are_taken_from_peps_only_and_bad_reports_are_named(
+    client: httpx.Client, server: ServerProcess
+) -> None:
+    report = {"token": "x.y.z", "decision_id": "d-1", "result": {"content": []}}
+    not_a_token = client.post("/v1/results", json=report)
+    assert (
+        "not a task token of this tether"
+        in assert_problem(not_a_token, 400, "result_token_invalid")["detail"]
+    )
+    for body in (
+        [],
+        {"decision_id": "d-1", "result": "r"},
+        {"token": "x", "result": "r"},
+        {"token": "x", "decision_id": "d" * 129, "result": "r"},
+        {"token": "x", "decision_id": "d-1"},
+        {"token": "x", "decision_id": "d-1", "result": None},
+    ):
+        assert_problem(client.post("/v1/results", json=body), 400, "result_report_invalid")
+    with server.client(None) as anonymous:
+        assert anonymous.post("/v1/results", json=report).status_code == 401
+    with server.client("auditor") as auditor:
+        assert auditor.post("/v1/results", json=report).status_code == 403
+    operation = orjson.loads(client.get("/openapi.json").content)["paths"]["/v1/results"]["post"]
+    assert {"202", "400", "401", "403", "413"} <= operation["responses"].keys()
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["token", "decision_id", "result"]

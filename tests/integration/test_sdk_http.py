@@ -264,3 +264,50 @@ def test_an_unreachable_tether_refuses_the_call() -> None:
             read_invoice("INV-1")
     assert refused.value.error_code == "tether_unreachable"
     assert ran == []
+
+
+def test_guarded_results_reach_drift_so_destinations_are_judged_by_origin(
+    tether: Client, key: WorkloadKey, server: ServerProcess
+) -> None:
+    from sqlalchemy import select
+
+    from tether.store.drift_tables import findings
+
+    @guarded(client=tether, action="read_invoice", resource="invoice:{invoice_id}")
+    def read_contact(invoice_id: str) -> list[dict[str, str]]:  # constrained: max_rows=2
+        return [{"invoice": invoice_id, "billing_email": "ann@partner.test"}]
+
+    # The SDK sends a digest of the arguments, never them: the tool names its destination.
+    @guarded(
+        client=tether,
+        action="send_email",
+        resource="email:{to}",
+        context=lambda to, body: {"args": {"to": to}},
+    )
+    def send_email(to: str, body: str) -> dict[str, str]:
+        return {"sent": to}
+
+    grant = task_grant(tether, key)
+    with acting_as(grant):
+        read_contact("INV-3")
+        # Outside the intent's `email:*@example.org`: refused, and judged by drift.
+        for to in ("ann@partner.test", "zed@partner.test"):  # from the invoice; made up
+            with pytest.raises(ToolDenied):
+                send_email(to, "your invoice")
+    engine = open_engine(server.db_url)
+    rows: list[Any] = []
+    deadline = time.monotonic() + 10
+    try:
+        while len(rows) < 2 and time.monotonic() < deadline:
+            with engine.connect() as connection:
+                query = select(findings).where(
+                    findings.c.task_id == grant.task_id, findings.c.detector == "out_of_intent"
+                )
+                rows = list(connection.execute(query.order_by(findings.c.at)))
+            time.sleep(0.1)
+    finally:
+        engine.dispose()
+    origins = [[p["origin"] for p in r.details["provenance"]] for r in rows]
+    # Without the results, drift had no record to judge these destinations by at all.
+    assert origins == [["covered_record"], ["unsourced"]]
+    assert rows[0].details["provenance"][0]["tool"] == "read_invoice"

@@ -280,9 +280,16 @@ def _request() -> DecisionRequest:
     return DecisionRequest(EntityRef("agent", "a1"), "read", EntityRef("doc", "d1"), {}, {}, {}, {})
 
 
-def test_reported_results_reach_the_workers_drift_in_order(db_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("reported_for", "origin"),
+    [(None, "covered_record"), ("other-task", "unknown")],
+)
+def test_reported_results_reach_the_workers_drift_in_order(
+    db_url: str, tmp_path: Path, reported_for: str | None, origin: str
+) -> None:
     # A payment to the account a covered listing returned: judged with that result, which
-    # crossed the pipe between the two decisions (provenance `covered_record`).
+    # crossed the pipe between the two decisions (provenance `covered_record`). A result
+    # reported with another task's token (over HTTP) counts for nothing: `unknown`.
     from agent_runs_support import RUNS, TRUTH  # the hand-made runs of the replay tests
     from tether.drift.catalog import DefaultToolCatalog
     from tether.estate import apply_estate
@@ -315,7 +322,8 @@ def test_reported_results_reach_the_workers_drift_in_order(db_url: str, tmp_path
             )
             asked, use = bind_task_token(tether.tasks, asked, issued.token, subject_given=True)
             recorded = tether.evaluate(asked, task=use, caller="test")
-            tether.report_result(recorded.decision_id, call.result)
+            bound = (agent, "task-of-someone-else") if reported_for else None
+            tether.report_result(recorded.decision_id, call.result, task=bound)
         rows: list[Any] = []
         deadline = time.monotonic() + 10
         while not rows and time.monotonic() < deadline:
@@ -328,4 +336,4 @@ def test_reported_results_reach_the_workers_drift_in_order(db_url: str, tmp_path
     finally:
         tether.close()
     (paid,) = [r for r in rows if r.detector == "out_of_intent"]
-    assert [p["origin"] for p in paid.details["provenance"]] == ["covered_record"]
+    assert [p["origin"] for p in paid.details["provenance"]] == [origin]

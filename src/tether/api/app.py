@@ -50,6 +50,7 @@ from tether.api.oauth import oauth_routes
 from tether.api.openapi import openapi_document
 from tether.api.paths import path_routes
 from tether.api.resources import resource_routes
+from tether.api.results import result_routes
 from tether.api.reviews import review_routes
 from tether.api.routing import (
     CALLER_KEY,
@@ -213,6 +214,7 @@ class TetherApp:
             *resource_routes(self.tether),
             *task_routes(self.tether),
             *tool_routes(self.tether),
+            *result_routes(self.tether),
             *approval_routes(self.tether),
             *event_routes(self.tether),
             *path_routes(self.tether),

@@ -23,7 +23,7 @@ from typing import Any
 from tether.bus._nats import connect, ensure_stream
 from tether.bus._stream import DECISION, EVENT, RESULT, BusConfig, BusMessage, encode
 from tether.bus.errors import BusUnavailable
-from tether.drift.engine import RESULT_KEY
+from tether.drift.engine import RESULT_KEY, TASK_KEY
 
 log = logging.getLogger(__name__)
 
@@ -102,19 +102,29 @@ class EventPublisher:
         self.submit(DECISION, row)
 
     def submit_result(
-        self, ref: str, result: Any, *, decision_id: str, subject_id: str | None = None
+        self,
+        ref: str,
+        result: Any,
+        *,
+        decision_id: str,
+        subject_id: str | None = None,
+        task: tuple[str, str] | None = None,
     ) -> bool:
         """What the call decided as ``decision_id`` returned (``ref``: its reference in
         drift, ``decision:<id>``); on the partition of the decision's subject, which is
-        ``subject_id`` or one of the decisions submitted lately. ``False`` (and counted):
-        the subject is unknown, the result is not published."""
+        ``subject_id`` or one of the decisions submitted lately; ``task``: the reporter's
+        ``(identity, task id)``, as :meth:`DriftEngine.submit_result` takes it. ``False``
+        (and counted): the subject is unknown, the result is not published."""
         if subject_id is None:
             with self._subjects_lock:
                 subject_id = self._subjects.get(decision_id)
         if subject_id is None:
             self.unplaced_results += 1
             return False
-        self.submit(RESULT, {RESULT_KEY: ref, "result": result, "subject_id": subject_id})
+        row: dict[str, Any] = {RESULT_KEY: ref, "result": result, "subject_id": subject_id}
+        if task is not None:
+            row[TASK_KEY] = list(task)
+        self.submit(RESULT, row)
         return True
 
     def submit_event(self, row: Mapping[str, Any]) -> None:

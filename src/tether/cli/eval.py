@@ -1,7 +1,9 @@
 """``tether eval agentdojo``: backtest drift detection on recorded agent runs.
 
 Replays every run of an AgentDojo trace file through a throw-away tether (temporary
-store, generated estate; see :mod:`tether.evaluation.replay`) and prints, per
+store, generated estate; see :mod:`tether.evaluation.replay`; with ``--via-gateway``
+each call goes through a real MCP gateway to a stub MCP server, see
+:mod:`tether.evaluation.live`) and prints, per
 suite and in total, true/false positives and negatives, precision, recall and
 false-positive rate of a high-severity finding: runs whose injection succeeded against
 clean runs. Exit codes: 0 when the evaluation ran, 2 on missing or malformed input.
@@ -23,6 +25,7 @@ from tether.evaluation import (
     DETECTORS,
     Counts,
     Evaluation,
+    Replay,
     evaluate_agentdojo,
     load_ground_truth,
     load_traces,
@@ -106,27 +109,51 @@ def agentdojo(
         FlagAt, typer.Option("--flag-at", help="lowest finding severity that flags a run")
     ] = FlagAt.HIGH,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON for machines")] = False,
+    via_gateway: Annotated[
+        bool,
+        typer.Option(
+            "--via-gateway",
+            help="send each recorded call through a real MCP gateway in front of a stub "
+            "MCP server answering with the recorded results",
+        ),
+    ] = False,
+    tools: Annotated[
+        Path | None,
+        typer.Option(
+            "--tools",
+            help="folder of the suites' `<suite>_tools.json` (--via-gateway; default: the "
+            "ground truth's folder)",
+        ),
+    ] = None,
 ) -> None:
     """Replay AgentDojo runs through tether; report detection per suite and in total."""
+    from tether.evaluation.live import evaluate_via_gateway, load_suite_tools  # the mcp SDK
+
     with errors_to_exit(as_json):
         truth = load_ground_truth(ground_truth)
         runs = load_traces(traces)
+        suite_tools = load_suite_tools(tools or ground_truth.parent) if via_gateway else None
         severity = Severity(flag_at.value)
-        if as_json:
-            evaluation = evaluate_agentdojo(truth, runs, flag_at=severity)
-        else:
-            with Progress(
-                TextColumn("replaying runs"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                console=err_console,
-                transient=True,
-            ) as bar:
-                job = bar.add_task("replay", total=len(runs))
-                evaluation = evaluate_agentdojo(
-                    truth, runs, flag_at=severity, progress=lambda: bar.advance(job)
-                )
+        with Progress(
+            TextColumn("replaying runs" + (" through the gateway" if via_gateway else "")),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err_console,
+            transient=True,
+            disable=as_json,
+        ) as bar:
+            job = bar.add_task("replay", total=len(runs))
+
+            def advance() -> None:
+                bar.advance(job)
+
+            if suite_tools is None:
+                evaluation = evaluate_agentdojo(truth, runs, flag_at=severity, progress=advance)
+            else:
+                with Replay(truth, runs, flag_at=severity) as replay:
+                    evaluation = evaluate_via_gateway(replay, runs, suite_tools, progress=advance)
     model = _model_name(traces)
+    via = "gateway" if via_gateway else "offline"
     if as_json:
         emit_json(
             evaluation.to_json(
@@ -134,10 +161,14 @@ def agentdojo(
                 model=model,
                 flag_at=severity.value,
                 detectors=list(DETECTORS),
+                via=via,
             )
         )
     else:
-        print_table(evaluation, f"AgentDojo: {model or traces.name} (flag at {severity.value})")
+        where = ", through the MCP gateway" if via_gateway else ""
+        print_table(
+            evaluation, f"AgentDojo: {model or traces.name} (flag at {severity.value}{where})"
+        )
     raise SystemExit(EXIT_OK)
 
 

@@ -81,6 +81,10 @@ MAX_RECENT = 100_000
 DEFAULT_BASELINE_EVERY_S = 6 * 3600.0
 #: The key of a queued row that reports a call's result, not a decision.
 RESULT_KEY = "tool_result_of"
+#: The key of such a row's ``[identity, task id]``: whose task the reporter holds a token of.
+TASK_KEY = "reported_for_task"
+#: ``(identity, task id)``: the key of a task's history.
+TaskKey = tuple[str, str]
 #: Outcomes of calls that ran (and so had a result).
 _RAN = frozenset({"allowed", "constrain"})
 EstateSource = Callable[[], tuple[int | None, CompiledEstate]]
@@ -198,10 +202,15 @@ class DriftEngine:
         else:
             self.dropped += 1
 
-    def submit_result(self, ref: str, result: Any) -> None:
+    def submit_result(self, ref: str, result: Any, *, task: TaskKey | None = None) -> None:
         """Queue what the call decided as ``ref`` (``decision:<id>``) returned: its text,
-        or its JSON. Never blocks (a full queue drops)."""
-        self.submit_decision({RESULT_KEY: ref, "result": result})
+        or its JSON. ``task``: the ``(identity, task id)`` the reporter holds a token of
+        (a result reported over HTTP); the result then counts only for a call of that
+        task. Never blocks (a full queue drops)."""
+        row: dict[str, Any] = {RESULT_KEY: ref, "result": result}
+        if task is not None:
+            row[TASK_KEY] = list(task)
+        self.submit_decision(row)
 
     def run_pending(self) -> list[Finding]:
         """Detect on everything queued so far, on the calling thread, and return the
@@ -281,7 +290,10 @@ class DriftEngine:
                 observations.extend(from_decision(row, directory))
             elif kind == "result":
                 if RESULT_KEY in row:
-                    observations.append({RESULT_KEY: row[RESULT_KEY], "result": row.get("result")})
+                    reported = {RESULT_KEY: row[RESULT_KEY], "result": row.get("result")}
+                    if TASK_KEY in row:
+                        reported[TASK_KEY] = row[TASK_KEY]
+                    observations.append(reported)
             elif (observed := from_event(row, directory)) is not None:
                 observations.append(observed)
         return self.process(observations, respond=True) if observations else []
@@ -334,7 +346,7 @@ class DriftEngine:
             uses: list[tuple[Finding, ExceptionUse]] = []
             for obs in observations:
                 if not isinstance(obs, Observation):
-                    self._note_result(str(obs[RESULT_KEY]), obs.get("result"))
+                    self._note_result(str(obs[RESULT_KEY]), obs.get("result"), obs.get(TASK_KEY))
                     continue
                 for finding in self._detect(obs):
                     finding, use = self._book.apply(finding)
@@ -436,13 +448,20 @@ class DriftEngine:
         reported = {o.ref for o in outputs}
         return RunRecord(tuple(outputs), all(h.ref in reported for h in ran))
 
-    def _note_result(self, ref: str, result: Any) -> None:
-        """Remember what the call ``ref`` returned, and whether its task's intent covers it."""
+    def _note_result(self, ref: str, result: Any, task: Any = None) -> None:
+        """Remember what the call ``ref`` returned, and whether its task's intent covers it.
+
+        Ignored: a result of a call this engine never saw, of a call of another task than
+        the reporter's ``task`` (when given), and a second result of the same call."""
         key = self._call_keys.get(ref)
         history = self._histories.get(key) if key is not None else None
         call = next((h for h in history if h.ref == ref), None) if history else None
         if key is None or history is None or call is None:
             return  # a call this engine never saw (or long forgotten): nothing to judge by
+        if task is not None and (not isinstance(task, list | tuple) or tuple(task) != key):
+            return  # reported with another task's token: not the reporter's call
+        if any(o.ref == ref for o in self._outputs.get(key, ())):
+            return  # a call has one result: the first reported
         watched = self._directory.watch(key[0])
         ctx = self._context(call, watched.view, (h for h in history if h.ref != ref))
         tool = call.tool_name or call.action

@@ -208,7 +208,7 @@ def _json_document(text: str) -> Any:
         return None
 
 
-def _structured(text: str) -> Any:
+def structured_text(text: str) -> Any:
     """The result as data: JSON, else YAML (how many tools answer; the C loader when
     present, and only up to :data:`MAX_YAML_CHARS`)."""
     found = _json_document(text)
@@ -220,11 +220,40 @@ def _structured(text: str) -> Any:
         return None
 
 
+def _tool_result(result: Mapping[str, Any]) -> tuple[Any, str] | None:
+    """An MCP ``CallToolResult`` (``content`` blocks): its ``structuredContent`` (``None``
+    when absent) and the text of its text blocks, in order; ``None`` for any other value."""
+    content = result.get("content")
+    if not isinstance(content, list):
+        return None
+    texts = [
+        block["text"]
+        for block in content
+        if isinstance(block, Mapping) and isinstance(block.get("text"), str)
+    ]
+    return result.get("structuredContent"), "\n".join(texts)
+
+
 def read_output(ref: str, tool: str, result: Any, *, covered: bool) -> ToolOutput:
-    """A call's result (text, or already parsed JSON) as provenance reads it."""
+    """A call's result (text, or already parsed JSON) as provenance reads it.
+
+    An MCP ``CallToolResult`` is read as what the tool answered: the record fields of its
+    structured content and of text blocks holding JSON (never YAML: a block may be prose
+    someone else wrote), the whole text when it is no record, and its blocks' text as
+    written (not JSON-escaped, so a value at a line's start still stands on its own)."""
+    tool_result = _tool_result(result) if isinstance(result, Mapping) else None
+    if tool_result is not None:
+        structured, text = tool_result
+        text = text[:MAX_RESULT_CHARS]
+        found = set(_text_fields(text))
+        if isinstance(structured, Mapping | list):
+            found |= read_output(ref, tool, structured, covered=covered).fields
+        elif not found and text.strip():
+            found = {normalise_target(text)} - {""}  # a result that is the value itself
+        return ToolOutput(ref, tool, covered, frozenset(found), text.lower())
     if isinstance(result, str):
         text = result[:MAX_RESULT_CHARS]
-        parsed = _structured(text)
+        parsed = structured_text(text)
     else:
         parsed = result
         text = json.dumps(result, ensure_ascii=False, default=str)[:MAX_RESULT_CHARS]
@@ -235,6 +264,14 @@ def read_output(ref: str, tool: str, result: Any, *, covered: bool) -> ToolOutpu
         fields = {normalise_target(text)}  # a result that is the value itself
     fields.discard("")
     return ToolOutput(ref, tool, covered, frozenset(fields), text.lower())
+
+
+def _text_fields(text: str) -> frozenset[str]:
+    """The record fields of text blocks holding JSON (beside structured content)."""
+    nested = _json_document(text) if text[:1] in "{[" else None
+    if not isinstance(nested, Mapping | list):
+        return frozenset()
+    return frozenset(normalise_target(s) for s in _scalars(nested) if len(s) <= 512) - {""}
 
 
 def mentions(text: str, value: str) -> bool:
@@ -304,6 +341,7 @@ __all__ = [
     "echoes",
     "mentions",
     "read_output",
+    "structured_text",
     "trace",
     "trace_all",
 ]

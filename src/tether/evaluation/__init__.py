@@ -56,10 +56,7 @@ def evaluate_agentdojo(
             if progress is not None:
                 progress()
     if not evaluation.verdicts:
-        raise EvaluationInputInvalid(
-            "no run of the traces matches a user task of the ground truth "
-            "(check that both files come from the same AgentDojo version)"
-        )
+        raise EvaluationInputInvalid.no_run_matches()
     return evaluation
 
 

@@ -35,6 +35,13 @@ class EvaluationInputInvalid(InvalidRequest):
 
     code = "evaluation_input_invalid"
 
+    @classmethod
+    def no_run_matches(cls) -> EvaluationInputInvalid:
+        return cls(
+            "no run of the traces matches a user task of the ground truth "
+            "(check that both files come from the same AgentDojo version)"
+        )
+
 
 class Label(StrEnum):
     CLEAN = "clean"

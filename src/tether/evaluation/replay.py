@@ -7,17 +7,20 @@ suite's tools on any resource. Each run then goes through tether as an agent's t
 would:
 
 1. the task is opened with its user task's ground-truth calls as the declared intent:
-   the tools as ``actions``; ``app:<suite>`` and every target value (recipient, IBAN,
-   URL, channel... see :data:`tether.drift.catalog.TARGET_ARGUMENTS`) as ``target:<value>``
+   the tools as ``actions``; ``app:<suite>``, each tool's ``mcp_tool:<tool>`` and every
+   target value (recipient, IBAN, URL, channel... see
+   :data:`tether.drift.catalog.TARGET_ARGUMENTS`) as ``target:<value>``
    ``resources``; the calls themselves, with their target arguments, as the intended
    ``calls``. Where the run's user message names another value in the place of one the
    ground truth's prompt names (the benchmark's data changed between the version that
    recorded the run and the ground truth's), the intended calls take the run's value
    (:func:`anchored`): the intent is what *this* user asked for;
 2. a task token is issued for it (scope: the intent's actions, as token exchange does);
-3. each recorded tool call is a decision request made with that token (subject from the
-   token; resource: the call's first target, else ``app:<suite>``) and recorded by
-   :meth:`tether.services.Tether.evaluate`;
+3. each recorded tool call is decided exactly as the in-process MCP gateway decides a
+   ``tools/call`` (:meth:`tether.gateway.LocalDecider.decide_blocking`: subject and task
+   from the token, resource ``mcp_tool:<tool>``, the arguments in ``context.mcp``), and
+   recorded; ``tether eval agentdojo --via-gateway`` sends the same calls through a real
+   gateway (:mod:`tether.evaluation.live`);
 4. what the call returned (the trace's tool message) is reported with
    :meth:`tether.services.Tether.report_result`, as the in-process MCP gateway reports a
    forwarded call's result;
@@ -53,14 +56,13 @@ from tether.drift.catalog import DefaultToolCatalog, normalise_target, target_va
 from tether.drift.directory import Watched, load_directory
 from tether.drift.model import (
     Finding,
-    IdentityView,
     Severity,
 )
 from tether.estate import apply_estate, parse_pattern
 from tether.evaluation.agentdojo import Call, GroundTruth, Run, UserTask
-from tether.policy import DecisionRequest, EntityRef
+from tether.gateway import TOOL_CALL, TOOL_TYPE, LocalDecider, ToolCall
 from tether.services import Tether
-from tether.tokens import TaskRequest, bind_task_token
+from tether.tokens import TaskRequest
 from tether.tokens.tasks import MAX_PURPOSE
 
 DETECTORS = ("out_of_intent", "tool_chain")
@@ -68,6 +70,7 @@ OWNER = "agentdojo-eval"
 AGENT_CLASS = "agent"
 DATA_CLASSES = {"public": 1, "internal": 2, "confidential": 3, "restricted": 4}
 _MAX_INTENT_RESOURCES = 100
+_DECISION_REF = re.compile(r"decision:[0-9a-f]+")
 _NOT_IN_PATTERNS = re.compile(r"[\x00-\x1f\x7f*?\[\]]")
 _PUNCTUATION = ".,;:!?'\"()"
 _OUTCOMES = {
@@ -87,6 +90,22 @@ class RunVerdict:
     calls: int
     refused: int  # calls tether's decision core did not allow (outside the token's scope...)
     worst: Finding | None
+    decided: tuple[tuple[str, str], ...] = ()  # each call's (outcome, decision id), in order
+    findings: tuple[Finding, ...] = ()
+
+    def by_call(self) -> list[tuple[str, list[tuple[str, str, float, str]]]]:
+        """Each call's outcome and what drift found on it (detector, severity, score,
+        reason with the decision ids left out), in order: how two replays compare."""
+        found: dict[str, list[tuple[str, str, float, str]]] = {}
+        for finding in self.findings:
+            ref = finding.evidence[0] if finding.evidence else ""
+            reason = _DECISION_REF.sub("decision:*", finding.reason)
+            found.setdefault(ref, []).append(
+                (finding.detector, finding.severity.value, finding.score, reason)
+            )
+        return [
+            (outcome, sorted(found.get(f"decision:{ref}", []))) for outcome, ref in self.decided
+        ]
 
 
 def identity_for(suite: str) -> str:
@@ -110,13 +129,6 @@ def estate_document(truth: GroundTruth, runs: list[Run]) -> dict[str, Any]:
             for suite in suites
         ],
     }
-
-
-def _resource(catalog: DefaultToolCatalog, suite: str, call: Call) -> EntityRef:
-    targets = target_values(catalog.info(call.tool), call.arguments)
-    if targets:
-        return EntityRef("target", normalise_target(targets[0][1]))
-    return EntityRef("app", suite)
 
 
 def anchored(task: UserTask, prompt: str | None) -> UserTask:
@@ -167,9 +179,11 @@ def _plain(value: Any) -> bool:
 
 
 def intent_of(catalog: DefaultToolCatalog, task: UserTask) -> dict[str, list[Any]]:
-    """The declared intent of a user task: its tools, the targets of its calls, and the
-    calls themselves with their target arguments."""
-    resources = [f"app:{task.suite}"]
+    """The declared intent of a user task: its tools (as a gateway names them: the
+    ``mcp_tool:<name>`` of an unmapped tool, and the suite's ``app:<suite>``), the
+    targets of its calls, and the calls themselves with their target arguments."""
+    actions = list(dict.fromkeys(c.tool for c in task.calls))
+    resources = [f"app:{task.suite}", *(f"{TOOL_TYPE}:{tool}" for tool in actions)]
     for call in task.calls:
         for _, value in target_values(catalog.info(call.tool), call.arguments):
             text = f"target:{normalise_target(value)}"
@@ -180,7 +194,6 @@ def intent_of(catalog: DefaultToolCatalog, task: UserTask) -> dict[str, list[Any
                 and not isinstance(parse_pattern(text), str)
             ):
                 resources.append(text)
-    actions = list(dict.fromkeys(c.tool for c in task.calls))
     calls = [_intended_call(catalog, c) for c in task.calls[:_MAX_INTENT_RESOURCES]]
     return {
         "actions": actions,
@@ -228,6 +241,12 @@ class Replay:
                 self._watched[identity["id"]] = watched
         self.data_classes: Mapping[str, int] = directory.data_classes
         self.drift = self.tether.start_drift(background=False, detectors=DETECTORS)
+        self.decider = LocalDecider(self.tether, caller=OWNER)
+
+    @property
+    def folder(self) -> Path:
+        """The replay's own temporary folder (removed on close)."""
+        return Path(self._dir.name)
 
     def __enter__(self) -> Replay:
         return self
@@ -252,9 +271,19 @@ class Replay:
 
     def replay(self, run: Run) -> RunVerdict:
         """Replay one run through tether (see the module docstring)."""
+        task_id, token = self.open(run)
+        decided: list[tuple[str, str]] = []
+        for call in run.calls:
+            outcome, decision_id = self._decide(token, call)
+            decided.append((outcome, decision_id))
+            # The recorded agent saw this result whatever tether decided: report it.
+            self.tether.report_result(decision_id, call.result)
+        return self.judge(run, task_id, decided)
+
+    def open(self, run: Run) -> tuple[str, str]:
+        """Open the run's task and issue its token: ``(task id, token)``."""
         user_task = anchored(self.truth.tasks[(run.suite, run.user_task_id)], run.prompt)
-        watched = self._watched[identity_for(run.suite)]
-        identity = watched.view
+        identity = self._watched[identity_for(run.suite)].view
         request = TaskRequest.from_json(
             {
                 "purpose": _purpose(run, user_task),
@@ -266,30 +295,24 @@ class Replay:
         issued = authority.issue(
             task, scope=task.intent.actions, event="token.exchange", actor=OWNER, details={}
         )
-        refused = 0
-        for call in run.calls:
-            outcome, decision_id = self._decide(run, identity, issued.token, call)
-            refused += outcome not in ("allow", "constrain")
-            # The recorded agent saw this result whatever tether decided: report it.
-            self.tether.report_result(decision_id, call.result)
-        findings = [f for f in self.drift.run_pending() if f.task_id == task.id]
-        worst = max(findings, key=lambda f: f.score, default=None)
-        authority.end_task(task.id, actor=OWNER, reason="replayed")
-        flagged = worst is not None and worst.severity.rank >= self.flag_at.rank
-        return RunVerdict(run, flagged, len(run.calls), refused, worst)
+        return task.id, issued.token
 
-    def _decide(self, run: Run, identity: IdentityView, token: str, call: Call) -> tuple[str, str]:
-        """Decide ``call`` with the task's token, as a PEP would: its outcome and id."""
-        resource = _resource(self.catalog, run.suite, call)
-        request = DecisionRequest(
-            EntityRef("agent", identity.identity_id),
-            call.tool,
-            resource,
-            {"args": dict(call.arguments)},
-        )
-        request, use = bind_task_token(self.tether.tasks, request, token, subject_given=True)
-        recorded = self.tether.evaluate(request, task=use, caller=OWNER)
-        return recorded.decision.outcome.value, recorded.decision_id
+    def judge(self, run: Run, task_id: str, decided: list[tuple[str, str]]) -> RunVerdict:
+        """Detect on everything the run's calls queued (``decided``: each call's outcome and
+        decision id, in order), end its task, and say what tether made of it."""
+        findings = tuple(f for f in self.drift.run_pending() if f.task_id == task_id)
+        worst = max(findings, key=lambda f: f.score, default=None)
+        self.tether.tasks.end_task(task_id, actor=OWNER, reason="replayed")
+        flagged = worst is not None and worst.severity.rank >= self.flag_at.rank
+        refused = sum(outcome not in ("allow", "constrain") for outcome, _ in decided)
+        return RunVerdict(run, flagged, len(run.calls), refused, worst, tuple(decided), findings)
+
+    def _decide(self, token: str, call: Call) -> tuple[str, str]:
+        """Decide ``call`` with the task's token exactly as the in-process MCP gateway
+        decides a ``tools/call`` of it: its outcome and decision id."""
+        asked = ToolCall(TOOL_CALL, call.tool, call.arguments)
+        decided = self.decider.decide_blocking(token, asked)
+        return decided.outcome, decided.decision_id or ""
 
 
 def _purpose(run: Run, user_task: UserTask) -> str:

@@ -9,6 +9,8 @@ what the identity may call; obligations of a ``constrain`` are applied to the re
 
 from tether.gateway._calls import (
     ARGUMENT_MISSING,
+    TOOL_CALL,
+    TOOL_TYPE,
     ArgumentProblem,
     GatewayDecision,
     ToolCall,
@@ -20,6 +22,8 @@ from tether.gateway._remote import RemoteDecider
 
 __all__ = [
     "ARGUMENT_MISSING",
+    "TOOL_CALL",
+    "TOOL_TYPE",
     "ArgumentProblem",
     "Bearer",
     "DeciderUnavailable",

@@ -90,7 +90,8 @@ class GatewayDecider(Protocol):
         """The tools among ``names`` the token's identity may call in its task."""
         ...
 
-    def report_result(self, decision_id: str, result: Mapping[str, Any]) -> None:
-        """What the call decided as ``decision_id`` returned to the agent (the
-        ``CallToolResult`` as JSON), for drift detection's provenance; never blocks."""
+    def report_result(self, token: str, decision_id: str, result: Mapping[str, Any]) -> None:
+        """What the call decided as ``decision_id`` for ``token`` returned to the agent
+        (the ``CallToolResult`` as JSON), for drift detection's provenance; never blocks,
+        and reaches tether before the token's next decision."""
         ...

@@ -59,9 +59,13 @@ class LocalDecider:
         )
 
     async def decide(self, token: str, call: ToolCall, request_id: str | None) -> GatewayDecision:
-        return await anyio.to_thread.run_sync(self._decide, token, call, request_id)
+        return await anyio.to_thread.run_sync(self.decide_blocking, token, call, request_id)
 
-    def _decide(self, token: str, call: ToolCall, request_id: str | None) -> GatewayDecision:
+    def decide_blocking(
+        self, token: str, call: ToolCall, request_id: str | None = None
+    ) -> GatewayDecision:
+        """:meth:`decide` on the calling thread (store I/O included): the decision the
+        in-process gateway would take, for a caller that is no event loop (a replay)."""
         mapping = self.tether.snapshot.estate.tools.get(call.name)
         try:
             body = decision_body(token, call, mapping)
@@ -72,8 +76,8 @@ class LocalDecider:
             return GatewayDecision.refused(exc.code, exc.message)
         return GatewayDecision.from_authzen(answer)
 
-    def report_result(self, decision_id: str, result: Mapping[str, Any]) -> None:
-        self.tether.report_result(decision_id, result)
+    def report_result(self, token: str, decision_id: str, result: Mapping[str, Any]) -> None:
+        self.tether.report_result(decision_id, result)  # queued before any later decision
 
     async def callable_tools(self, token: str, names: Sequence[str]) -> frozenset[str]:
         return await anyio.to_thread.run_sync(self._callable_tools, token, names)

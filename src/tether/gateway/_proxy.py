@@ -12,7 +12,8 @@ Per method:
 * ``tools/call``, ``resources/read``, ``prompts/get``: one tether decision each; a
   refusal is a JSON-RPC error (:data:`REFUSED`, :data:`APPROVAL_REQUIRED`) whose
   ``data`` carries ``error_code``, ``outcome``, ``reasons`` and ``decision_id``, and the
-  upstream is never called; ``constrain`` obligations are applied to the result;
+  upstream is never called; ``constrain`` obligations are applied to the result, whose
+  ``_meta`` names the decision (:data:`DECISION_META`, :data:`OUTCOME_META`);
 * ``tools/list``: only the tools the identity may call in its task;
 * tether unreachable (a remote decider): a call is refused, a listing is the JSON-RPC
   error :data:`TETHER_UNAVAILABLE`, a bearer check is HTTP 503: never a pass;
@@ -55,6 +56,8 @@ UPSTREAM_FAILED = -32012
 TETHER_UNAVAILABLE = -32013
 #: Where an agent puts the id of an approved ticket when it retries (`params._meta`).
 APPROVAL_META = "tether/approval_id"
+#: Where a passed call's result names its decision (`_meta`), as a refusal's `data` does.
+DECISION_META, OUTCOME_META = "tether/decision_id", "tether/outcome"
 DEFAULT_MAX_BODY = 1_000_000
 # Errors the SDK's client raises for the connection itself, not answers of the upstream.
 _TRANSPORT_ERRORS = frozenset({types.CONNECTION_CLOSED, types.REQUEST_TIMEOUT})
@@ -134,7 +137,10 @@ class Gateway:
             result = await ctx.lifespan_context.call_tool(params)
         shown = constrain(result, decision.obligations)
         if decision.decision_id is not None:  # what the agent saw: where later values came from
-            self.decider.report_result(decision.decision_id, shown.model_dump(mode="json"))
+            reported = shown.model_dump(mode="json", by_alias=True, exclude_none=True)
+            self.decider.report_result(_token(ctx), decision.decision_id, reported)
+            meta = {**(shown.meta or {}), DECISION_META: decision.decision_id}
+            shown = shown.model_copy(update={"meta": {**meta, OUTCOME_META: decision.outcome}})
         return shown
 
     async def read_resource(

@@ -12,7 +12,11 @@ client, as a PEP (its API key, JWT-SVID or client certificate):
 * each call is ``POST /access/v1/evaluation`` with the body
   :func:`~tether.gateway.decision_body` builds from the estate's ``tools:`` mappings,
   read from ``GET /v1/tools`` at most once per :data:`MAPPINGS_FOR_S`;
-* ``tools/list`` is ``POST /v1/tools/callable``.
+* ``tools/list`` is ``POST /v1/tools/callable``;
+* what each call returned to the agent is ``POST /v1/results``, sent in the background
+  and in order per token; the token's next decision waits for it (at most
+  :data:`REPORT_WAIT_S`), so the server's drift engine judges later destinations by
+  where they came from exactly as an in-process gateway's does.
 
 tether unreachable fails closed: a call is refused (``tether_unreachable``, the upstream
 is never called), a listing or a bearer check raises :class:`DeciderUnavailable` (the
@@ -21,6 +25,7 @@ agent gets a JSON-RPC error or HTTP 503).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,10 +44,10 @@ from tether.sdk.errors import ClientError, TetherAPIError, TetherUnavailable, Un
 
 log = logging.getLogger(__name__)
 
-#: How long an introspected token is taken as valid without asking again.
 #: How long the estate's tool mappings are used before they are read again.
 MAPPINGS_FOR_S = 1.0
-#: Introspected tokens remembered at most (the oldest are forgotten first).
+#: How long a result report may take, and a decision waits for its token's last one (s).
+REPORT_WAIT_S = 2.0
 
 
 def _as_is(value: Any) -> Any:
@@ -65,6 +70,7 @@ class RemoteDecider:
         self._bearers = RememberedBearers(clock=clock)
         self._mappings: dict[str, ToolMapping] = {}
         self._mappings_read_at: float | None = None
+        self._reports: dict[str, asyncio.Task[None]] = {}  # by token: its last result sent
 
     async def authenticate(self, token: str) -> Bearer | None:
         remembered = self._bearers.get(token)
@@ -86,6 +92,7 @@ class RemoteDecider:
         return bearer
 
     async def decide(self, token: str, call: ToolCall, request_id: str | None) -> GatewayDecision:
+        await self._reported(token)
         try:
             mappings = await self._current_mappings()
             body = decision_body(token, call, mappings.get(call.name))
@@ -98,10 +105,41 @@ class RemoteDecider:
             return GatewayDecision.refused(exc.error_code, f"tether did not decide: {exc}")
         return GatewayDecision.from_authzen(answer)
 
-    def report_result(self, decision_id: str, result: Mapping[str, Any]) -> None:
-        """Not sent: the server has no route for results yet, so its drift engine judges a
-        remote gateway's later destinations without them (origin ``unknown``: weighed in
-        full, as before provenance), never more leniently."""
+    def report_result(self, token: str, decision_id: str, result: Mapping[str, Any]) -> None:
+        """Sent in the background (``POST /v1/results``), after the token's earlier
+        reports; the token's next decision waits for it (see :meth:`_reported`)."""
+        earlier = self._reports.get(token)
+        sending = asyncio.get_running_loop().create_task(
+            self._send_result(earlier, token, decision_id, result)
+        )
+        self._reports[token] = sending
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._reports.get(token) is done:
+                del self._reports[token]
+
+        sending.add_done_callback(forget)
+
+    async def _send_result(
+        self,
+        earlier: asyncio.Task[None] | None,
+        token: str,
+        decision_id: str,
+        result: Mapping[str, Any],
+    ) -> None:
+        if earlier is not None:
+            await asyncio.wait({earlier})
+        try:
+            await self.client.report_result(token, decision_id, result, timeout=REPORT_WAIT_S)
+        except ClientError as exc:  # judged without it: as `unknown`, never more leniently
+            log.warning("the result of decision %s did not reach tether: %s", decision_id, exc)
+
+    async def _reported(self, token: str) -> None:
+        """Wait (at most :data:`REPORT_WAIT_S`) until the token's results sent so far
+        reached tether, so that its next decision is judged with them, as in process."""
+        sending = self._reports.get(token)
+        if sending is not None:
+            await asyncio.wait({sending}, timeout=REPORT_WAIT_S)
 
     async def callable_tools(self, token: str, names: Sequence[str]) -> frozenset[str]:
         try:

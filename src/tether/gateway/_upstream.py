@@ -40,6 +40,8 @@ class UpstreamSpec:
 
     url: str | None = None
     command: tuple[str, ...] = ()
+    #: Environment variables a command gets beside the SDK's safe default set.
+    env: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def parse(cls, url: str | None, command: str | None) -> UpstreamSpec:
@@ -99,7 +101,9 @@ async def connect(spec: UpstreamSpec) -> AsyncIterator[Connection]:
             http.event_hooks["response"].append(forwarder.capture)
             transport = streamable_http_client(spec.url, http_client=http)
         else:
-            params = StdioServerParameters(command=spec.command[0], args=list(spec.command[1:]))
+            params = StdioServerParameters(
+                command=spec.command[0], args=list(spec.command[1:]), env=dict(spec.env) or None
+            )
             transport = stdio_client(params)
         read, write = await stack.enter_async_context(transport)
         session = await stack.enter_async_context(

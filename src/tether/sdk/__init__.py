@@ -1,7 +1,8 @@
 """tether's Python SDK: a client of tether's HTTP API and ``@guarded`` agent tools.
 
 * :class:`Client` / :class:`AsyncClient` (httpx): ``evaluate``, ``evaluations``,
-  ``open_task``, ``exchange``, ``end_task``, ``wait_for_approval``, ``report``; the
+  ``open_task``, ``exchange``, ``end_task``, ``wait_for_approval``, ``report`` (events),
+  ``report_result`` (what a decided call returned, for drift's provenance); the
   PEP authenticates with an :class:`ApiKey`, a :class:`BearerToken` (its JWT-SVID) or a
   :class:`ClientCertificate` (mTLS);
 * :func:`guarded`: tether decides each call of a tool function before it runs, its
@@ -44,6 +45,7 @@ from tether.sdk.models import (
     Outcome,
     ReportReceipt,
     Resource,
+    ResultReceipt,
     Subject,
     Task,
     TaskIntent,
@@ -81,6 +83,7 @@ __all__ = [
     "RateLimitError",
     "ReportReceipt",
     "Resource",
+    "ResultReceipt",
     "ServerError",
     "Subject",
     "Task",

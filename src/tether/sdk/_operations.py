@@ -15,7 +15,7 @@ from urllib.parse import quote
 from tether.sdk._protocol import Call, ClientConfig, Flow
 from tether.sdk.credentials import BearerToken
 from tether.sdk.errors import UnexpectedResponse
-from tether.sdk.events import ToolCall, otlp_document
+from tether.sdk.events import ToolCall, otlp_document, reported_result
 from tether.sdk.models import (
     AccessRequest,
     Approval,
@@ -23,6 +23,7 @@ from tether.sdk.models import (
     Decision,
     ReportReceipt,
     Resource,
+    ResultReceipt,
     Subject,
     Task,
     TaskIntent,
@@ -249,4 +250,37 @@ def report(config: ClientConfig, calls: Sequence[ToolCall]) -> Flow[ReportReceip
     GenAI spans); the caller needs the ``ingest`` role."""
     body = {"source": "otel", "events": [otlp_document(calls)]}
     receipt: ReportReceipt = yield Call("POST", "/v1/events", ReportReceipt.from_json, json=body)
+    return receipt
+
+
+def report_result(
+    config: ClientConfig,
+    grant: TokenGrant | str,
+    decision: Decision | str,
+    result: Any,
+    *,
+    timeout: float | None = None,
+) -> Flow[ResultReceipt]:
+    """Report what a decided call returned to the agent (``POST /v1/results``), so that
+    drift detection judges the task's later destinations by where they came from.
+
+    Args:
+        grant: the task token the call was decided for (or its text).
+        decision: the call's decision (or its ``decision_id``).
+        result: what the agent was shown: JSON, text, or a value written as JSON (see
+            :func:`~tether.sdk.events.reported_result` for a large one).
+        timeout: seconds to wait for the answer (default: the client's).
+
+    Raises:
+        ValueError: the decision has no id (tether recorded nothing to attach it to).
+        TetherUnavailable, TetherAPIError: as for any request (a PEP role is needed).
+    """
+    token = grant.access_token if isinstance(grant, TokenGrant) else grant
+    decision_id = decision.decision_id if isinstance(decision, Decision) else decision
+    if not decision_id:
+        raise ValueError("a result is reported for a recorded decision: this one has no id")
+    body = {"token": token, "decision_id": decision_id, "result": reported_result(result)}
+    receipt: ResultReceipt = yield Call(
+        "POST", "/v1/results", ResultReceipt.from_json, json=body, timeout=timeout
+    )
     return receipt

@@ -159,6 +159,7 @@ class Client(_Endpoint[httpx.BaseTransport, httpx.Client]):
     end_task = sync_operation(ops.end_task)
     wait_for_approval = sync_operation(ops.wait_for_approval)
     report = sync_operation(ops.report)
+    report_result = sync_operation(ops.report_result)
 
     def close(self) -> None:
         self._http.close()
@@ -216,6 +217,7 @@ class AsyncClient(_Endpoint[httpx.AsyncBaseTransport, httpx.AsyncClient]):
     end_task = async_operation(ops.end_task)
     wait_for_approval = async_operation(ops.wait_for_approval)
     report = async_operation(ops.report)
+    report_result = async_operation(ops.report_result)
 
     async def aclose(self) -> None:
         await self._http.aclose()

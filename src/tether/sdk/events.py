@@ -107,6 +107,26 @@ def result_size(result: Any) -> tuple[int | None, int]:
     return records, len(canonical(result))
 
 
+#: The largest JSON of a result sent to ``POST /v1/results`` (bytes; the server's bound).
+MAX_RESULT_JSON = 512_000
+#: How much of a larger result is sent, as text (what tether's provenance reads of one).
+MAX_RESULT_CHARS = 256_000
+
+
+def reported_result(result: Any) -> Any:
+    """``result`` as ``POST /v1/results`` takes it: its JSON value (what is not JSON as its
+    ``repr``) when that fits :data:`MAX_RESULT_JSON` bytes, else the start of its text
+    (at most :data:`MAX_RESULT_CHARS` characters, and the bytes bound once escaped).
+    tether then reads the values of a cut result as free text, never as record fields."""
+    encoded = orjson.dumps(result, default=_json_default)  # its own key order, as shown
+    if len(encoded) <= MAX_RESULT_JSON:
+        return result if isinstance(result, str) else orjson.loads(encoded)
+    text = (result if isinstance(result, str) else encoded.decode())[:MAX_RESULT_CHARS]
+    while len(orjson.dumps(text)) > MAX_RESULT_JSON:
+        text = text[: len(text) * 3 // 4]
+    return text
+
+
 def new_call_id() -> str:
     return "call_" + secrets.token_hex(12)
 

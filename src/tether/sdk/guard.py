@@ -24,8 +24,10 @@ Each call is one decision (action, resource, and the SHA-256 of the arguments in
 
 Every call that ran is reported to ``POST /v1/events`` as an ``execute_tool`` span
 (tool, argument digest, result size, task, token, decision and call ids), so paths and
-drift see what actually ran. A failed report is logged; the result is still returned
-(the call has happened). A sync tool takes a :class:`~tether.sdk.Client`, an async one
+drift see what actually ran; a call made with a task token also reports what it returned
+(after obligations) to ``POST /v1/results``, so that drift judges the task's later
+destinations by where they came from. A failed report is logged; the result is still
+returned (the call has happened). A sync tool takes a :class:`~tether.sdk.Client`, an async one
 an :class:`~tether.sdk.AsyncClient`; the decision logic is the same generator for both.
 """
 
@@ -64,6 +66,7 @@ from tether.sdk.models import (
     Decision,
     Outcome,
     Resource,
+    TokenGrant,
 )
 from tether.sdk.obligations import (
     ObligationHandler,
@@ -183,6 +186,7 @@ class _Guard:
                 reasons=decision.reasons,
                 decision=decision,
             ) from exc
+        yield from self._report_result(config, actor, decision, delivered)
         yield from self._report(config, actor, resource, decision, digest, started, delivered)
         return delivered
 
@@ -277,6 +281,18 @@ class _Guard:
             code=exc.code,
         )
 
+    def _report_result(
+        self, config: ClientConfig, actor: Actor, decision: Decision, delivered: Any
+    ) -> Flow[None]:
+        """What the agent got, for drift's provenance of the task's later destinations
+        (a call made with a task token and recorded as a decision)."""
+        if not self.report or not isinstance(actor, TokenGrant) or not decision.decision_id:
+            return
+        try:
+            yield from ops.report_result(config, actor, decision, delivered)
+        except ClientError as exc:
+            log.warning("the result of `%s` was not reported: %s", self.tool, exc)
+
     def _report(
         self,
         config: ClientConfig,
@@ -351,7 +367,8 @@ def guarded(
         approval_wait_s: how long a call waits for a human's approval before raising
             :class:`ApprovalPending` (0: at once).
         fail_closed: when to give up on an unreachable tether (always refusing).
-        report: report every executed call to ``/v1/events`` (needs the ``ingest`` role).
+        report: report every executed call to ``/v1/events`` (needs the ``ingest`` role)
+            and, with a task token, its result to ``/v1/results`` (the ``pep`` role).
 
     Raises:
         TypeError: an async tool with a blocking ``Client`` or the reverse.

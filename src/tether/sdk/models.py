@@ -362,3 +362,20 @@ class ReportReceipt:
                 f"event {e.get('index')}: {e.get('message')}" for e in listed if isinstance(e, dict)
             ),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ResultReceipt:
+    """``POST /v1/results`` took a call's result: queued for drift detection, for the
+    decision ``decision_id`` of task ``task_id``."""
+
+    decision_id: str
+    task_id: str
+
+    @classmethod
+    def from_json(cls, value: Any) -> ResultReceipt:
+        if not isinstance(value, dict) or not all(
+            isinstance(value.get(k), str) for k in ("decision_id", "task_id")
+        ):
+            raise _fail("a receipt with `decision_id` and `task_id`")
+        return cls(value["decision_id"], value["task_id"])

@@ -216,13 +216,15 @@ class WorkerLink:
         if not self._wake.is_set():
             self._wake.set()
 
-    def report_result(self, ref: str, result: Any) -> None:
+    def report_result(self, ref: str, result: Any, *, task: tuple[str, str] | None = None) -> None:
         """Queue what the call decided as ``ref`` returned, for the worker's drift
-        detection (in order with the decision rows): an append, no I/O."""
+        detection (in order with the decision rows): an append, no I/O. ``task``: see
+        :meth:`tether.drift.engine.DriftEngine.submit_result`."""
+        bound = {"task": list(task)} if task is not None else {}
         try:
-            line = encode_control(RESULT, {"ref": ref, "result": result})
+            line = encode_control(RESULT, {"ref": ref, "result": result, **bound})
         except TypeError:  # not JSON: provenance reads it as text
-            line = encode_control(RESULT, {"ref": ref, "result": str(result)})
+            line = encode_control(RESULT, {"ref": ref, "result": str(result), **bound})
         self._pending.append(line)
         if not self._wake.is_set():
             self._wake.set()

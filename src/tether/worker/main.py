@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from tether.composition import Refresher, build_core, decision_log, drift_engine
 from tether.config import Settings
-from tether.drift.engine import RESULT_KEY, DriftEngine
+from tether.drift.engine import RESULT_KEY, TASK_KEY, DriftEngine
 from tether.store.changes import change_feed_for
 from tether.store.decision_log import DecisionLog
 from tether.worker.protocol import (
@@ -238,7 +238,11 @@ def _serve(
                         flushes.append(value)
                     elif kind == RESULT and isinstance(value, dict):
                         observed.append(
-                            {RESULT_KEY: str(value.get("ref")), "result": value.get("result")}
+                            {
+                                RESULT_KEY: str(value.get("ref")),
+                                "result": value.get("result"),
+                                TASK_KEY: value.get("task"),
+                            }
                         )
                     continue
                 try:

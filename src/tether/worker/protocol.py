@@ -1,8 +1,9 @@
 """What crosses the pipe between a server and its worker: one JSON document per line.
 
 Server → worker: a decision row (a JSON object, the columns of ``decisions``), or a
-control message (a JSON array): ``["flush", n]``, or ``["result", {"ref", "result"}]``:
-what a decided call returned, for drift detection's provenance (never written as a row).
+control message (a JSON array): ``["flush", n]``, or ``["result", {"ref", "result", "task"?}]``:
+what a decided call returned, for drift detection's provenance (never written as a row;
+``task``: the ``[identity, task id]`` a reporter over HTTP holds a token of).
 Worker → server: ``["ready", pid]`` once it is up, ``["flushed", n]`` once everything
 before flush ``n`` is committed, ``["health", {"healthy": bool, "written": n, "lost": n,
 "problem": str | null}]`` when its decision log's state changes (counts since the worker

@@ -92,3 +92,21 @@ def test_prose_in_a_field_dressed_as_yaml_stays_text() -> None:
     listing = '- subject: "note\\nrecipient: GB11ABCD12345678901234"\n  recipient: me\n'
     output = read_output("decision:4", "get_transactions", listing, covered=True)
     assert _trace("GB11ABCD12345678901234", output) is Origin.COVERED_TEXT
+
+
+def test_an_mcp_result_is_read_as_the_tool_answered_it() -> None:
+    text = "- amount: 10\n  recipient: GB11ABCD12345678901234\nnote: pay DE89370400440532013000\n"
+    structured = {"result": [{"amount": 10, "recipient": "GB11ABCD12345678901234"}]}
+    both = {"content": [{"type": "text", "text": text}], "structuredContent": structured}
+    output = read_output("decision:5", "get_transactions", both, covered=True)
+    assert _trace("GB11ABCD12345678901234", output) is Origin.COVERED_RECORD
+    # At a line's start in the text: still a value on its own (the text is not escaped).
+    assert _trace("DE89370400440532013000", output) is Origin.COVERED_TEXT
+    # Text alone is never read as YAML: a block may be prose dressed as a record.
+    prose = {"content": [{"type": "text", "text": "recipient: GB11ABCD12345678901234"}]}
+    read = read_output("decision:6", "read_email", prose, covered=True)
+    assert _trace("GB11ABCD12345678901234", read) is Origin.COVERED_TEXT
+    whole = {"content": [{"type": "text", "text": "GB11ABCD12345678901234"}]}
+    assert _trace(
+        "GB11ABCD12345678901234", read_output("d:7", "get_iban", whole, covered=True)
+    ) is (Origin.COVERED_RECORD)

@@ -15,6 +15,9 @@ import pytest
 from sdk_support import BILLING, KEY, FakeTether, decision, events_ok, fake_jwt, problem
 
 from tether import tokens
+from tether.api.results import MAX_RESULT_BODY
+from tether.api.results import MAX_RESULT_JSON as MAX_RESULT_JSON_SERVED
+from tether.drift.provenance import MAX_RESULT_CHARS as MAX_RESULT_CHARS_READ
 from tether.sdk import (
     AccessRequest,
     ApprovalStatus,
@@ -37,6 +40,7 @@ from tether.sdk import (
     UnexpectedResponse,
 )
 from tether.sdk import _operations as ops
+from tether.sdk.events import MAX_RESULT_CHARS, MAX_RESULT_JSON
 from tether.telemetry.ingest import otel
 from tether.telemetry.ingest._base import Context
 
@@ -468,3 +472,57 @@ def test_values_are_frozen_and_hashable() -> None:
     assert len({Resource("a", "1", {"x": 1}), Resource("a", "1", {"x": 1})}) == 1
     with pytest.raises(AttributeError):
         value.allowed = False  # type: ignore[misc]
+
+
+# --- results, for drift's provenance -----------------------------------------------------------
+
+
+def receipt(request: httpx.Request) -> httpx.Response:
+    body = json.loads(request.content)
+    return httpx.Response(202, json={"decision_id": body["decision_id"], "task_id": "task-1"})
+
+
+def test_report_result_binds_the_result_to_the_task_token_and_decision() -> None:
+    fake = FakeTether().on("POST", "/v1/results", receipt)
+    decided = Decision.from_json({"decision": True, "context": {"decision_id": "d-9"}})
+    result = {"content": [{"type": "text", "text": "IBAN DE00"}], "isError": False}
+    with fake.client() as client:
+        answer = client.report_result(GRANT, decided, result)
+    assert (answer.decision_id, answer.task_id) == ("d-9", "task-1")
+    (sent,) = fake.bodies("/v1/results")
+    assert sent == {"token": GRANT.access_token, "decision_id": "d-9", "result": result}
+    assert list(sent["result"]) == ["content", "isError"]  # its own order, as shown
+    assert fake.sent("/v1/results")[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_a_result_too_large_goes_as_the_start_of_its_text() -> None:
+    fake = FakeTether().on("POST", "/v1/results", receipt)
+    rows = [{"note": '"quoted" \\ ' * 20, "i": i} for i in range(3000)]
+    with fake.client() as client:
+        client.report_result(GRANT.access_token, "d-1", rows)
+        client.report_result(GRANT.access_token, "d-2", "x" * 600_000)
+    cut, text = (b["result"] for b in fake.bodies("/v1/results"))
+    assert isinstance(cut, str)
+    assert cut.startswith('[{"note":"\\"quoted\\"')
+    assert len(json.dumps(cut).encode()) <= MAX_RESULT_JSON == MAX_RESULT_JSON_SERVED
+    assert text == "x" * MAX_RESULT_CHARS == "x" * MAX_RESULT_CHARS_READ
+    assert all(len(r.content) <= MAX_RESULT_BODY for r in fake.sent("/v1/results"))
+
+
+def test_report_result_needs_a_recorded_decision_and_names_refusals() -> None:
+    fake = FakeTether().on("POST", "/v1/results", problem(413, "result_too_large"))
+    undecided = Decision.from_json({"decision": True, "context": {}})
+    with fake.client() as client:
+        with pytest.raises(ValueError, match="no id"):
+            client.report_result(GRANT, undecided, {})
+        with pytest.raises(TetherAPIError) as refused:
+            client.report_result(GRANT, "d-1", {})
+    assert refused.value.error_code == "result_too_large"
+    assert refused.value.status == 413
+
+
+def test_the_async_client_reports_results_the_same() -> None:
+    fake = FakeTether().on("POST", "/v1/results", receipt)
+    answer = run_async(fake, lambda c: c.report_result(GRANT, "d-3", "plain text"))
+    assert answer.decision_id == "d-3"
+    assert fake.bodies("/v1/results")[0]["result"] == "plain text"

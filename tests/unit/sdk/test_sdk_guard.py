@@ -4,6 +4,7 @@ obligations are fulfilled, approvals wait or raise, and no decision means no cal
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -377,3 +378,41 @@ def test_a_resource_template_must_name_arguments_of_the_tool() -> None:
             guarded(client=client, resource="invoice:{invoice}")(Tool())
         with pytest.raises(ValueError, match="is invalid"):
             guarded(client=client, resource="invoice:{invoice_id")(Tool())
+
+
+def results_ok(request: httpx.Request) -> httpx.Response:
+    body = json.loads(request.content)
+    return httpx.Response(202, json={"decision_id": body["decision_id"], "task_id": "task-7"})
+
+
+def test_a_task_call_reports_what_the_agent_got_for_provenance() -> None:
+    grant = TokenGrant(fake_jwt(), _now(), (), "task-7", "billing-bot", "tok-7")
+    constrained = decision("constrain", obligations={"max_rows": "2", "redact": "iban"})
+    fake = tether_answering(constrained).on("POST", "/v1/results", results_ok)
+    with fake.client() as client, acting_as(grant):
+        shown = guard(client, Tool(), actor=None)("INV-3")
+    (reported,) = fake.bodies("/v1/results")
+    assert reported == {"token": grant.access_token, "decision_id": "d-1", "result": shown}
+    assert [row["iban"] for row in reported["result"]] == ["[REDACTED]", "[REDACTED]"]
+    # Before the event: the next decision of the task is judged with it.
+    assert [r.url.path for r in fake.requests][-2:] == ["/v1/results", "/v1/events"]
+
+
+def test_a_call_without_a_task_token_or_reports_sends_no_result() -> None:
+    fake = tether_answering(decision("allow")).on("POST", "/v1/results", results_ok)
+    grant = TokenGrant(fake_jwt(), _now(), (), "task-7", "billing-bot", "tok-7")
+    with fake.client() as client:
+        guard(client, Tool())("INV-1")  # a subject: no task to judge in
+        guard(client, Tool(), actor=grant, report=False)("INV-1")
+    assert fake.sent("/v1/results") == []
+
+
+def test_a_result_tether_refuses_is_logged_and_kept(caplog: pytest.LogCaptureFixture) -> None:
+    grant = TokenGrant(fake_jwt(), _now(), (), "task-7", "billing-bot", "tok-7")
+    fake = tether_answering(decision("allow")).on(
+        "POST", "/v1/results", problem(403, "role_forbidden")
+    )
+    with fake.client() as client, caplog.at_level(logging.WARNING):
+        assert guard(client, Tool(), actor=grant)("INV-1") == ROWS
+    assert "the result of `read_invoice` was not reported" in caplog.text
+    assert len(fake.sent("/v1/events")) == 1
