@@ -23,6 +23,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 ServerFactory = Any
+LANDING = {"approver": "approvals"}  # a person lands on the first page their roles may see
 ServerProcess = Any
 
 
@@ -57,7 +58,7 @@ def signed_in(browser: Any, server: ServerProcess, role: str, shot: str | None =
         page.screenshot(path=str(ARTIFACTS / shot))
     page.fill("#token", server.credentials[role])
     page.click("button[type=submit]")
-    page.wait_for_url(f"{server.url}/inventory")
+    page.wait_for_url(f"{server.url}/{LANDING.get(role, 'inventory')}")
     return page
 
 
@@ -162,8 +163,7 @@ def test_an_approver_approves_and_the_peps_retry_passes_once(
         assert asked["context"]["outcome"] == "approval_required"
         approval_id = asked["context"]["approval"]["id"]
 
-        page = signed_in(browser, server, "approver")
-        page.goto(f"{server.url}/approvals")
+        page = signed_in(browser, server, "approver")  # lands on the approvals queue
         row = page.locator(f"tr[data-approval='{approval_id}']")
         assert row.count() == 1
         page.screenshot(path=str(ARTIFACTS / "approvals.png"))

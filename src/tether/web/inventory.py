@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
@@ -180,7 +180,7 @@ def inventory_routes(tether: Tether, dashboard: Dashboard) -> list[Route]:
         )
         await run_in_threadpool(tether.refresh_offboarded)
         snapshot.drop()
-        return RedirectResponse(f"/identities/{identity_id}", status_code=303)
+        return RedirectResponse(f"/identities/{quote(identity_id)}", status_code=303)
 
     return [
         dashboard.page("/inventory", inventory, roles=READERS),
