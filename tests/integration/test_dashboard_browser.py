@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import insert
+
+from tether.review.grants import parse_grants, store_grants
+from tether.store.drift_tables import findings
+from tether.store.engine import open_engine
+from tether.store.token_tables import issued_tokens, tasks
 
 pytestmark = pytest.mark.slow
 
@@ -27,10 +34,80 @@ LANDING = {"approver": "approvals"}  # a person lands on the first page their ro
 ServerProcess = Any
 
 
+GRANTS = """\
+grants:
+  - app: billing-bot
+    vendor: Invoicer Ltd.
+    scopes: [invoices.read, mail.send]
+    granted_by: alice@example.org
+    granted_at: 2026-01-10
+"""
+
+
+def record_activity(db_url: str) -> None:
+    """What billing-bot's page shows beside its entitlement, as the store records it: an
+    open task with a live token, an OAuth grant, and findings on two days (scores 30, 80)."""
+    engine = open_engine(db_url)
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(tasks).values(
+                id="task-browser-1",
+                identity_id="billing-bot",
+                identity_kind="agent",
+                workload_class="agent",
+                purpose="pay the March invoices",
+                intent={"actions": ["pay_invoice"], "resources": ["payments:*"]},
+                status="open",
+                opened_at=now,
+                expires_at=now + timedelta(minutes=15),
+                opened_by="cli",
+            )
+        )
+        connection.execute(
+            insert(issued_tokens).values(
+                jti="jti-browser-1",
+                task_id="task-browser-1",
+                chain=[],
+                identity_id="billing-bot",
+                depth=0,
+                scope="pay_invoice",
+                audience="tether",
+                kid="k1",
+                issued_at=now,
+                expires_at=now + timedelta(minutes=5),
+            )
+        )
+        for days_ago, score in ((3, 30.0), (1, 80.0)):
+            connection.execute(
+                insert(findings).values(
+                    finding_id=f"f-browser-{days_ago}",
+                    at=now - timedelta(days=days_ago),
+                    recorded_at=now,
+                    identity_id="billing-bot",
+                    detector="out_of_entitlement",
+                    severity="high",
+                    score=score,
+                    deviation=1.0,
+                    sensitivity=0.5,
+                    blast_radius=0.5,
+                    reason="recorded for the dashboard test",
+                    evidence=[],
+                    details={},
+                    frameworks={},
+                    mode="monitor",
+                )
+            )
+    store_grants(engine, parse_grants("grants.yaml", GRANTS), actor="tests")
+    engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def server(module_server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> Any:
     folder = tmp_path_factory.mktemp("dashboard")
-    return module_server_factory(db_url=f"sqlite:///{folder}/tether.db", estate=ESTATE)
+    started = module_server_factory(db_url=f"sqlite:///{folder}/tether.db", estate=ESTATE)
+    record_activity(started.db_url)
+    return started
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +179,13 @@ def test_admin_signs_in_filters_opens_an_identity_and_needs_the_csrf_token(
     page.wait_for_url(f"{server.url}/identities/billing-bot")
     assert page.locator("#entitlement").inner_text().count("unused") >= 1
     assert page.locator("a.button.danger", has_text="Offboard").count() == 1
-    page.screenshot(path=str(ARTIFACTS / "identity.png"))
+    assert "pay the March invoices" in page.locator("#tasks").inner_text()
+    assert "jti-browser-1" in page.locator("#tokens").inner_text()
+    assert "Invoicer Ltd." in page.locator("#grants").inner_text()
+    plotted = page.locator("#drift svg.plot circle.point")
+    scores = [plotted.nth(i).get_attribute("data-score") for i in range(plotted.count())]
+    assert scores[:2] == ["30", "80"]  # then today's, if detection has scored the read yet
+    page.screenshot(path=str(ARTIFACTS / "identity.png"), full_page=True)
 
     no_token = page.request.post(f"{server.url}/offboard", form={"identity": "support-agent"})
     assert no_token.status == 403

@@ -1,8 +1,10 @@
 """The inventory (filtered, sorted, paged) and one identity's page, with offboarding.
 
-Read models only: :func:`tether.inventory.show_identity`, the lifecycle of
+Read models only (:class:`tether.records.Records`): the identity, the lifecycle of
 :mod:`tether.review.lifecycle`, the access review of :mod:`tether.review.access`, recorded
-decisions and findings; offboarding is :func:`tether.review.offboard.offboard_identity`.
+decisions and findings, open tasks and their live tokens, third-party OAuth grants, and
+the drift score per day over the last 30 days (drawn by :mod:`tether.web.plots`);
+offboarding is :func:`tether.review.offboard.offboard_identity`.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from tether.numerals import decimal
 from tether.review.offboard import offboard_identity
 from tether.services import Tether
 from tether.web.pages import READERS, Dashboard, View
+from tether.web.plots import drift_plot
 
 PAGE_SIZE = 50
 SORTS = ("id", "kind", "class", "owner", "last_used", "findings")
 FILTERS = ("kind", "class", "owner", "environment", "stale", "static_secret", "open_findings")
 MAX_OPEN_FINDINGS = 10_000
 INVENTORY_TTL_S = 15.0
+DRIFT_DAYS = 30
 
 
 def inventory_rows(tether: Tether) -> list[dict[str, Any]]:
@@ -150,7 +154,14 @@ def inventory_routes(tether: Tether, dashboard: Dashboard) -> list[Route]:
             None,
         )
         found = tether.records.findings(FindingQuery(identity_id=identity_id, limit=50))
+        tasks = tether.records.open_tasks(identity_id, now=now)
+        since = now - timedelta(days=DRIFT_DAYS)
+        scores = tether.records.drift_scores(identity_id, since=since, until=now)
         return {
+            "tasks": tasks,
+            "tokens": tether.records.live_tokens([t.id for t in tasks], now=now),
+            "grants": tether.records.grants_of(identity_id),
+            "drift": drift_plot(scores, first=since.date(), last=now.date()),
             "identity": identity,
             "review": review[0] if review else None,
             "lifecycle": lifecycle,
