@@ -28,7 +28,7 @@ from tether.web.signin import signin_routes
 
 STATIC = Path(__file__).parent / "static"
 
-__all__ = ["create_app", "dashboard_routes"]
+__all__ = ["create_app", "dashboard_routes", "new_dashboard"]
 
 
 # Served to anyone (the sign-in page needs its style); nothing else under static/ is.
@@ -40,9 +40,13 @@ async def _static(request: Request) -> Response:
     return FileResponse(STATIC / name, media_type=STATIC_FILES[name])
 
 
-def dashboard_routes(tether: Tether) -> list[BaseRoute]:
+def new_dashboard(tether: Tether) -> Dashboard:
     settings = tether.settings
-    dashboard = Dashboard(Authenticator(tether.callers, tether.keys, audience=settings.audience))
+    return Dashboard(Authenticator(tether.callers, tether.keys, audience=settings.audience))
+
+
+def dashboard_routes(tether: Tether, dashboard: Dashboard | None = None) -> list[BaseRoute]:
+    dashboard = dashboard or new_dashboard(tether)
     static = []
     for name in STATIC_FILES:
         declare_page(f"/static/{name}", ("GET",), PUBLIC)
@@ -58,6 +62,7 @@ def dashboard_routes(tether: Tether) -> list[BaseRoute]:
     ]
 
 
-def create_app(tether: Tether) -> TetherApp:
-    """The API and the dashboard, in one app."""
-    return TetherApp(tether, pages=dashboard_routes(tether))
+def create_app(tether: Tether, dashboard: Dashboard | None = None) -> TetherApp:
+    """The API and the dashboard, in one app (``dashboard``: its shared parts, to look at
+    them from outside, as the benchmark does)."""
+    return TetherApp(tether, pages=dashboard_routes(tether, dashboard))
