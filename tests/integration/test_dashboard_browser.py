@@ -15,11 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
+from oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, running_provider
 from tether.review.grants import parse_grants, store_grants
 from tether.store.drift_tables import findings
 from tether.store.engine import open_engine
+from tether.store.tables import audit_log
 from tether.store.token_tables import issued_tokens, tasks
 
 pytestmark = pytest.mark.slow
@@ -103,9 +105,26 @@ def record_activity(db_url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(module_server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def idp() -> Iterator[Provider]:
+    """A real OpenID provider on a real socket; the dashboard's server is its client."""
+    with running_provider(redirect_uri="") as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def server(
+    module_server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory, idp: Provider
+) -> Any:
     folder = tmp_path_factory.mktemp("dashboard")
-    started = module_server_factory(db_url=f"sqlite:///{folder}/tether.db", estate=ESTATE)
+    oidc = {
+        "TETHER_OIDC_ISSUER": idp.issuer,
+        "TETHER_OIDC_CLIENT_ID": CLIENT_ID,
+        "TETHER_OIDC_CLIENT_SECRET": CLIENT_SECRET,
+        "TETHER_OIDC_ROLE_CLAIM": "groups",
+        "TETHER_OIDC_ROLES": "sec-admins=admin, auditors=auditor",
+    }
+    started = module_server_factory(db_url=f"sqlite:///{folder}/tether.db", estate=ESTATE, env=oidc)
+    idp.redirect_uri = f"{started.url}/signin/oidc/callback"  # the client's registration
     record_activity(started.db_url)
     return started
 
@@ -282,4 +301,68 @@ def test_an_auditor_sees_no_action_and_a_forged_post_is_refused(
     assert "roles do not allow" in forged.text()
     confirm = page.request.get(f"{server.url}/offboard?identity=billing-bot")
     assert confirm.status == 403
+    page.context.close()
+
+
+def through_the_issuer(browser: Any, server: ServerProcess, idp: Provider, person: str) -> Any:
+    """A browser page that signed in as ``person`` at the issuer, through the whole flow."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(f"{server.url}/findings")
+    page.click("#oidc")
+    page.wait_for_url(re.compile(re.escape(f"{idp.issuer}/authorize?") + ".*"))
+    page.select_option("#person", person)
+    page.click("#login")
+    return page
+
+
+def test_a_person_signs_in_through_the_oidc_issuer_with_pkce(
+    server: ServerProcess, browser: Any, idp: Provider
+) -> None:
+    page = through_the_issuer(browser, server, idp, "alice")
+    page.wait_for_url(f"{server.url}/findings")  # where she was going, with her session
+    assert "oidc:alice (admin)" in page.locator("header .who").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "oidc-signed-in.png"))
+    redeemed = idp.token_requests[-1]
+    assert redeemed["grant_type"] == "authorization_code"
+    assert 43 <= len(redeemed["code_verifier"]) <= 128
+    cookie = next(c for c in page.context.cookies() if c["name"] == "tether_session")
+    assert (cookie["httpOnly"], cookie["sameSite"]) == (True, "Strict")
+    assert not any(c["name"] == "tether_oidc" for c in page.context.cookies())  # spent
+    engine = open_engine(server.db_url)
+    with engine.connect() as connection:
+        audited = connection.execute(
+            select(audit_log.c.details).where(
+                audit_log.c.action == "dashboard.signin", audit_log.c.actor == "oidc:alice"
+            )
+        ).scalar_one()
+    engine.dispose()
+    assert audited["credential"] == "oidc"
+    page.context.close()
+
+
+def test_the_oidc_sign_in_fails_closed_with_a_page_saying_why(
+    server: ServerProcess, browser: Any, idp: Provider
+) -> None:
+    page = through_the_issuer(browser, server, idp, "mallory")  # in no mapped group
+    page.wait_for_url(re.compile(".*/signin/oidc/callback.*"))
+    assert "grants none of the dashboard's roles" in page.inner_text("main")
+    page.screenshot(path=str(ARTIFACTS / "oidc-no-role.png"))
+    assert page.goto(f"{server.url}/inventory").url.startswith(f"{server.url}/signin")
+
+    page.goto(f"{server.url}/signin")
+    page.click("#oidc")  # a flow begins; the answer comes back with another state
+    page.wait_for_url(re.compile(re.escape(idp.issuer) + ".*"))
+    crossed = page.goto(f"{server.url}/signin/oidc/callback?code=stolen&state=forged")
+    assert crossed is not None
+    assert crossed.status == 401
+    assert "does not carry this sign-in's `state`" in page.inner_text("main")
+
+    idp.id_token_changes = {"nonce": "another-sign-in"}  # a token replayed from elsewhere
+    try:
+        page = through_the_issuer(browser, server, idp, "alice")
+        page.wait_for_url(re.compile(".*/signin/oidc/callback.*"))
+        assert "`nonce` is not this sign-in's" in page.inner_text("main")
+    finally:
+        idp.id_token_changes = {}
     page.context.close()

@@ -2,7 +2,8 @@
 
 ``create_app(tether)`` is what ``tether serve`` hosts: the API of :mod:`tether.api.app`
 with the dashboard's pages beside it. People sign in at ``/signin`` with an admin token
-(``tether admin token --user NAME``); see :mod:`tether.web.pages` for how every page is
+(``tether admin token --user NAME``) or, with ``oidc_issuer`` configured, through that
+issuer (:mod:`tether.web.oidc`); see :mod:`tether.web.pages` for how every page is
 guarded (session, roles, CSRF) and :mod:`tether.web.sessions` for the session cookie.
 """
 
@@ -21,6 +22,8 @@ from tether.services import Tether
 from tether.web.approvals import approval_routes
 from tether.web.findings import finding_routes
 from tether.web.inventory import inventory_routes
+from tether.web.oidc import OidcConfig, OidcSignin
+from tether.web.oidc_pages import oidc_routes
 from tether.web.pages import Dashboard
 from tether.web.paths import path_routes
 from tether.web.reviews import review_routes
@@ -47,6 +50,8 @@ def new_dashboard(tether: Tether) -> Dashboard:
 
 def dashboard_routes(tether: Tether, dashboard: Dashboard | None = None) -> list[BaseRoute]:
     dashboard = dashboard or new_dashboard(tether)
+    config = OidcConfig.from_settings(tether.settings)
+    oidc = [] if config is None else oidc_routes(tether, dashboard, OidcSignin(config))
     static = []
     for name in STATIC_FILES:
         declare_page(f"/static/{name}", ("GET",), PUBLIC)
@@ -55,7 +60,8 @@ def dashboard_routes(tether: Tether, dashboard: Dashboard | None = None) -> list
         *static,
         *finding_routes(tether, dashboard),
         *path_routes(tether, dashboard),
-        *signin_routes(tether, dashboard),
+        *oidc,
+        *signin_routes(tether, dashboard, oidc_issuer=config.issuer if config else ""),
         *inventory_routes(tether, dashboard),
         *approval_routes(tether, dashboard),
         *review_routes(tether, dashboard),

@@ -30,7 +30,7 @@ from tether.web.sessions import COOKIE, MAX_AGE_S, SIGNIN_COOKIE, cookie_name, s
 from tether.web.throttle import SigninThrottle
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     # Only a path of this site: never `//elsewhere` or a scheme (open redirect).
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
@@ -76,9 +76,12 @@ async def open_session(
     *,
     credential: str,
     next_page: str,
+    moving_on: bool = False,
 ) -> Response:
     """Audit the sign-in of ``person``, open its session and send it on: to ``next_page``,
-    else to the first page its roles may see."""
+    else to the first page its roles may see. ``moving_on``: by a page of this site that
+    moves on by itself, not a redirect (after an issuer's cross-site redirect, the browser
+    would not send the ``SameSite=Strict`` session cookie along a redirect)."""
     details = {
         "credential": person.credential,
         "credential_id": person.credential_id,
@@ -90,10 +93,14 @@ async def open_session(
         credential=credential,
         caller=None if credential else person,
     )
-    target = _safe_next(next_page)
+    target = safe_next(next_page)
     if not target or not may_open(request, person, target):
         target = landing(person)
-    response = RedirectResponse(target, status_code=303)
+    response = (
+        render("moving-on.html", target=target, caller=None)
+        if moving_on
+        else RedirectResponse(target, status_code=303)
+    )
     set_cookie(request, response, COOKIE, session.id, int(MAX_AGE_S))
     delete_cookie(request, response, SIGNIN_COOKIE)
     return response
@@ -131,7 +138,7 @@ def signin_routes(tether: Tether, dashboard: Dashboard, *, oidc_issuer: str = ""
             status,
             csrf=token,
             message=message,
-            next=_safe_next(request.query_params.get("next")),
+            next=safe_next(request.query_params.get("next")),
             oidc_issuer=oidc_issuer,
         )
         set_cookie(request, response, SIGNIN_COOKIE, token, 600)
