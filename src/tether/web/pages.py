@@ -112,10 +112,13 @@ def render(name: str, status: int = 200, **values: Any) -> Response:
 def error_page(status: int, message: str, caller: Caller | None = None, csrf: str = "") -> Response:
     titles = {
         400: "Not accepted",
+        401: "Not signed in",
         403: "Not allowed",
         404: "Not found",
         409: "Conflict",
         429: "Slow down",
+        502: "The issuer could not be reached",
+        503: "Unavailable",
     }
     return render(
         "error.html",
