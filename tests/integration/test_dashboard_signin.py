@@ -2,8 +2,9 @@
 prefix): failed sign-ins audited and throttled, each role sent to a page it may see,
 identity ids URL-encoded in links.
 
-A server of its own: the throttle holds back 127.0.0.1 once the limit is reached, which
-would refuse the browser tests' sign-ins on a shared server.
+Servers of their own, on PostgreSQL: the throttle holds back 127.0.0.1 once the limit is
+reached, which would refuse the browser tests' sign-ins on a shared server; a second
+replica on the same store takes over the sessions of the first.
 """
 
 from __future__ import annotations
@@ -40,11 +41,9 @@ def sign_in(client: httpx.Client, token: str) -> httpx.Response:
 
 
 @pytest.fixture(scope="module")
-def server(module_server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    folder = tmp_path_factory.mktemp("signin")
-    db_url = f"sqlite:///{folder}/tether.db"
-    started = module_server_factory(db_url=db_url)
-    engine = open_engine(db_url)
+def server(module_server_factory: ServerFactory, module_postgres_url: str) -> Any:
+    started = module_server_factory(db_url=module_postgres_url)
+    engine = open_engine(module_postgres_url)
     now = datetime.now(UTC)
     with engine.begin() as connection:
         connection.execute(
@@ -133,3 +132,25 @@ def test_over_tls_the_cookies_carry_the_host_prefix(
             assert attribute in cookie
         assert "Domain" not in cookie
         assert client.get("/inventory").status_code == 200
+
+
+def test_a_session_holds_across_replicas_and_outlives_the_server_that_opened_it(
+    module_server_factory: ServerFactory, server: Any
+) -> None:
+    """A replica of the module's server (whose throttle now holds 127.0.0.1 back from
+    signing in) opens the session; it stops, and the module's server carries on with it."""
+    first, second = module_server_factory(db_url=server.db_url), server
+    with httpx.Client(base_url=first.url, timeout=10) as browser:
+        assert sign_in(browser, first.credentials["auditor"]).status_code == 303
+        cookie = browser.cookies["tether_session"]
+    first.stop()  # its memory is gone; the session is in the store
+    with httpx.Client(base_url=second.url, timeout=10) as browser:
+        browser.cookies.set("tether_session", cookie)
+        page = browser.get("/inventory")
+        assert page.status_code == 200
+        assert f"test-auditor-{first.url.rsplit(':', 1)[1]}" in page.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        assert browser.post("/signout", data={"csrf": csrf.group(1)}).status_code == 303
+        browser.cookies.set("tether_session", cookie)
+        assert browser.get("/inventory").status_code == 303  # signed out everywhere

@@ -45,7 +45,8 @@ async def _static(request: Request) -> Response:
 
 def new_dashboard(tether: Tether) -> Dashboard:
     settings = tether.settings
-    return Dashboard(Authenticator(tether.callers, tether.keys, audience=settings.audience))
+    authenticator = Authenticator(tether.callers, tether.keys, audience=settings.audience)
+    return Dashboard(authenticator, tether.engine)
 
 
 def dashboard_routes(tether: Tether, dashboard: Dashboard | None = None) -> list[BaseRoute]:

@@ -19,6 +19,8 @@ from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -133,9 +135,9 @@ def error_page(status: int, message: str, caller: Caller | None = None, csrf: st
 class Dashboard:
     """The dashboard's shared parts: sessions and the authenticator of their credentials."""
 
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, engine: Engine) -> None:
         self.authenticator = authenticator
-        self.sessions = SessionStore()
+        self.sessions = SessionStore(engine)
         self.throttle = SigninThrottle()
         self.inventory: Any = (
             None  # the inventory snapshot (tether.web.inventory), dropped on changes
@@ -182,7 +184,7 @@ class Dashboard:
         granted = frozenset(roles)
 
         async def endpoint(request: Request) -> Response:
-            found = self.signed_in(request)
+            found = await run_in_threadpool(self.signed_in, request)  # a store read
             if found is None:
                 if request.method in ("GET", "HEAD"):
                     target = request.url.path + (

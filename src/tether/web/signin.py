@@ -88,10 +88,10 @@ async def open_session(
         "address": client_address(request),
     }
     await run_in_threadpool(audit_signin, tether, "dashboard.signin", person.identity_id, details)
-    session = dashboard.sessions.open(
-        person.identity_id,
-        credential=credential,
-        caller=None if credential else person,
+    session = await run_in_threadpool(
+        lambda: dashboard.sessions.open(
+            person.identity_id, credential=credential, caller=None if credential else person
+        )
     )
     target = safe_next(next_page)
     if not target or not may_open(request, person, target):
@@ -171,11 +171,11 @@ def signin_routes(tether: Tether, dashboard: Dashboard, *, oidc_issuer: str = ""
 
     async def signout(request: Request) -> Response:
         # Anyone signed in may end their own session (an auditor too): not a page of a role.
-        session = dashboard.session_of(request)
+        session = await run_in_threadpool(dashboard.session_of, request)
         data = await request.form()
         if session is None or not same_token(data.get("csrf"), session.csrf):
             return error_page(403, "the form is stale or forged: reload the page")
-        dashboard.sessions.close(session.id)
+        await run_in_threadpool(dashboard.sessions.close, session.id)
         response = RedirectResponse("/signin", status_code=303)
         delete_cookie(request, response, COOKIE)
         return response
