@@ -13,24 +13,36 @@ import base64
 import hashlib
 import json
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey
+from sqlalchemy import Engine, func, select
 
 from oidc_provider import CLIENT_ID, Provider
 from tether.callers import Role
 from tether.config import load_settings
 from tether.errors import InvalidRequest, TetherError
 from tether.identity import InMemoryJwksFetcher
-from tether.web.oidc import OidcConfig, OidcSignin, code_challenge, parse_role_map
+from tether.store import migrate
+from tether.store.dashboard_tables import dashboard_signin_flows as flows
+from tether.store.engine import open_engine
+from tether.web.oidc import FLOW_TTL_S, OidcConfig, OidcSignin, code_challenge, parse_role_map
 
 ISSUER = "https://idp.example.org"
 
 
-def signin_with(provider: Provider, *, discovered_issuer: str = ISSUER) -> OidcSignin:
+def signin_with(
+    provider: Provider,
+    engine: Engine,
+    *,
+    discovered_issuer: str = ISSUER,
+    clock: Callable[[], float] = time.time,
+) -> OidcSignin:
     settings = load_settings(
         {},
         oidc_issuer=ISSUER,
@@ -52,7 +64,7 @@ def signin_with(provider: Provider, *, discovered_issuer: str = ISSUER) -> OidcS
             f"{ISSUER}/jwks": provider.jwks(),
         }
     )
-    return OidcSignin(config, fetcher=fetcher)
+    return OidcSignin(config, engine, fetcher=fetcher, clock=clock)
 
 
 @pytest.fixture
@@ -61,8 +73,18 @@ def provider() -> Provider:
 
 
 @pytest.fixture
-def signin(provider: Provider) -> OidcSignin:
-    return signin_with(provider)
+def sqlite_store(tmp_path: Path) -> Iterator[Engine]:
+    """Where the flows are kept, for the tests of the token checks (the tests of the flows
+    themselves run on both backends)."""
+    engine = open_engine(f"sqlite:///{tmp_path}/tether.db")
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def signin(provider: Provider, sqlite_store: Engine) -> OidcSignin:
+    return signin_with(provider, sqlite_store)
 
 
 def refusal(call: Any) -> str:
@@ -92,8 +114,9 @@ def test_a_good_id_token_proves_the_person_with_the_mapped_roles(
 
 
 def test_the_authorization_url_carries_state_nonce_and_an_s256_challenge(
-    signin: OidcSignin,
+    provider: Provider, store: Engine
 ) -> None:
+    signin = signin_with(provider, store)
     flow_id, url = signin.begin("/findings")
     parts = urlsplit(url)
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
@@ -111,7 +134,10 @@ def test_the_authorization_url_carries_state_nonce_and_an_s256_challenge(
     )
 
 
-def test_a_bad_state_or_a_spent_or_unknown_flow_is_refused(signin: OidcSignin) -> None:
+def test_a_bad_state_or_a_spent_or_unknown_flow_is_refused(
+    provider: Provider, store: Engine
+) -> None:
+    signin = signin_with(provider, store)
     flow_id, url = signin.begin("")
     state = parse_qs(urlsplit(url).query)["state"][0]
     assert refusal(lambda: signin.finish(flow_id, {"state": "forged", "code": "c"})) == (
@@ -126,6 +152,31 @@ def test_a_bad_state_or_a_spent_or_unknown_flow_is_refused(signin: OidcSignin) -
     other_state = parse_qs(urlsplit(other_url).query)["state"][0]
     answer = {"state": other_state, "error": "access_denied", "error_description": "no"}
     assert refusal(lambda: signin.finish(other_id, answer)) == "oidc_issuer_refused"
+    with store.connect() as connection:  # every flow taken: none left behind
+        assert connection.execute(select(func.count()).select_from(flows)).scalar_one() == 0
+
+
+def test_a_flow_begun_on_one_replica_is_taken_on_another_once(
+    provider: Provider, store: Engine
+) -> None:
+    first, second = signin_with(provider, store), signin_with(provider, store)
+    flow_id, url = first.begin("/reviews")
+    state = parse_qs(urlsplit(url).query)["state"][0]
+    with store.connect() as connection:
+        stored = repr(connection.execute(select(flows)).all())
+    assert flow_id not in stored
+    assert state not in stored  # sealed
+    assert second.take(flow_id, state).next_page == "/reviews"
+    assert refusal(lambda: first.take(flow_id, state)) == "oidc_flow_unknown"
+
+
+def test_a_flow_older_than_ten_minutes_is_refused(provider: Provider, store: Engine) -> None:
+    now = [1_000_000.0]
+    signin = signin_with(provider, store, clock=lambda: now[0])
+    flow_id, url = signin.begin("")
+    now[0] += FLOW_TTL_S + 1
+    state = parse_qs(urlsplit(url).query)["state"][0]
+    assert refusal(lambda: signin.take(flow_id, state)) == "oidc_flow_unknown"
 
 
 def test_a_nonce_of_another_sign_in_is_refused(provider: Provider, signin: OidcSignin) -> None:
@@ -180,8 +231,10 @@ def test_no_mapped_role_is_refused(provider: Provider, signin: OidcSignin) -> No
         assert refusal(lambda t=token: signin.person(t, nonce="n")) == "oidc_no_role"
 
 
-def test_a_discovery_document_of_another_issuer_is_refused(provider: Provider) -> None:
-    signin = signin_with(provider, discovered_issuer="https://evil.example.org")
+def test_a_discovery_document_of_another_issuer_is_refused(
+    provider: Provider, sqlite_store: Engine
+) -> None:
+    signin = signin_with(provider, sqlite_store, discovered_issuer="https://evil.example.org")
     assert refusal(lambda: signin.begin("")) == "oidc_discovery_invalid"
 
 

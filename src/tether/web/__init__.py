@@ -52,7 +52,9 @@ def new_dashboard(tether: Tether) -> Dashboard:
 def dashboard_routes(tether: Tether, dashboard: Dashboard | None = None) -> list[BaseRoute]:
     dashboard = dashboard or new_dashboard(tether)
     config = OidcConfig.from_settings(tether.settings)
-    oidc = [] if config is None else oidc_routes(tether, dashboard, OidcSignin(config))
+    oidc = (
+        [] if config is None else oidc_routes(tether, dashboard, OidcSignin(config, tether.engine))
+    )
     static = []
     for name in STATIC_FILES:
         declare_page(f"/static/{name}", ("GET",), PUBLIC)

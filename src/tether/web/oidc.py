@@ -7,9 +7,10 @@ set, :class:`OidcSignin`:
 1. finds the issuer's endpoints in ``<issuer>/.well-known/openid-configuration`` (its
    ``issuer`` must be the configured one exactly; every endpoint https, or http on a
    loopback host), once, when the first person signs in;
-2. :meth:`~OidcSignin.begin` keeps a new flow server-side (``state``, ``nonce``, the PKCE
-   ``code_verifier``, where to go next; single use, ``FLOW_TTL_S``) and answers the
-   authorization URL to send the browser to;
+2. :meth:`~OidcSignin.begin` keeps a new flow in the store (``dashboard_signin_flows``:
+   ``state``, ``nonce``, the PKCE ``code_verifier``, where to go next, sealed under the
+   flow's id as sessions are; single use, ``FLOW_TTL_S``), so the issuer's answer may come
+   back to any replica, and answers the authorization URL to send the browser to;
 3. :meth:`~OidcSignin.finish` takes the flow back (the flow cookie, then ``state``
    compared in constant time), trades the code and verifier for tokens at the token
    endpoint, verifies the ID token (:func:`tether.identity.verify_oidc_token`: the
@@ -27,14 +28,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus, urlencode
 
 import httpx
+from sqlalchemy import Engine, delete, func, insert, select
 
 from tether.callers import Caller, Role
 from tether.config import Settings
@@ -46,7 +48,8 @@ from tether.identity import (
     fetchable_url_problem,
     verify_oidc_token,
 )
-from tether.web.sessions import same_token
+from tether.store.dashboard_tables import dashboard_signin_flows
+from tether.web.sessions import lookup_hash, same_token, seal, unseal
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 CALLBACK_PATH = "/signin/oidc/callback"
@@ -137,6 +140,10 @@ class Flow:
     expires: float
 
 
+def _moment(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
 def code_challenge(verifier: str) -> str:
     """RFC 7636 §4.2 ``S256``: BASE64URL(SHA256(verifier)), unpadded."""
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
@@ -163,20 +170,20 @@ class OidcSignin:
     def __init__(
         self,
         config: OidcConfig,
+        engine: Engine,
         *,
         fetcher: JwksFetcher | None = None,
         http: httpx.Client | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        self._engine = engine
         self._own_fetcher: HttpxJwksFetcher | None = None
         if fetcher is None:
             fetcher = self._own_fetcher = HttpxJwksFetcher()
         self._fetcher: JwksFetcher = fetcher
         self._http = http or httpx.Client(timeout=10, follow_redirects=False)
         self._clock = clock
-        self._lock = threading.Lock()
-        self._flows: dict[str, Flow] = {}
         self._endpoints: Endpoints | None = None
         self._trust = TrustStore(fetcher=self._fetcher)
 
@@ -232,13 +239,7 @@ class OidcSignin:
             expires=now + FLOW_TTL_S,
         )
         flow_id = secrets.token_urlsafe(32)
-        with self._lock:
-            live = {k: f for k, f in self._flows.items() if f.expires > now}
-            if len(live) >= MAX_FLOWS:  # the oldest go first
-                for old in sorted(live, key=lambda k: live[k].expires)[: len(live) - MAX_FLOWS + 1]:
-                    del live[old]
-            live[flow_id] = flow
-            self._flows = live
+        self._keep(flow_id, flow, now)
         query = {
             "response_type": "code",
             "client_id": self.config.client_id,
@@ -252,6 +253,53 @@ class OidcSignin:
         separator = "&" if "?" in endpoints.authorization else "?"
         return flow_id, endpoints.authorization + separator + urlencode(query)
 
+    def _keep(self, flow_id: str, flow: Flow, now: float) -> None:
+        table = dashboard_signin_flows
+        contents = {
+            "state": flow.state,
+            "nonce": flow.nonce,
+            "verifier": flow.verifier,
+            "next_page": flow.next_page,
+        }
+        with self._engine.begin() as connection:
+            connection.execute(delete(table).where(table.c.expires_at <= _moment(now)))
+            surplus = int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+            if surplus >= MAX_FLOWS:  # the oldest go first
+                oldest = select(table.c.id_hash).order_by(table.c.expires_at, table.c.id_hash)
+                ended = [r for (r,) in connection.execute(oldest.limit(surplus - MAX_FLOWS + 1))]
+                connection.execute(delete(table).where(table.c.id_hash.in_(ended)))
+            connection.execute(
+                insert(table).values(
+                    id_hash=lookup_hash(flow_id),
+                    sealed=seal(flow_id, contents),
+                    expires_at=_moment(flow.expires),
+                )
+            )
+
+    def _spend(self, flow_id: str) -> Flow | None:
+        """The flow ``flow_id``, taken out of the store: once, whichever replica asks."""
+        if not flow_id:
+            return None
+        table = dashboard_signin_flows
+        found = table.c.id_hash == lookup_hash(flow_id)
+        with self._engine.begin() as connection:
+            row = connection.execute(
+                select(table.c.sealed, table.c.expires_at).where(found)
+            ).first()
+            if row is None or connection.execute(delete(table).where(found)).rowcount != 1:
+                return None  # none, or another request spent it first
+        contents = unseal(flow_id, row.sealed)
+        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
+        if contents is None or expires.timestamp() <= self._clock():
+            return None
+        return Flow(
+            str(contents["state"]),
+            str(contents["nonce"]),
+            str(contents["verifier"]),
+            str(contents["next_page"]),
+            expires.timestamp(),
+        )
+
     def take(self, flow_id: str, state: object) -> Flow:
         """The flow ``flow_id``, once, if ``state`` is its state.
 
@@ -259,9 +307,8 @@ class OidcSignin:
             SigninRefused: no such flow (never begun here, used, or too old), or the state
                 is not the flow's (a forged or crossed callback: the flow is spent too).
         """
-        with self._lock:
-            flow = self._flows.pop(flow_id, None) if flow_id else None
-        if flow is None or flow.expires <= self._clock():
+        flow = self._spend(flow_id)
+        if flow is None:
             raise SigninRefused(
                 "this sign-in was not started here, was already used or took longer than "
                 f"{int(FLOW_TTL_S) // 60} minutes: sign in again",

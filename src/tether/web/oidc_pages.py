@@ -3,8 +3,8 @@ browser to the issuer, ``/signin/oidc/callback`` takes its answer back.
 
 The flow's id travels in a cookie of its own, ``HttpOnly`` and ``SameSite=Lax`` (the
 issuer's redirect back is a cross-site navigation, on which a ``Strict`` cookie is not
-sent), ten minutes long; the flow itself (state, nonce, PKCE verifier) stays on the
-server. A refused answer is a page saying why (401; 502 when the issuer cannot be
+sent), ten minutes long; the flow itself (state, nonce, PKCE verifier) stays in the
+store. A refused answer is a page saying why (401; 502 when the issuer cannot be
 reached), audited and counted like a failed token sign-in. A signed-in person gets a
 page that moves on to their landing page by itself: the session cookie is ``Strict``, so
 it must be asked for by a navigation from this site, not by the issuer's redirect.

@@ -64,7 +64,8 @@ def cookie_name(request: HTTPConnection, name: str) -> str:
     return HOST_PREFIX + name if request.url.scheme == "https" else name
 
 
-def _lookup(session_id: str) -> str:
+def lookup_hash(session_id: str) -> str:
+    """What a row is found by: the SHA-256 of the id."""
     return hashlib.sha256(b"tether-session-id\0" + session_id.encode()).hexdigest()
 
 
@@ -72,18 +73,22 @@ def _key(session_id: str) -> bytes:
     return hashlib.sha256(b"tether-session-key\0" + session_id.encode()).digest()
 
 
-def _seal(session_id: str, contents: dict[str, Any]) -> str:
+def seal(session_id: str, contents: dict[str, Any]) -> str:
+    """``contents`` as JSON, AES-GCM under a key of the id, bound to its lookup hash."""
     nonce = secrets.token_bytes(12)
     sealed = AESGCM(_key(session_id)).encrypt(
-        nonce, json.dumps(contents).encode(), _lookup(session_id).encode()
+        nonce, json.dumps(contents).encode(), lookup_hash(session_id).encode()
     )
     return (nonce + sealed).hex()
 
 
-def _unseal(session_id: str, text: str) -> dict[str, Any] | None:
+def unseal(session_id: str, text: str) -> dict[str, Any] | None:
+    """What :func:`seal` sealed under ``session_id``; ``None`` under any other id."""
     try:
         raw = bytes.fromhex(text)
-        plain = AESGCM(_key(session_id)).decrypt(raw[:12], raw[12:], _lookup(session_id).encode())
+        plain = AESGCM(_key(session_id)).decrypt(
+            raw[:12], raw[12:], lookup_hash(session_id).encode()
+        )
         contents = json.loads(plain)
     except (ValueError, InvalidTag):
         return None
@@ -165,9 +170,9 @@ class SessionStore:
                     connection.execute(delete(table).where(table.c.id_hash.in_(ended)))
             connection.execute(
                 insert(table).values(
-                    id_hash=_lookup(session.id),
+                    id_hash=lookup_hash(session.id),
                     person=person,
-                    sealed=_seal(session.id, contents),
+                    sealed=seal(session.id, contents),
                     opened_at=_moment(now),
                     expires_at=_moment(session.expires),
                 )
@@ -181,13 +186,13 @@ class SessionStore:
         with self._engine.connect() as connection:
             row = connection.execute(
                 select(table.c.person, table.c.sealed, table.c.expires_at).where(
-                    table.c.id_hash == _lookup(session_id)
+                    table.c.id_hash == lookup_hash(session_id)
                 )
             ).first()
         if row is None:
             return None
         expires_at = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
-        contents = _unseal(session_id, row.sealed)
+        contents = unseal(session_id, row.sealed)
         if contents is None or expires_at.timestamp() <= self._clock():
             return None
         return Session(
@@ -204,7 +209,7 @@ class SessionStore:
             return
         table = dashboard_sessions
         with self._engine.begin() as connection:
-            connection.execute(delete(table).where(table.c.id_hash == _lookup(session_id)))
+            connection.execute(delete(table).where(table.c.id_hash == lookup_hash(session_id)))
 
     def __len__(self) -> int:
         table = dashboard_sessions
