@@ -1,6 +1,6 @@
 """Dashboard sign-in against a real ``tether serve`` (HTTP, and HTTPS for the cookie
 prefix): failed sign-ins audited and throttled, each role sent to a page it may see,
-identity ids URL-encoded in links.
+identity ids URL-encoded in links, sessions that outlive the replica that opened them.
 
 Servers of their own, on PostgreSQL: the throttle holds back 127.0.0.1 once the limit is
 reached, which would refuse the browser tests' sign-ins on a shared server; a second
@@ -108,23 +108,26 @@ def test_failed_signins_are_audited_then_throttled(server: Any) -> None:
     assert not any("not-a-token" in str(d) for _, d in rows)  # never the credential
 
 
-def test_over_tls_the_cookies_carry_the_host_prefix(
-    module_server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory
+def test_a_session_opened_over_tls_on_one_replica_outlives_it_on_another(
+    module_server_factory: ServerFactory, server: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
+    """A replica over TLS of the module's server (same store; the module's server's throttle
+    now holds 127.0.0.1 back from signing in) opens the session, with ``__Host-`` cookies;
+    it stops, and the module's server carries on with the session, then signs it out."""
     folder = tmp_path_factory.mktemp("tls")
     ca = make_ca("spiffe://example.org")
     ca.write(folder, "ca")
     cert, key = issue(ca, server_ip="127.0.0.1").write(folder, "server")
     context = ssl.create_default_context(cafile=str(folder / "ca.pem"))
-    server = module_server_factory(
-        db_url=f"sqlite:///{folder}/tether.db",
+    replica = module_server_factory(
+        db_url=server.db_url,
         extra=["--tls-cert", str(cert), "--tls-key", str(key)],
         https=context,
     )
-    with httpx.Client(base_url=server.url, timeout=10, verify=context) as client:
+    with httpx.Client(base_url=replica.url, timeout=10, verify=context) as client:
         form = client.get("/signin")
         assert form.headers["set-cookie"].startswith("__Host-tether_signin=")
-        signed = sign_in(client, server.credentials["auditor"])
+        signed = sign_in(client, replica.credentials["auditor"])
         assert signed.status_code == 303
         cookies = signed.headers.get_list("set-cookie")
         cookie = next(c for c in cookies if c.startswith("__Host-tether_session="))
@@ -132,25 +135,15 @@ def test_over_tls_the_cookies_carry_the_host_prefix(
             assert attribute in cookie
         assert "Domain" not in cookie
         assert client.get("/inventory").status_code == 200
-
-
-def test_a_session_holds_across_replicas_and_outlives_the_server_that_opened_it(
-    module_server_factory: ServerFactory, server: Any
-) -> None:
-    """A replica of the module's server (whose throttle now holds 127.0.0.1 back from
-    signing in) opens the session; it stops, and the module's server carries on with it."""
-    first, second = module_server_factory(db_url=server.db_url), server
-    with httpx.Client(base_url=first.url, timeout=10) as browser:
-        assert sign_in(browser, first.credentials["auditor"]).status_code == 303
-        cookie = browser.cookies["tether_session"]
-    first.stop()  # its memory is gone; the session is in the store
-    with httpx.Client(base_url=second.url, timeout=10) as browser:
-        browser.cookies.set("tether_session", cookie)
+        session_id = client.cookies["__Host-tether_session"]
+    replica.stop()  # its memory is gone; the session is in the store
+    with httpx.Client(base_url=server.url, timeout=10) as browser:
+        browser.cookies.set("tether_session", session_id)
         page = browser.get("/inventory")
         assert page.status_code == 200
-        assert f"test-auditor-{first.url.rsplit(':', 1)[1]}" in page.text
+        assert f"test-auditor-{replica.url.rsplit(':', 1)[1]}" in page.text
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
         assert csrf is not None
         assert browser.post("/signout", data={"csrf": csrf.group(1)}).status_code == 303
-        browser.cookies.set("tether_session", cookie)
+        browser.cookies.set("tether_session", session_id)
         assert browser.get("/inventory").status_code == 303  # signed out everywhere
