@@ -24,7 +24,7 @@ from tether.callers import PUBLIC
 from tether.errors import TetherError
 from tether.identity.errors import JwksUnavailable
 from tether.services import Tether
-from tether.web.oidc import CALLBACK_PATH, FLOW_TTL_S, OidcSignin, SigninRefused
+from tether.web.oidc import CALLBACK_PATH, FLOW_TTL_S, OidcSignin
 from tether.web.pages import Dashboard, error_page
 from tether.web.sessions import cookie_name
 from tether.web.signin import (
@@ -93,4 +93,4 @@ def oidc_routes(tether: Tether, dashboard: Dashboard, oidc: OidcSignin) -> list[
     return routes
 
 
-__all__ = ["FLOW_COOKIE", "SigninRefused", "oidc_routes"]
+__all__ = ["FLOW_COOKIE", "oidc_routes"]
