@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select, update
 from tether.callers import Caller, Role
 from tether.store.dashboard_tables import dashboard_sessions
 from tether.web.sessions import SessionStore, same_token
+from tether.web.signin import safe_next
 from tether.web.throttle import SigninThrottle
 
 
@@ -129,3 +130,9 @@ def test_the_throttle_table_is_bounded() -> None:
     throttle.failed("fresh")
     assert throttle.wait_s("fresh") == 0
     assert len(throttle._failures) == 1
+
+
+def test_only_a_path_of_this_site_is_a_place_to_go_after_signing_in() -> None:
+    assert safe_next("/identities/odd%20id?x=1") == "/identities/odd%20id?x=1"
+    for elsewhere in ("//evil.example", "/\t/evil.example", "/\n/evil", "/a\\b", "https://x", ""):
+        assert safe_next(elsewhere) == ""

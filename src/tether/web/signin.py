@@ -31,8 +31,15 @@ from tether.web.throttle import SigninThrottle
 
 
 def safe_next(target: str | None) -> str:
-    # Only a path of this site: never `//elsewhere` or a scheme (open redirect).
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    # Only a path of this site: never `//elsewhere` or a scheme (open redirect), nor any
+    # space or control character (browsers drop tabs and newlines: `/\t/elsewhere`).
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and all(" " < c < "\x7f" for c in target)
+    ):
         return target
     return ""
 
