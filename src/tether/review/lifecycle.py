@@ -132,11 +132,12 @@ def identity_lifecycles(
     for row in rows:
         identity_id = row["id"]
         credential = _credential(row, keys.get(identity_id))
-        moments = (row["last_used_at"], *(row[name] for name in _ACTIVITY))
-        last = max(
-            (t for t in (*map(_aware, moments), tokens.get(identity_id)) if t is not None),
-            default=None,
-        )
+        # All naive (SQLite) or all aware (PostgreSQL): compared as read, made UTC once.
+        moments = [m for m in (row["last_used_at"], *(row[n] for n in _ACTIVITY)) if m is not None]
+        last = utc(max(moments)) if moments else None
+        token = tokens.get(identity_id)
+        if token is not None and (last is None or token > last):
+            last = token
         every = rotate.get(row["workload_class"]) or default_rotate_every_s
         record = offboarded.get(identity_id)
         fields: dict[str, Any] = {
@@ -160,10 +161,6 @@ def identity_lifecycles(
             item = IdentityLifecycle(**fields, flags=flags)
         result.append(item)
     return result
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return utc(value) if value is not None else None
 
 
 def _newest_live_keys(connection: Connection) -> dict[str, datetime]:
