@@ -154,12 +154,22 @@ def identity_lifecycles(
             "offboarding": record,
             "attributes": row["attributes"] if isinstance(row["attributes"], Mapping) else {},
         }
-        item = IdentityLifecycle(**fields, flags=())
-        if not record and row["status"] != OFFBOARDED:
-            # Made anew rather than `dataclasses.replace`d: ten times cheaper, 10,000 times.
-            flags = _flags(item, moment, stale_days, int(every), statuses, offboarded)
-            item = IdentityLifecycle(**fields, flags=flags)
-        result.append(item)
+        flags = (
+            ()
+            if record or row["status"] == OFFBOARDED
+            else _flags(
+                credential,
+                fields["created_at"],
+                last,
+                row["owner"],
+                moment,
+                stale_days,
+                int(every),
+                statuses,
+                offboarded,
+            )
+        )
+        result.append(IdentityLifecycle(**fields, flags=flags))
     return result
 
 
@@ -257,7 +267,10 @@ def _credential(row: Mapping[Any, Any], newest_key: datetime | None) -> Credenti
 
 
 def _flags(
-    item: IdentityLifecycle,
+    credential: Credential,
+    created_at: datetime,
+    last_used_at: datetime | None,
+    owner_of_record: str | None,
     now: datetime,
     stale_days: int,
     rotate_every_s: int,
@@ -265,7 +278,6 @@ def _flags(
     offboarded: Mapping[str, OffboardRecord],
 ) -> tuple[tuple[str, str], ...]:
     flags: list[tuple[str, str]] = []
-    credential = item.credential
     if credential.static and credential.since is not None:
         age = now - credential.since
         if age.total_seconds() > rotate_every_s:
@@ -278,12 +290,12 @@ def _flags(
                 )
             )
     horizon = now - timedelta(days=stale_days)
-    if item.last_used_at is None and item.created_at <= horizon:
-        flags.append(("stale", f"never used; created {item.created_at.date().isoformat()}"))
-    elif item.last_used_at is not None and item.last_used_at <= horizon:
-        days = (now - item.last_used_at).days
+    if last_used_at is None and created_at <= horizon:
+        flags.append(("stale", f"never used; created {created_at.date().isoformat()}"))
+    elif last_used_at is not None and last_used_at <= horizon:
+        days = (now - last_used_at).days
         flags.append(("stale", f"unused for {days} days (threshold {stale_days})"))
-    owner = (item.owner or "").strip()
+    owner = (owner_of_record or "").strip()
     if not owner:
         flags.append(("orphaned", "no owner"))
     elif owner in offboarded:
