@@ -21,7 +21,13 @@ from tether.drift.exceptions import (
     expire_exception,
     list_exceptions,
 )
-from tether.drift.findings import DailyScore, FindingQuery, daily_scores, query_findings
+from tether.drift.findings import (
+    DailyScore,
+    FindingQuery,
+    daily_scores,
+    query_findings,
+    unexcepted_counts,
+)
 from tether.drift.model import Finding
 from tether.inventory import list_decisions, list_identities, show_identity
 from tether.live import PolicySnapshot
@@ -98,6 +104,10 @@ class Records:
 
     def findings(self, query: FindingQuery) -> list[Finding]:
         return query_findings(self._engine, query)
+
+    def open_finding_counts(self) -> dict[str, int]:
+        """Per identity, how many of its findings no exception covers."""
+        return unexcepted_counts(self._engine)
 
     def drift_scores(
         self, identity_id: str, *, since: datetime, until: datetime

@@ -192,6 +192,8 @@ def test_admin_signs_in_filters_opens_an_identity_and_needs_the_csrf_token(
     page.wait_for_url(re.compile(r".*kind=agent.*"))
     listed = page.locator("#inventory tbody td:first-child").all_inner_texts()
     assert listed == ["billing-bot", "support-agent"]
+    row = page.locator("#inventory tbody tr", has_text="billing-bot")
+    assert int(row.locator("td").nth(5).inner_text()) >= 2  # its recorded findings, counted
     page.screenshot(path=str(ARTIFACTS / "inventory.png"))
 
     page.click("text=billing-bot")

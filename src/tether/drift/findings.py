@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tether.drift.model import Finding, Mode, Severity
@@ -188,3 +188,14 @@ def daily_scores(
             best, count = days.get(day, (0.0, 0))
             days[day] = (max(best, float(score)), count + 1)
     return [DailyScore(d, s, n) for d, (s, n) in sorted(days.items())]
+
+
+def unexcepted_counts(engine: Engine) -> dict[str, int]:
+    """How many findings no exception covers, per identity (one grouped count)."""
+    statement = (
+        select(findings.c.identity_id, func.count())
+        .where(findings.c.suppressed_by.is_(None))
+        .group_by(findings.c.identity_id)
+    )
+    with engine.connect() as connection:
+        return {identity: int(n) for identity, n in connection.execute(statement)}

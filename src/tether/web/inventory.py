@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -35,7 +34,6 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 50
 SORTS = ("id", "kind", "class", "owner", "last_used", "findings")
 FILTERS = ("kind", "class", "owner", "environment", "stale", "static_secret", "open_findings")
-MAX_OPEN_FINDINGS = 10_000
 INVENTORY_TTL_S = 15.0
 DRIFT_DAYS = 30
 
@@ -43,12 +41,7 @@ DRIFT_DAYS = 30
 def inventory_rows(tether: Tether) -> list[dict[str, Any]]:
     """Every identity with what the inventory filters, sorts and shows."""
     now = tether.tasks.now()
-    open_findings = Counter(
-        f.identity_id
-        for f in tether.records.findings(
-            FindingQuery(include_suppressed=False, limit=MAX_OPEN_FINDINGS)
-        )
-    )
+    open_findings = tether.records.open_finding_counts()
     return [
         {
             "identity": item.identity_id,
