@@ -91,6 +91,18 @@ class Settings:
     events_subject: str = "tether.events"
     events_partitions: int = 16
 
+    # --- people signing in to the dashboard through an OIDC issuer (tether.web.oidc) ---
+    # Off unless `oidc_issuer` is set. The client is registered at the issuer with the
+    # redirect URI `<public_url>/signin/oidc/callback`; without a secret it is a public
+    # client (PKCE alone). `oidc_roles` maps values of the `oidc_role_claim` claim to
+    # dashboard roles: `sec-team=admin,audit=auditor,approvers=approver`.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_role_claim: str = "groups"
+    oidc_roles: str = ""
+    oidc_scopes: str = "openid profile email"
+
     @property
     def public_url(self) -> str:
         return (self.issuer or f"http://{self.host}:{self.port}").rstrip("/")

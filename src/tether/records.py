@@ -1,7 +1,8 @@
 """What the store records, as the edges read it: the read models behind ``/v1`` and the CLI.
 
 The HTTP routes (and the dashboard) ask :class:`Records` for the inventory, decisions,
-access paths, findings and exceptions, lifecycle, grants, metrics and review sign-offs,
+access paths, open tasks and tokens, findings and drift scores, exceptions, lifecycle,
+grants, metrics and review sign-offs,
 instead of handing the SQLAlchemy engine to each domain function themselves. Reads that
 must see what was just decided (paths, reports) commit the queued decisions first.
 """
@@ -20,18 +21,26 @@ from tether.drift.exceptions import (
     expire_exception,
     list_exceptions,
 )
-from tether.drift.findings import FindingQuery, query_findings
+from tether.drift.findings import (
+    DailyScore,
+    FindingQuery,
+    daily_scores,
+    query_findings,
+    unexcepted_counts,
+)
 from tether.drift.model import Finding
 from tether.inventory import list_decisions, list_identities, show_identity
 from tether.live import PolicySnapshot
 from tether.paths import DEFAULT_LIMIT, AccessPath, build_path
 from tether.review.access import AccessReview, review_access
-from tether.review.grants import GrantReview, review_grants
+from tether.review.grants import GrantReview, OAuthGrant, list_grants, review_grants
 from tether.review.lifecycle import DEFAULT_STALE_DAYS, IdentityLifecycle, identity_lifecycles
 from tether.review.metrics import EstateMetrics, compute_metrics, snapshots
 from tether.review.report import Report
 from tether.review.signoff import SignOff, get_sign_off, recent_sign_offs, sign_off
 from tether.store.sink import DecisionSink
+from tether.tokens.ledger import IssuedToken, list_tasks, live_tokens_of_tasks
+from tether.tokens.tasks import TaskRecord
 
 
 class Records:
@@ -81,10 +90,30 @@ class Records:
             classifier=self._snapshot().classifier,
         )
 
+    # --- tasks and tokens -----------------------------------------------------------------
+
+    def open_tasks(self, identity_id: str, *, now: datetime, limit: int = 50) -> list[TaskRecord]:
+        """The tasks of ``identity_id`` neither ended nor expired at ``now``, newest first."""
+        return list_tasks(self._engine, identity_id=identity_id, state="open", limit=limit, now=now)
+
+    def live_tokens(self, task_ids: list[str], *, now: datetime) -> list[IssuedToken]:
+        """The tokens of those tasks neither revoked nor expired at ``now``, newest first."""
+        return live_tokens_of_tasks(self._engine, task_ids, now=now)
+
     # --- findings and exceptions ---------------------------------------------------------
 
     def findings(self, query: FindingQuery) -> list[Finding]:
         return query_findings(self._engine, query)
+
+    def open_finding_counts(self) -> dict[str, int]:
+        """Per identity, how many of its findings no exception covers."""
+        return unexcepted_counts(self._engine)
+
+    def drift_scores(
+        self, identity_id: str, *, since: datetime, until: datetime
+    ) -> list[DailyScore]:
+        """The identity's drift score per day (its highest unexcepted finding score)."""
+        return daily_scores(self._engine, identity_id, since=since, until=until)
 
     def exceptions(self, *, now: datetime, expiring_within: timedelta) -> list[DriftException]:
         return list_exceptions(self._engine, now=now, expiring_within=expiring_within)
@@ -113,6 +142,10 @@ class Records:
     ) -> AccessReview:
         """Entitlement beside observed use (see :func:`tether.review.access.review_access`)."""
         return review_access(self._engine, since=since, until=until, identity=identity)
+
+    def grants_of(self, identity_id: str) -> list[OAuthGrant]:
+        """The third-party OAuth grants whose app is ``identity_id``."""
+        return [g for g in list_grants(self._engine) if g.identity == identity_id]
 
     def grants(self, *, window_days: int, review_every_days: int) -> list[GrantReview]:
         return review_grants(

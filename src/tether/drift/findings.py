@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tether.drift.model import Finding, Mode, Severity
@@ -150,3 +150,52 @@ def finding_json(finding: Finding) -> dict[str, Any]:
         "identity": finding.identity_id,
         **{k: v for k, v in shown.items() if k not in ("finding_id", "at")},
     }
+
+
+@dataclass(frozen=True)
+class DailyScore:
+    """An identity's drift score on one day: its highest finding score, and how many."""
+
+    day: date
+    score: float
+    findings: int
+
+
+MAX_SCORED_FINDINGS = 100_000
+
+
+def daily_scores(
+    engine: Engine, identity_id: str, *, since: datetime, until: datetime
+) -> list[DailyScore]:
+    """The drift score of ``identity_id`` per UTC day from ``since`` to ``until`` (days
+    without a finding are left out): the highest score of its findings that day, excepted
+    ones not counted (what ``context.tether.behaviour.drift_score`` is over its window)."""
+    statement = (
+        select(findings.c.at, findings.c.score)
+        .where(
+            findings.c.identity_id == identity_id,
+            findings.c.at >= since,
+            findings.c.at <= until,
+            findings.c.suppressed_by.is_(None),
+        )
+        .order_by(findings.c.at.desc())
+        .limit(MAX_SCORED_FINDINGS)
+    )
+    days: dict[date, tuple[float, int]] = {}
+    with engine.connect() as connection:
+        for at, score in connection.execute(statement):
+            day = (at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)).date()
+            best, count = days.get(day, (0.0, 0))
+            days[day] = (max(best, float(score)), count + 1)
+    return [DailyScore(d, s, n) for d, (s, n) in sorted(days.items())]
+
+
+def unexcepted_counts(engine: Engine) -> dict[str, int]:
+    """How many findings no exception covers, per identity (one grouped count)."""
+    statement = (
+        select(findings.c.identity_id, func.count())
+        .where(findings.c.suppressed_by.is_(None))
+        .group_by(findings.c.identity_id)
+    )
+    with engine.connect() as connection:
+        return {identity: int(n) for identity, n in connection.execute(statement)}

@@ -17,7 +17,12 @@ and Discovery 1.0 (``verify_oidc_token``). Refusals are
 from tether.identity._algorithms import DEFAULT_OIDC_ALGORITHMS, JWT_SVID_ALGORITHMS
 from tether.identity._binding import WorkloadBinding, resolve_identity
 from tether.identity._compact import MAX_TOKEN_BYTES, CompactJws, parse_compact
-from tether.identity._fetch import HttpxJwksFetcher, InMemoryJwksFetcher, JwksFetcher
+from tether.identity._fetch import (
+    HttpxJwksFetcher,
+    InMemoryJwksFetcher,
+    JwksFetcher,
+    fetchable_url_problem,
+)
 from tether.identity._jwks import JwkKeySet, JwtSvidBundle, PublicJwk
 from tether.identity._jwt_svid import verify_jwt_svid
 from tether.identity._oidc import verify_oidc_token
@@ -59,6 +64,7 @@ __all__ = [
     "UnknownWorkload",
     "VerifiedWorkload",
     "WorkloadBinding",
+    "fetchable_url_problem",
     "parse_compact",
     "resolve_identity",
     "verify_jwt_svid",

@@ -8,6 +8,7 @@ its migrations on its own Alembic branch from ``0001``.
 from tether.store import approval_tables as approval_tables
 from tether.store import bus_tables as bus_tables
 from tether.store import caller_tables as caller_tables
+from tether.store import dashboard_tables as dashboard_tables
 from tether.store import drift_tables as drift_tables
 from tether.store import key_tables as key_tables
 from tether.store import lifecycle_tables as lifecycle_tables

@@ -9,7 +9,7 @@ also sees everything it stands for.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -319,6 +319,26 @@ def tokens_of_task(connection: Connection, task_id: str) -> list[IssuedToken]:
         .order_by(issued_tokens.c.issued_at, issued_tokens.c.jti)
     ).mappings()
     return [_token_from_row(r) for r in rows]
+
+
+def live_tokens_of_tasks(
+    engine: Engine, task_ids: Collection[str], *, now: datetime, limit: int = 200
+) -> list[IssuedToken]:
+    """The tokens of ``task_ids`` neither revoked nor expired at ``now``, newest first."""
+    if not task_ids:
+        return []
+    query = (
+        select(issued_tokens)
+        .where(
+            issued_tokens.c.task_id.in_(list(task_ids)),
+            issued_tokens.c.revoked_at.is_(None),
+            issued_tokens.c.expires_at > now,
+        )
+        .order_by(issued_tokens.c.issued_at.desc(), issued_tokens.c.jti)
+        .limit(limit)
+    )
+    with engine.connect() as connection:
+        return [_token_from_row(r) for r in connection.execute(query).mappings()]
 
 
 def revoke_token(

@@ -16,25 +16,36 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from tether.api.errors import status_of
-from tether.api.routing import declare_page
+from tether.api.routing import PAGE_ROLES, declare_page
 from tether.callers import Authenticator, Caller, Role
 from tether.errors import TetherError, Unauthenticated
-from tether.web.sessions import COOKIE, Session, SessionStore, same_token
+from tether.web.sessions import COOKIE, Session, SessionStore, cookie_name, same_token
+from tether.web.throttle import SigninThrottle
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 READERS = (Role.AUDITOR, Role.ADMIN)
 PEOPLE = (Role.AUDITOR, Role.ADMIN, Role.APPROVER)
+# The header's links, each shown to the roles that may open it.
+NAVIGATION = (
+    ("/inventory", "Inventory", READERS),
+    ("/findings", "Findings", READERS),
+    ("/approvals", "Approvals", PEOPLE),
+    ("/reviews", "Review", READERS),
+    ("/estate-metrics", "Metrics", READERS),
+)
 # Credentials a person signs in with (not PEP keys or workload proofs).
 PERSON_CREDENTIALS = frozenset({"admin_token", "oidc"})
 
@@ -73,12 +84,44 @@ class Droppable(Protocol):
     def drop(self) -> None: ...
 
 
+def landing(caller: Caller) -> str:
+    """The first page ``caller`` may see: the inventory for readers, else the approvals."""
+    return next(path for path, _, roles in NAVIGATION if caller.has_any(frozenset(roles)))
+
+
+def may_open(request: Request, caller: Caller, target: str) -> bool:
+    """Whether ``caller`` may see the page at ``target`` (a path of this site)."""
+    scope = {"type": "http", "method": "GET", "path": urlsplit(target).path, "root_path": ""}
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(scope)[0] is Match.FULL:
+            roles = PAGE_ROLES.get(("GET", route.path))
+            return roles is not None and caller.has_any(roles)
+    return False
+
+
+def navigation(caller: Caller | None) -> list[tuple[str, str]]:
+    if caller is None:
+        return []
+    return [(path, title) for path, title, roles in NAVIGATION if caller.has_any(frozenset(roles))]
+
+
 def render(name: str, status: int = 200, **values: Any) -> Response:
+    values.setdefault("caller", None)
+    values["navigation"] = navigation(values["caller"])
     return HTMLResponse(templates.get_template(name).render(**values), status_code=status)
 
 
 def error_page(status: int, message: str, caller: Caller | None = None, csrf: str = "") -> Response:
-    titles = {400: "Not accepted", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
+    titles = {
+        400: "Not accepted",
+        401: "Not signed in",
+        403: "Not allowed",
+        404: "Not found",
+        409: "Conflict",
+        429: "Slow down",
+        502: "The issuer could not be reached",
+        503: "Unavailable",
+    }
     return render(
         "error.html",
         status,
@@ -92,9 +135,10 @@ def error_page(status: int, message: str, caller: Caller | None = None, csrf: st
 class Dashboard:
     """The dashboard's shared parts: sessions and the authenticator of their credentials."""
 
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, engine: Engine) -> None:
         self.authenticator = authenticator
-        self.sessions = SessionStore()
+        self.sessions = SessionStore(engine)
+        self.throttle = SigninThrottle()
         self.inventory: Any = (
             None  # the inventory snapshot (tether.web.inventory), dropped on changes
         )
@@ -113,10 +157,15 @@ class Dashboard:
             raise Unauthenticated("this person holds none of the dashboard's roles")
         return caller
 
+    def session_of(self, request: Request) -> Session | None:
+        return self.sessions.find(request.cookies.get(cookie_name(request, COOKIE)))
+
     def signed_in(self, request: Request) -> tuple[Session, Caller] | None:
-        session = self.sessions.find(request.cookies.get(COOKIE))
+        session = self.session_of(request)
         if session is None:
             return None
+        if session.caller is not None:  # OIDC: the person the issuer proved at sign-in
+            return session, session.caller
         try:
             return session, self.person(session.credential)
         except TetherError:  # expired, revoked, the role removed: the session is over
@@ -135,7 +184,7 @@ class Dashboard:
         granted = frozenset(roles)
 
         async def endpoint(request: Request) -> Response:
-            found = self.signed_in(request)
+            found = await run_in_threadpool(self.signed_in, request)  # a store read
             if found is None:
                 if request.method in ("GET", "HEAD"):
                     target = request.url.path + (
