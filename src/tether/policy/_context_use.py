@@ -75,27 +75,33 @@ _MAX_INERT_DEPTH = 16
 
 def _inert(value: Any, depth: int = 0) -> bool:
     """A value Cedar parses without fail: booleans, strings, 64-bit integers, and sets
-    and records of them (no ``__`` keys: Cedar reads those as escapes), not too deep."""
-    if isinstance(value, bool | str):
+    and records of them (no ``__`` keys: Cedar may read those as escapes), not too deep."""
+    kind = type(value)
+    if kind is str or kind is bool:
         return True
-    if isinstance(value, int):
+    if kind is int:
         return -(2**63) <= value < 2**63
     if depth >= _MAX_INERT_DEPTH:
         return False
-    if isinstance(value, dict):
-        return all(
-            isinstance(k, str) and not k.startswith("__") and _inert(v, depth + 1)
-            for k, v in value.items()
-        )
-    if isinstance(value, list):
+    if kind is dict:
+        for k, v in value.items():
+            if type(k) is not str or k.startswith("__") or not _inert(v, depth + 1):
+                return False
+        return True
+    if kind is list:
         return all(_inert(v, depth + 1) for v in value)
     return False
 
 
 def _plain_record(value: Any) -> bool:
-    """A record, not Cedar JSON's escape of an entity (``__entity``) or an extension
-    value (``__extn``): those are values of their own, kept whole."""
-    return isinstance(value, dict) and not any(str(k).startswith("__") for k in value)
+    """A record, not Cedar JSON's escape of an entity (``__entity``), an extension value
+    (``__extn``) or an expression (``__expr``): those are values of their own, kept whole."""
+    return (
+        type(value) is dict
+        and "__entity" not in value
+        and "__extn" not in value
+        and "__expr" not in value
+    )
 
 
 def _collect(node: Any, paths: set[tuple[str, ...]]) -> bool:
