@@ -80,7 +80,7 @@ def _inert(value: Any, depth: int = 0) -> bool:
     if kind is str or kind is bool:
         return True
     if kind is int:
-        return -(2**63) <= value < 2**63
+        return bool(-(2**63) <= value < 2**63)
     if depth >= _MAX_INERT_DEPTH:
         return False
     if kind is dict:
