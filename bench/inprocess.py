@@ -204,6 +204,23 @@ def run_inprocess(
     return report
 
 
+def evaluation_scope(body: bytes, key: str) -> dict[str, Any]:
+    """The ASGI scope of ``POST /access/v1/evaluation`` with ``body``, as uvicorn passes it."""
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": "/access/v1/evaluation",
+        "client": ("127.0.0.1", 40000),
+        "scheme": "http",
+        "state": {},
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {key}".encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+
+
 def _asgi_runner(
     app: Callable[..., Any], estate: BenchEstate, loop: asyncio.AbstractEventLoop, key: str
 ) -> MixRunner:
@@ -212,16 +229,7 @@ def _asgi_runner(
     answers: list[bool] = []
 
     async def call(body: bytes) -> None:
-        scope = {
-            "type": "http",
-            "method": "POST",
-            "path": "/access/v1/evaluation",
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"authorization", f"Bearer {key}".encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
+        scope = evaluation_scope(body, key)
 
         async def receive() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}

@@ -54,6 +54,12 @@ class ApprovalSettler(Protocol):
         self, request: DecisionRequest, decision: Decision, *, decision_id: str, caller: str | None
     ) -> Settled: ...
 
+    def reuse(
+        self, request: DecisionRequest, decision: Decision, *, caller: str | None
+    ) -> Settled | None:
+        """What ``settle`` would answer without store I/O, else ``None``."""
+        ...
+
 
 @dataclass(frozen=True)
 class RecordedDecision:
@@ -136,11 +142,15 @@ class Decider:
         decision_id = new_id()
         approval = None
         if decision.outcome is Outcome.APPROVAL_REQUIRED:  # a ticket, or the approved retry
-            if not may_block:  # the ticket is a store write
-                raise WouldBlock
-            settled = self._approvals.settle(
-                request, decision, decision_id=decision_id, caller=caller
-            )
+            # A ticket handed out moments ago is reused without I/O; a new one, or the
+            # approved retry, is a store write.
+            settled = None if may_block else self._approvals.reuse(request, decision, caller=caller)
+            if settled is None:
+                if not may_block:
+                    raise WouldBlock
+                settled = self._approvals.settle(
+                    request, decision, decision_id=decision_id, caller=caller
+                )
             decision, approval = settled.decision, settled.approval
         self.outcome_counts[decision.outcome.value] += 1
         context = dict(request.context) if task is None else task.recorded_context(request.context)

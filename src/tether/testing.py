@@ -104,3 +104,8 @@ class NoTickets:
     ) -> Settled:
         self.asked.append((request, decision))
         return Settled(decision)
+
+    def reuse(
+        self, request: DecisionRequest, decision: Decision, *, caller: str | None
+    ) -> Settled | None:
+        return None  # every ticket is settled (and counted in ``asked``)

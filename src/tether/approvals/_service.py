@@ -83,9 +83,9 @@ class ApprovalService:
         requester = caller or LOCAL_CALLER
         binding = binding_hash(request)
         if APPROVAL_ID not in request.context:
-            reused = self._tickets.get((binding, requester))
-            if reused is not None and reused[0] > time.monotonic() and reused[1].expires_at > now:
-                return Settled(decision, reused[1].ticket(now))
+            reused = self._reused(binding, requester, now)
+            if reused is not None:
+                return Settled(decision, reused.ticket(now))
             approval = self.store.create(
                 request,
                 reasons=decision.reasons,
@@ -119,6 +119,26 @@ class ApprovalService:
         return Settled(
             Decision(Outcome.DENY, (retry.code,), errors=(retry.message,), error_code=retry.code)
         )
+
+    def reuse(
+        self, request: DecisionRequest, decision: Decision, *, caller: str | None
+    ) -> Settled | None:
+        """What :meth:`settle` answers when it needs no store I/O: the pending ticket handed
+        to this caller for this very request moments ago (``None``: ask :meth:`settle`).
+        Safe on an event loop."""
+        if decision.outcome is not Outcome.APPROVAL_REQUIRED:
+            return Settled(decision)
+        if APPROVAL_ID in request.context:  # a retry uses its approval: a store write
+            return None
+        now = self.now()
+        reused = self._reused(binding_hash(request), caller or LOCAL_CALLER, now)
+        return None if reused is None else Settled(decision, reused.ticket(now))
+
+    def _reused(self, binding: str, requester: str, now: datetime) -> Approval | None:
+        reused = self._tickets.get((binding, requester))
+        if reused is not None and reused[0] > time.monotonic() and reused[1].expires_at > now:
+            return reused[1]
+        return None
 
     def _forget(self, approval_id: str) -> None:
         """Stop handing out a ticket once it is decided or used (in this process)."""

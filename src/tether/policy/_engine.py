@@ -20,6 +20,7 @@ import cedarpy
 import orjson
 
 from tether.policy._cedar import CedarAnswer, authorize
+from tether.policy._context_use import context_use, cut_context
 from tether.policy._model import EMPTY, Decision, DecisionRequest, EntityRef, Outcome
 from tether.policy._obligations import check_obligation_kinds, merge_obligations
 from tether.policy._source import PolicySpec
@@ -97,6 +98,9 @@ class PolicyEngine:
         except ValueError as exc:
             raise PolicyInvalid(f"cedar rejected the entities: {exc}") from None
         self.schema_text = schema_text
+        # What the policies read of the context: Cedar is handed only that (it parses every
+        # key it is given, ~2 µs each); the cache key keeps the whole context.
+        self._context_use = context_use(p.est for p in policies)
         self._outcome_of = {p.id: p.outcome for p in policies}
         self._obligations_of = {p.id: p.obligations for p in policies if p.obligations}
         # approval_required forbids only offer approval for a request that is otherwise
@@ -138,7 +142,11 @@ class PolicyEngine:
             return _error_decision(f"entity type `{bad}` is not a valid Cedar type name")
         try:
             # Inside the try: a context nested too deeply is a deny, not a crash.
-            context_json = orjson.dumps(build_context(request, extra_context)).decode()
+            context = build_context(request, extra_context)
+            context_json = orjson.dumps(context).decode()
+            cedar_context = context_json
+            if self._context_use is not None:
+                cedar_context = orjson.dumps(cut_context(context, self._context_use)).decode()
             entities = self._entities_for(request)
         except (ValueError, TypeError, RuntimeError) as exc:
             return _error_decision(f"evaluation failed: {exc}")
@@ -161,7 +169,7 @@ class PolicyEngine:
             "principal": {"type": subject.type, "id": subject.id},
             "action": {"type": "Action", "id": request.action},
             "resource": {"type": resource.type, "id": resource.id},
-            "context": context_json,
+            "context": cedar_context,
         }
         try:
             policy_set, without_approval_forbids = self._sets_for(subject)

@@ -179,3 +179,27 @@ def test_on_the_event_loop_a_ticket_is_left_to_a_thread(tether: Tether, store: E
     assert stored == [allowed.decision_id]
     asked = tether.evaluate(pay(), caller="gateway")  # where blocking is fine
     assert asked.approval is not None
+
+
+def test_on_the_event_loop_a_ticket_just_handed_out_is_reused_without_a_thread(
+    tether: Tether, store: Engine
+) -> None:
+    asked = tether.evaluate(pay("INV-11"), caller="gateway")  # the ticket: a store write
+    assert asked.approval is not None
+    again = tether.evaluate(pay("INV-11"), caller="gateway", may_block=False)
+    assert again.decision.outcome is Outcome.APPROVAL_REQUIRED
+    assert again.approval is not None
+    assert again.approval["id"] == asked.approval["id"]
+    with pytest.raises(WouldBlock):  # another caller's ticket is a new one: a store write
+        tether.evaluate(pay("INV-11"), caller="other-pep", may_block=False)
+    with pytest.raises(WouldBlock):  # a retry with an approval uses it: a store write
+        tether.evaluate(
+            pay("INV-11", approval_id=asked.approval["id"]), caller="gateway", may_block=False
+        )
+    tether.approvals.decide(asked.approval["id"], Verdict.DENY, approver_id="carol")
+    with pytest.raises(WouldBlock):  # decided: no longer handed out
+        tether.evaluate(pay("INV-11"), caller="gateway", may_block=False)
+    tether.decision_log.flush()
+    with store.connect() as connection:
+        stored = connection.execute(select(decisions.c.decision_id)).scalars().all()
+    assert sorted(stored) == sorted([asked.decision_id, again.decision_id])

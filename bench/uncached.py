@@ -1,0 +1,168 @@
+"""What one uncached AuthZEN decision costs, in CPU time and in instructions (callgrind).
+
+``python -m bench.uncached [--requests N]`` builds tether as ``tether serve`` does
+(``create_app(Tether(settings))``, ``TETHER_BACKGROUND_WORK=process``, the bench estate on
+a temporary SQLite store), warms it up, then sends N AuthZEN evaluations straight to the
+ASGI app (no socket), each with a new ``context.request_id`` so that Cedar evaluates every
+one, and prints the process's CPU time per request.
+
+``--callgrind`` runs the same under ``valgrind --tool=callgrind`` with instrumentation off,
+switches it on (``callgrind_control -i on``) only for the N requests, and prints the
+instructions per request and the file to read with ``callgrind_annotate --inclusive=yes``.
+Instruction counts do not move with the load of a shared machine; CPU time does. Under
+valgrind time-driven background work (the estate refresher, caller activity) runs about 50 times
+more often per request than in real time: read the SQLite part of a profile with that in
+mind. Approval tickets are reused for an hour here (``TICKET_REUSE_S``), so that
+valgrind's slowness does not turn reused tickets into new ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.estate import build_estate, install_estate
+from bench.inprocess import evaluation_scope
+
+WARMUP = 60
+
+
+def _serve(requests: int, control: Path | None) -> None:
+    estate = build_estate()
+    folder = Path(tempfile.mkdtemp(prefix="tether-bench-uncached-"))
+    database = folder / "tether.db"
+    key = install_estate(f"sqlite:///{database}", estate)
+    os.environ.update(
+        {
+            "TETHER_BACKGROUND_WORK": "process",
+            "TETHER_DATABASE_URL": f"sqlite:///{database}",
+            "TETHER_MASTER_KEY_FILE": str(folder / "master.key"),
+        }
+    )
+    import tether.approvals._service as approvals
+    from tether.api.app import create_app
+    from tether.config import load_settings
+    from tether.services import Tether
+
+    approvals.TICKET_REUSE_S = 3600.0
+    app = create_app(Tether(load_settings()))
+    bodies = [r.authzen_body() for r in estate.requests]
+    answered: list[bytes] = []
+
+    async def call(body: bytes) -> None:
+        scope = evaluation_scope(body, key)
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                answered.append(message["body"])
+
+        await app(scope, receive, send)
+
+    def new(number: int) -> bytes:
+        body = bodies[number % len(bodies)]
+        return orjson.dumps({**body, "context": {**body["context"], "request_id": str(number)}})
+
+    running: list[asyncio.Future[None]] = []  # the lifespan task, kept while we run
+
+    async def lifespan() -> None:
+        started = asyncio.Event()
+        messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        await messages.put({"type": "lifespan.startup"})
+
+        async def send(_message: Any) -> None:
+            started.set()
+
+        task = asyncio.ensure_future(app({"type": "lifespan", "state": {}}, messages.get, send))
+        await started.wait()
+        running.append(task)
+
+    async def main() -> None:
+        await lifespan()
+        for number in range(WARMUP):
+            await call(new(-1 - number))
+        if control is not None:
+            (control / "ready").touch()
+            while not (control / "go").exists():
+                time.sleep(0.05)
+        cpu = time.process_time()
+        for number in range(requests):
+            await call(new(number))
+        cpu = time.process_time() - cpu
+        if control is not None:
+            (control / "done").touch()
+        refused = sum(1 for a in answered if b'"decision"' not in a)
+        print(f"{requests} requests, {cpu / requests * 1e6:.1f} µs of CPU each; refused {refused}")
+
+    asyncio.run(main())
+    sys.stdout.flush()
+    os._exit(0)  # the worker process and threads end with us
+
+
+def _callgrind(requests: int, out: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="tether-bench-cg-") as folder:
+        control = Path(folder)
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            "-m",
+            "bench.uncached",
+            "--requests",
+            str(requests),
+            "--control",
+            folder,
+        ]
+        process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+        while not (control / "ready").exists():
+            if process.poll() is not None:
+                raise SystemExit("the run under valgrind ended before it was ready")
+            time.sleep(0.5)
+        subprocess.run(["callgrind_control", "-i", "on", str(process.pid)], check=True)
+        (control / "go").touch()
+        while not (control / "done").exists():
+            time.sleep(0.5)
+        subprocess.run(  # it may have ended already: its totals are written at exit
+            ["callgrind_control", "-i", "off", str(process.pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        process.wait()
+    dumps = sorted(out.parent.glob(out.name + "*"), key=lambda p: p.stat().st_size)
+    text = dumps[-1].read_text(errors="replace")
+    totals = [int(n) for n in re.findall(r"^(?:summary|totals): (\d+)", text, re.M)]
+    total = max(totals, default=0)
+    print(f"{total:,} instructions over {requests} requests: {total // requests:,} per request")
+    print(f"profile: {dumps[-1]} (callgrind_annotate --inclusive=yes {dumps[-1]})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--callgrind", action="store_true", help="count instructions")
+    parser.add_argument("--out", type=Path, default=Path("callgrind.uncached.out"))
+    parser.add_argument("--control", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.callgrind:
+        _callgrind(args.requests, args.out.resolve())
+    else:
+        _serve(args.requests, args.control)
+
+
+if __name__ == "__main__":
+    main()
