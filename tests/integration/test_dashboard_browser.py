@@ -202,7 +202,9 @@ def test_admin_signs_in_filters_opens_an_identity_and_needs_the_csrf_token(
     assert page.locator("a.button.danger", has_text="Offboard").count() == 1
     assert "pay the March invoices" in page.locator("#tasks").inner_text()
     assert "jti-browser-1" in page.locator("#tokens").inner_text()
-    assert "Invoicer Ltd." in page.locator("#grants").inner_text()
+    grants_shown = page.locator("#grants").inner_text()
+    assert "Invoicer Ltd." in grants_shown
+    assert "2026-01-10" in grants_shown  # the day the estate names, not the day after
     plotted = page.locator("#drift svg.plot circle.point")
     scores = [plotted.nth(i).get_attribute("data-score") for i in range(plotted.count())]
     assert scores[:2] == ["30", "80"]  # then today's, if detection has scored the read yet

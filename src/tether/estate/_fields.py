@@ -157,12 +157,14 @@ class Fields:
             )
         return seconds
 
-    def moment(self, key: str) -> datetime | None:
-        """An ISO 8601 date or time, as an aware UTC datetime (a date means its end)."""
+    def moment(self, key: str, *, date_is_start: bool = False) -> datetime | None:
+        """An ISO 8601 date or time, as an aware UTC datetime: a date means its end (an
+        expiry holds through its day), or its start with ``date_is_start`` (a grant made
+        on that day is that old at least)."""
         value = self.get(key)
         if value is None:
             return None
-        moment = parse_moment(value.value)
+        moment = parse_moment(value.value, date_is_start=date_is_start)
         if moment is None:
             self.fail(
                 key,
@@ -240,8 +242,9 @@ def parse_duration(text: str) -> int | None:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
-def parse_moment(raw: object) -> datetime | None:
-    """A date means the end of that day (UTC); a time without offset is UTC."""
+def parse_moment(raw: object, *, date_is_start: bool = False) -> datetime | None:
+    """A date means the end of that day (UTC), or its start with ``date_is_start``; a
+    time without offset is UTC."""
     if isinstance(raw, str):
         text = raw.strip()
         try:
@@ -254,7 +257,8 @@ def parse_moment(raw: object) -> datetime | None:
     if isinstance(raw, datetime):
         return raw.replace(tzinfo=UTC) if raw.tzinfo is None else raw.astimezone(UTC)
     if isinstance(raw, date):
-        return datetime.combine(raw + timedelta(days=1), time(0), tzinfo=UTC)
+        day = raw if date_is_start else raw + timedelta(days=1)
+        return datetime.combine(day, time(0), tzinfo=UTC)
     return None
 
 

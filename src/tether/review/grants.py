@@ -146,8 +146,10 @@ def _read_grant(entry: Node, problems: Problems) -> OAuthGrant | None:
     identity = fields.string("identity", max_length=MAX_NAME)
     granted_by = fields.string("granted_by", max_length=MAX_NAME)
     scopes = [value for value, _ in fields.strings("scopes")]
-    granted_at = fields.moment("granted_at")
-    review = fields.moment("last_vendor_review")
+    # When a grant was made or reviewed: a date is that day's start (its age is at least
+    # that; an expiry's date means its end).
+    granted_at = fields.moment("granted_at", date_is_start=True)
+    review = fields.moment("last_vendor_review", date_is_start=True)
     scope_actions: dict[str, tuple[str, ...]] = {}
     mapping = fields.get("scope_actions")
     if mapping is not None and expect_map(mapping, problems, f"`scope_actions` of {label}"):
