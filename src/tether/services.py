@@ -236,6 +236,7 @@ class Tether:
             "results_unplaced": self.bus.unplaced_results,
             "problem": self.bus.problem,
             "drift_records_problem": follower.problem if follower is not None else None,
+            "drift_records_caught_up": follower is not None and follower.caught_up,
         }
 
     def close(self) -> None:

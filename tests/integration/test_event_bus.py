@@ -20,6 +20,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -211,11 +212,14 @@ def test_a_killed_worker_loses_no_event_and_none_is_examined_twice(
                     )
                 ).all()
             )
-            w1_partitions = set(
+            by_w1 = dict(
                 connection.execute(
-                    select(bus_examined.c.partition).where(bus_examined.c.worker == "w1")
-                ).scalars()
+                    select(bus_examined.c.partition, func.count())
+                    .where(bus_examined.c.worker == "w1")
+                    .group_by(bus_examined.c.partition)
+                ).all()
             )
+            w1_partitions = set(by_w1)
             found = connection.execute(select(findings.c.detector, findings.c.resource)).all()
         assert (total, hashes, stream_seqs) == (EVENTS, EVENTS, EVENTS)
         last: dict[int, int] = {}
@@ -223,7 +227,11 @@ def test_a_killed_worker_loses_no_event_and_none_is_examined_twice(
             assert stream_seq > last.get(partition, 0), (partition, stream_seq)
             last[partition] = stream_seq
         assert w1_partitions, "the killed worker held no partition"
-        assert {p for p, w in after_kill if w == "w2"} >= w1_partitions, "not taken over"
+        # Those of its partitions it had not finished when killed went on at w2.
+        per_partition = Counter(config.partition_of(str(r["identity_id"])) for r in rows)
+        unfinished = {p for p in w1_partitions if by_w1[p] < per_partition[p]}
+        assert unfinished, "the killed worker had finished its partitions: killed too late"
+        assert {p for p, w in after_kill if w == "w2"} >= unfinished, "not taken over"
         expected = {r["resource"] for r in rows if r["action"] == "delete"}
         assert sorted(d for d, _ in found) == ["out_of_entitlement"] * len(expected)
         assert {ref for _, ref in found} == expected
@@ -344,6 +352,7 @@ def test_drift_found_by_a_bus_worker_reaches_the_servers_decisions(
             ready = admin.get("/readyz").json()
         assert ready["event_bus"]["problem"] is None, ready
         assert ready["event_bus"]["dropped"] == 0, ready
+        assert ready["event_bus"]["drift_records_caught_up"] is True, ready
     finally:
         worker.terminate()
         worker.wait(timeout=20)

@@ -119,3 +119,43 @@ def test_pruning_forgets_only_the_hashes_examined_before_the_cutoff(tmp_path: An
     assert left == list(range(25_001, 25_011))
     assert prune_examined(engine, now - timedelta(days=1)) == 0
     engine.dispose()
+
+
+def test_a_worker_taking_over_keeps_a_restricted_identity_restricted() -> None:
+    """The new holder of a partition restores the bucket's record; a later low finding of
+    its own does not lift the restriction the previous holder's finding made."""
+    from datetime import UTC, datetime
+
+    from tether.drift.model import Finding, Severity
+    from tether.drift.responses import BehaviourBoard
+
+    board = BehaviourBoard()
+    board.restore(
+        "bot",
+        {
+            "drift_score": 90,
+            "open_findings": 1,
+            "restricted": True,
+            "constrained": False,
+            "response": "approval",
+        },
+    )
+    assert board.cedar["bot"]["restricted"] is True
+    low = Finding(
+        "f-1",
+        datetime.now(UTC),
+        "bot",
+        "out_of_intent",
+        Severity.LOW,
+        12.0,
+        0.2,
+        0.1,
+        0.1,
+        "a small thing",
+        ("decision:1",),
+    )
+    board.note(low, "none")
+    assert board.cedar["bot"]["restricted"] is True
+    assert board.cedar["bot"]["response"] == "approval"
+    board.restore("bot", {"restricted": False, "constrained": True, "response": "none"})
+    assert board.cedar["bot"]["restricted"] is True  # restored flags only ever add

@@ -11,9 +11,9 @@ starts with the last value of every key, so a server started later, or reconnect
 catches up; a record a worker cleared (an offboarding, a reset) is deleted from the
 bucket and from every server's map.
 
-A partition taken over by another worker keeps its identities' records in the bucket
-until the new holder's engine writes newer ones: the records stay what the last finding
-made them, never lost.
+A worker that claims a partition first takes over the bucket's records of its identities
+(:func:`records_of`, ``BehaviourBoard.restore``): a ``restricted`` or ``constrained``
+identity stays so whichever worker examines it next.
 
 Keys: ``i.`` and the identity id in unpadded base64url (NATS keys allow only letters,
 digits and ``-_=./``); values: ``{"identity": id, "record": {...}}`` as JSON.
@@ -26,11 +26,12 @@ import base64
 import contextlib
 import logging
 import threading
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 import orjson
 from nats.js import JetStreamContext, api
+from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from tether.bus._nats import connect
@@ -48,6 +49,36 @@ Record = Mapping[str, Any]
 def behaviour_key(identity_id: str) -> str:
     encoded = base64.urlsafe_b64encode(identity_id.encode()).decode().rstrip("=")
     return _PREFIX + encoded
+
+
+def identity_of(key: str) -> str | None:
+    """The identity id a bucket key names (``None``: not a record's key)."""
+    if not key.startswith(_PREFIX):
+        return None
+    encoded = key[len(_PREFIX) :]
+    try:
+        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+async def records_of(kv: KeyValue, wanted: Callable[[str], bool]) -> dict[str, Record]:
+    """The records in the bucket of the identities ``wanted`` says yes to."""
+    try:
+        keys = await kv.keys()
+    except NoKeysError:
+        return {}
+    found: dict[str, Record] = {}
+    for key in keys:
+        identity = identity_of(key)
+        if identity is None or not wanted(identity):
+            continue
+        with contextlib.suppress(KeyNotFoundError):
+            entry = await kv.get(key)
+            decoded = decode_record(entry.value or b"")
+            if decoded is not None:
+                found[decoded[0]] = decoded[1]
+    return found
 
 
 def encode_record(identity_id: str, record: Record) -> bytes:
@@ -141,6 +172,12 @@ class BehaviourFollower:
             self._thread.start()
         return self._caught_up.wait(timeout_s)
 
+    @property
+    def caught_up(self) -> bool:
+        """Whether the bucket's records were all read once (until then decisions miss
+        the drift records made before this server started)."""
+        return self._caught_up.is_set()
+
     def close(self) -> None:
         self._stop.set()
         loop, stopping = self._loop, self._stopping
@@ -155,9 +192,9 @@ class BehaviourFollower:
         if not key.startswith(_PREFIX):
             return
         if operation in (KV_DEL, KV_PURGE):
-            padded = key[len(_PREFIX) :] + "=" * (-len(key[len(_PREFIX) :]) % 4)
-            with contextlib.suppress(ValueError, UnicodeDecodeError):
-                self._behaviour.pop(base64.urlsafe_b64decode(padded).decode(), None)
+            identity = identity_of(key)
+            if identity is not None:
+                self._behaviour.pop(identity, None)
                 self.applied += 1
             return
         decoded = decode_record(value or b"")

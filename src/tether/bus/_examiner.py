@@ -68,6 +68,10 @@ class Examiner:
     def store(self) -> Engine:
         return self._store
 
+    def restore(self, identity_id: str, record: Mapping[str, Any]) -> None:
+        """Take over an identity's drift record from the worker that held it before."""
+        self._drift.board.restore(identity_id, record)
+
     @property
     def board(self) -> Mapping[str, Mapping[str, Any]]:
         """The drift records the engine keeps (``context.tether.behaviour`` by identity)."""

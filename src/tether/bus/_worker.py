@@ -44,7 +44,7 @@ from typing import Any
 import nats.errors
 from nats.js.errors import KeyWrongLastSequenceError, NoKeysError
 
-from tether.bus._behaviour import BehaviourSharer, behaviour_bucket
+from tether.bus._behaviour import BehaviourSharer, behaviour_bucket, records_of
 from tether.bus._examiner import EXAMINED_KEPT, Examiner, prune_examined
 from tether.bus._nats import (
     ACK_WAIT_S,
@@ -91,6 +91,7 @@ class DriftWorker:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="tether-bus-examine")
         self._js: Any = None
         self._kv: Any = None
+        self._behaviour: Any = None
         self.invalid = 0
         # What the engine finds goes back to the servers (context.tether.behaviour).
         self.sharer = BehaviourSharer(examiner.board)
@@ -102,6 +103,7 @@ class DriftWorker:
     async def run(self, stop: asyncio.Event) -> None:
         connection, js = await connect(self.config, name=f"tether-worker-{self.name}")
         self._js = js
+        background: tuple[asyncio.Task[None], ...] = ()
         try:
             await ensure_stream(js, self.config)
             for partition in range(self.config.partitions):
@@ -109,11 +111,11 @@ class DriftWorker:
             self._kv = await lease_bucket(js, self.config)
             # Renewing runs on its own: releasing a partition waits for its batch in flight,
             # and the other leases must not expire meanwhile.
+            self._behaviour = await behaviour_bucket(js, self.config)
             renewing = asyncio.create_task(self._keep_leases(stop))
-            sharing = asyncio.create_task(
-                self.sharer.run(await behaviour_bucket(js, self.config), stop)
-            )
+            sharing = asyncio.create_task(self.sharer.run(self._behaviour, stop))
             pruning = asyncio.create_task(self._prune(stop))
+            background = (renewing, sharing, pruning)
             while not stop.is_set():
                 try:
                     await self._balance()
@@ -128,6 +130,8 @@ class DriftWorker:
             await sharing  # the records the last batches made
             await self._kv.delete(f"w.{self.name}")
         finally:
+            for task in background:  # when the loop ended by an error
+                task.cancel()
             for held in self._held.values():
                 if held.task is not None:
                     held.task.cancel()
@@ -192,6 +196,16 @@ class DriftWorker:
             revision = await self._kv.create(f"p.{partition}", self.name.encode())
         except KeyWrongLastSequenceError:
             return  # held by another worker
+        # The records the previous holder's findings made (restricted stays restricted).
+        try:
+            taken = await records_of(
+                self._behaviour, lambda i: self.config.partition_of(i) == partition
+            )
+        except Exception:  # the bucket away a moment: the records still hold on servers
+            log.exception("reading the drift records of partition %d failed", partition)
+            taken = {}
+        for identity, record in taken.items():
+            self.examiner.restore(identity, record)
         held = self._held[partition] = _Held(partition, revision)
         held.task = asyncio.create_task(self._consume(held))
         log.info("worker %s claimed partition %d", self.name, partition)

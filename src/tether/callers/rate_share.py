@@ -32,8 +32,9 @@ from tether.store.rate_tables import rate_usage
 
 #: How often a replica exchanges its counts.
 SHARE_EVERY_S = 0.2
-#: Rows older than this many seconds are deleted by the replica that wrote them.
-_KEEP_S = 120
+#: Rows older than this many seconds are deleted (by any replica: a replica that stopped
+#: leaves its rows behind).
+_KEEP_S = 90
 _CLEANUP_EVERY_S = 10.0
 
 
@@ -57,6 +58,9 @@ class RateShare:
         self._horizon_s = min(60, math.ceil(limiter.burst / limiter.rate_per_s) + 1)
         # (caller key, second) -> what the other replicas had admitted at the last exchange.
         self._known: dict[tuple[str, int], int] = {}
+        # The first exchange only learns what the others had admitted: a replica starting
+        # (a deploy, a scale-out) starts from full buckets, as one server does.
+        self._started = False
         self._cleaned_at = 0.0
 
     def exchange(self, admitted: Mapping[str, int]) -> dict[str, int]:
@@ -97,12 +101,7 @@ class RateShare:
             if now - self._cleaned_at >= _CLEANUP_EVERY_S:
                 self._cleaned_at = now
                 connection.execute(
-                    delete(rate_usage).where(
-                        and_(
-                            rate_usage.c.replica == self.replica,
-                            rate_usage.c.window_s < second - _KEEP_S,
-                        )
-                    )
+                    delete(rate_usage).where(rate_usage.c.window_s < second - _KEEP_S)
                 )
         debits: dict[str, int] = {}
         known: dict[tuple[str, int], int] = {}
@@ -113,4 +112,7 @@ class RateShare:
                 debits[key] = debits.get(key, 0) + new
             known[(key, window_s)] = total
         self._known = known
+        if not self._started:
+            self._started = True
+            return {}
         return debits

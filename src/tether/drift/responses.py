@@ -148,6 +148,22 @@ class BehaviourBoard:
                 "response": last,
             }
 
+    def restore(self, identity_id: str, record: Mapping[str, Any]) -> None:
+        """Take over a record another process made (a bus worker that held the identity's
+        partition before): its ``restricted`` and ``constrained`` stay set, as if this
+        board had noted them. Its recent findings are not known here: the next finding's
+        drift score counts from the ones noted here."""
+        with self._lock:
+            restricted, constrained, last = self._flags.get(identity_id, (False, False, "none"))
+            response = str(record.get("response") or "none")
+            self._flags[identity_id] = (
+                restricted or bool(record.get("restricted")),
+                constrained or bool(record.get("constrained")),
+                response if response != "none" else last,
+            )
+            if identity_id not in self.cedar:
+                self.cedar[identity_id] = dict(record)
+
     def clear(self, identity_id: str) -> None:
         with self._lock:
             self.cedar.pop(identity_id, None)

@@ -3,12 +3,13 @@
 ``rate_usage`` has one row per (caller key, replica, second): how many requests that
 replica admitted for the caller in that second. Every replica adds its own counts a few
 times a second and reads the others' (:mod:`tether.callers.rate_share`); rows older than
-two minutes are deleted by the replica that wrote them.
+90 s are deleted by any replica (``window_s`` is indexed: the exchanges read the last
+seconds only).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, String, Table
+from sqlalchemy import BigInteger, Column, Index, String, Table
 
 from tether.store.tables import metadata
 
@@ -21,3 +22,4 @@ rate_usage = Table(
     Column("window_s", BigInteger, primary_key=True),
     Column("admitted", BigInteger, nullable=False),
 )
+Index("ix_rate_usage_window", rate_usage.c.window_s)

@@ -51,11 +51,12 @@ class SeqCursor:
             if number <= self.last:
                 self._holes.pop(number, None)
                 continue
-            for skipped in range(self.last + 1, number):
+            # A gap wider than MAX_HOLES (a bulk ingest rolled back) keeps only its top.
+            for skipped in range(max(self.last + 1, number - MAX_HOLES), number):
                 self._holes[skipped] = now
             self.last = number
-        while len(self._holes) > MAX_HOLES:
-            self._holes.pop(min(self._holes))
+        while len(self._holes) > MAX_HOLES:  # kept in ascending order: the oldest first
+            self._holes.pop(next(iter(self._holes)))
 
     def _expire(self) -> None:
         cutoff = self._clock() - HOLE_TTL_S

@@ -151,6 +151,9 @@ class WorkloadTrust:
 
     def refresh(self, *, force: bool = False) -> TrustView:
         with self._lock:
+            view = self._view
+            if not force and view is not None and self._clock() - self._checked < self._interval:
+                return view  # refreshed by the thread this one waited for
             expiries, started = self._expiries, self._clock()
             with self._engine.connect() as connection:
                 anchors = [dict(r) for r in connection.execute(select(trust_anchors)).mappings()]

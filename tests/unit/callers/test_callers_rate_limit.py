@@ -89,6 +89,8 @@ def test_two_replicas_share_one_limit_through_postgresql(postgres_url: str) -> N
     a = RateShare(engine, a_limits, replica="a", clock=lambda: now[0])
     b = RateShare(engine, b_limits, replica="b", clock=lambda: now[0])
     try:
+        assert a.exchange({}) == {}  # both started
+        assert b.exchange({}) == {}
         assert a.exchange({"pep": 15, "other": 1}) == {}
         assert b.exchange({}) == {"pep": 15, "other": 1}
         assert b.exchange({}) == {}  # nothing new: nothing debited twice
@@ -97,7 +99,12 @@ def test_two_replicas_share_one_limit_through_postgresql(postgres_url: str) -> N
         assert b.exchange({"pep": 2}) == {"pep": 3}
         assert a.exchange({}) == {"pep": 2}
         now[0] += 10  # past the horizon (20 / 10 + 1 s): old counts are not debited again
+        assert a.exchange({"pep": 4}) == {}
+        # A replica starting now learns what the others admitted without charging it:
+        # it starts from full buckets, as a lone server does; then it is charged.
         fresh = RateShare(engine, RateLimiter(10, 20), replica="c", clock=lambda: now[0])
         assert fresh.exchange({}) == {}
+        assert a.exchange({"pep": 1}) == {}
+        assert fresh.exchange({}) == {"pep": 1}
     finally:
         engine.dispose()

@@ -51,3 +51,16 @@ def test_whatever_order_rows_commit_in_each_is_read_exactly_once(
         read.extend(got)
     assert sorted(read) == list(range(1, 41))
     assert cursor.holes == frozenset()
+
+
+def test_a_huge_gap_is_noted_at_once_and_only_its_top_is_kept() -> None:
+    import time
+
+    from tether.store.seq_cursor import MAX_HOLES
+
+    cursor = SeqCursor()
+    started = time.process_time()
+    cursor.advance([1, 1_000_002])  # a million numbers of a rolled-back bulk ingest
+    assert time.process_time() - started < 1.0
+    assert len(cursor.holes) == MAX_HOLES
+    assert min(cursor.holes) == 1_000_002 - MAX_HOLES

@@ -22,7 +22,9 @@ def upgrade() -> None:
         sa.Column("admitted", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("caller_key", "replica", "window_s"),
     )
+    op.create_index("ix_rate_usage_window", "rate_usage", ["window_s"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_rate_usage_window", table_name="rate_usage")
     op.drop_table("rate_usage")
