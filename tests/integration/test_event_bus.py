@@ -172,7 +172,7 @@ def test_a_killed_worker_loses_no_event_and_none_is_examined_twice(
         asyncio.run(_publish(config, rows))
         published_s = time.monotonic() - start
         examined = select(func.count()).select_from(bus_examined)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90  # a loaded CI machine examines slower
         while _count(engine, examined) < KILL_AFTER:
             assert time.monotonic() < deadline, "workers examined too little"
             for name, process in workers.items():

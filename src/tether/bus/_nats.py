@@ -73,7 +73,10 @@ async def ensure_stream(js: JetStreamContext, config: BusConfig) -> None:
 
 
 async def ensure_consumer(js: JetStreamContext, config: BusConfig, partition: int) -> str:
-    """The durable pull consumer of one partition (acks: all up to the acknowledged one)."""
+    """The durable pull consumer of one partition. Acks are explicit, one a message: with
+    ack policy *all*, a new holder's ack of a later message would also acknowledge what a
+    previous holder (one whose lease lapsed while it examined) had fetched and never
+    examined to the end, and those events would be lost."""
     durable = config.consumer_of(partition)
     try:
         await js.consumer_info(config.stream, durable)
@@ -84,7 +87,7 @@ async def ensure_consumer(js: JetStreamContext, config: BusConfig, partition: in
                 durable_name=durable,
                 filter_subject=config.subject_of(partition),
                 deliver_policy=api.DeliverPolicy.ALL,
-                ack_policy=api.AckPolicy.ALL,
+                ack_policy=api.AckPolicy.EXPLICIT,
                 ack_wait=ACK_WAIT_S,
                 max_ack_pending=20_000,
             ),

@@ -14,11 +14,13 @@ its partitions.
 
 Order and delivery: a partition's holder fetches up to 1,000 messages, examines them in
 stream order (:class:`~tether.bus._examiner.Examiner`, which skips events already
-examined), then acknowledges the last (ack policy *all*: everything up to it). A claimed
-partition resumes from the consumer's last acknowledgement. Messages the previous holder
-fetched but never acknowledged are delivered again once their ack wait (2 s) is over,
-before any newer message; a new holder that finds such messages pending waits out the ack
-wait before its first fetch, so one identity's chain is still examined in stream order.
+examined), then acknowledges each (explicit acks: one holder's ack never covers another's
+messages). A claimed partition resumes after the consumer's acknowledged messages.
+Messages the previous holder fetched but never acknowledged are delivered again once
+their ack wait (2 s) is over, before any newer message; a new holder that finds such
+messages pending waits out the ack wait before its first fetch, so one identity's chain
+is examined in stream order. (A holder whose lease lapsed while it examined may leave
+messages that come again after newer ones: examined late, never lost.)
 
 Drift records (``context.tether.behaviour``) go back to every server through a second
 bucket (:mod:`tether.bus._behaviour`).
@@ -90,6 +92,7 @@ class DriftWorker:
         self._held: dict[int, _Held] = {}
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="tether-bus-examine")
         self._js: Any = None
+        self._connection: Any = None
         self._kv: Any = None
         self._behaviour: Any = None
         self.invalid = 0
@@ -103,6 +106,7 @@ class DriftWorker:
     async def run(self, stop: asyncio.Event) -> None:
         connection, js = await connect(self.config, name=f"tether-worker-{self.name}")
         self._js = js
+        self._connection = connection
         background: tuple[asyncio.Task[None], ...] = ()
         try:
             await ensure_stream(js, self.config)
@@ -243,10 +247,12 @@ class DriftWorker:
                 batch = self._decoded(messages)
                 await loop.run_in_executor(self._executor, self.examiner.examine, partition, batch)
                 if self._held.get(partition) is not held:
-                    # The lease was lost meanwhile: acknowledging (ack policy all) could ack
-                    # the new holder's messages. Redelivered, the batch is skipped by hash.
+                    # The lease was lost meanwhile: the new holder gets the batch again (its
+                    # hashes are recorded: skipped, not examined twice).
                     break
-                await messages[-1].ack_sync()
+                # Every message of the batch, then one flush: a round trip a batch.
+                await asyncio.gather(*(message.ack() for message in messages))
+                await self._connection.flush()
         except Exception:
             log.exception("consuming partition %d failed; releasing it", partition)
             held.releasing.set()
