@@ -114,11 +114,13 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def uvicorn_server(
-    factory: str, env: dict[str, str]
+    factory: str, env: dict[str, str], *, pinned: bool = True
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """One uvicorn worker serving ``factory``; ``pinned``: to the server core (replicas
+    that share the machine's cores are not)."""
     port = free_port()
     command = [
-        *pin(SERVER_CORE),
+        *(pin(SERVER_CORE) if pinned else []),
         sys.executable,
         "-m",
         "uvicorn",

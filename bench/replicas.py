@@ -33,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +42,7 @@ import psycopg
 from sqlalchemy import func, select
 
 from bench.estate import build_estate, install_estate
-from bench.http import EVALUATION, _compact, free_port, stop, wait_ready
+from bench.http import EVALUATION, _compact, uvicorn_server
 from bench.load import LoadResult, ensure_wrk, run_wrk, wrk_script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,37 +59,9 @@ def fresh_schema(postgres: str) -> str:
     return f"{postgres}?options=-csearch_path%3D{schema}"
 
 
-@contextlib.contextmanager
-def replica(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def replica(env: dict[str, str]) -> contextlib.AbstractContextManager[tuple[Any, str]]:
     """One server (unpinned: two replicas share the machine's cores)."""
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "bench.server:tether_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--lifespan",
-        "on",
-    ]
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(process, base)
-        yield process, base
-    finally:
-        stop(process)
+    return uvicorn_server("bench.server:tether_app", env, pinned=False)
 
 
 def _wrk(wrk: str, base: str, script: Path, connections: int, seconds: float) -> LoadResult:

@@ -40,7 +40,7 @@ from tether.api.asgi import (
 )
 from tether.api.authzen_contract import AUTHZEN_DOCS
 from tether.api.bounds import RequestBounds
-from tether.api.contract import STRING, Doc, obj
+from tether.api.contract import INTEGER, OBJECT, STRING, Doc, obj
 from tether.api.errors import Refusal, error_response, problem, problem_for
 from tether.api.events import event_routes
 from tether.api.findings import finding_routes
@@ -71,6 +71,20 @@ from tether.ids import new_id
 from tether.services import Tether
 
 log = logging.getLogger(__name__)
+
+# `/readyz`: everyone learns `status`; an auditor or admin also the details (the event
+# bus's only when the server publishes to one).
+_READINESS = obj(
+    ("status",),
+    status=STRING,
+    estate_revision={"type": ["integer", "null"]},
+    latest_revision={"type": ["integer", "null"]},
+    policies=INTEGER,
+    decisions_written=INTEGER,
+    decisions_lost=INTEGER,
+    detail={"type": ["string", "null"]},
+    event_bus=OBJECT,
+)
 
 READERS = (Role.AUDITOR, Role.ADMIN)
 AUTHZEN_PATHS = (
@@ -194,9 +208,9 @@ class TetherApp:
                 doc=Doc(
                     "Readiness: the store answers and decisions are being recorded (details "
                     "for auditors and admins)",
-                    answer=obj(("status",), status=STRING),
+                    answer=_READINESS,
                     refusals={503: "not ready (`status` says why)"},
-                    refusal_bodies={503: obj(("status",), status=STRING)},
+                    refusal_bodies={503: _READINESS},
                 ),
             ),
             secured(
