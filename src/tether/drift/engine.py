@@ -11,7 +11,9 @@ are stable, so a re-scan stores nothing twice.
 A tool's result, reported after its call (:meth:`DriftEngine.submit_result`: the MCP
 gateway, a replay), joins the same queue, so each later call of the task is judged with
 what the earlier ones returned: where its destinations came from
-(:mod:`tether.drift.provenance`).
+(:mod:`tether.drift.provenance`). On the event bus a result can arrive before its call
+(reported to one replica, decided on another): it is held up to ``EARLY_RESULT_S`` for
+the call to come.
 
 Per observation: the identity's view and class thresholds (:mod:`tether.drift.directory`,
 rebuilt when the estate revision changes), its task (from the task ledger), its latest
@@ -77,6 +79,10 @@ POLL_S = 0.005
 EVENTS_POLL_S = 0.1
 REPEAT_WINDOW = timedelta(minutes=5)
 MAX_RECENT = 100_000
+# A result can reach the engine before its decision (reported to one replica, decided on
+# another, both on the bus): it is held this long, and at most this many, for the call.
+EARLY_RESULT_S = 10.0
+MAX_EARLY_RESULTS = 10_000
 #: How often a live engine relearns every baseline from the store (6 h).
 DEFAULT_BASELINE_EVERY_S = 6 * 3600.0
 #: The key of a queued row that reports a call's result, not a decision.
@@ -148,6 +154,9 @@ class DriftEngine:
         # What each task's calls returned, by history key, and which calls had a result.
         self._outputs: OrderedDict[tuple[str, str], list[ToolOutput]] = OrderedDict()
         self._call_keys: OrderedDict[str, tuple[str, str]] = OrderedDict()  # ref -> history key
+        # Results of calls not seen yet: ref -> (monotonic arrival, result, reporter's task).
+        self._early: OrderedDict[str, tuple[float, Any, Any]] = OrderedDict()
+        self.early_results_expired = 0
         self._refresh_s = refresh_s
         self._tail_events = tail_events
         self._baseline_window = baseline_window
@@ -353,6 +362,9 @@ class DriftEngine:
                     if use is not None:
                         uses.append((finding, use))
                     made.append(finding)
+                if self._early and obs.ref in self._early:
+                    _, result, task = self._early.pop(obs.ref)
+                    self._note_result(obs.ref, result, task)
             if not made:
                 return []
             now = datetime.now(UTC)
@@ -451,13 +463,18 @@ class DriftEngine:
     def _note_result(self, ref: str, result: Any, task: Any = None) -> None:
         """Remember what the call ``ref`` returned, and whether its task's intent covers it.
 
-        Ignored: a result of a call this engine never saw, of a call of another task than
-        the reporter's ``task`` (when given), and a second result of the same call."""
+        A result of a call this engine has not seen yet is held for ``EARLY_RESULT_S`` and
+        noted when the call comes. Ignored: a result of a call long forgotten, of a call of
+        another task than the reporter's ``task`` (when given), and a second result of the
+        same call."""
         key = self._call_keys.get(ref)
-        history = self._histories.get(key) if key is not None else None
+        if key is None:
+            self._hold_early(ref, result, task)
+            return
+        history = self._histories.get(key)
         call = next((h for h in history if h.ref == ref), None) if history else None
-        if key is None or history is None or call is None:
-            return  # a call this engine never saw (or long forgotten): nothing to judge by
+        if history is None or call is None:
+            return  # a call long forgotten: nothing to judge by
         if task is not None and (not isinstance(task, list | tuple) or tuple(task) != key):
             return  # reported with another task's token: not the reporter's call
         if any(o.ref == ref for o in self._outputs.get(key, ())):
@@ -470,6 +487,19 @@ class DriftEngine:
         self._outputs.move_to_end(key)
         if len(self._outputs) > self._max_histories:
             self._outputs.popitem(last=False)
+
+    def _hold_early(self, ref: str, result: Any, task: Any) -> None:
+        """Keep the result of a call not seen yet (the first one reported), dropping what
+        waited longer than ``EARLY_RESULT_S`` or beyond ``MAX_EARLY_RESULTS``."""
+        now = time.monotonic()
+        early = self._early
+        while early:
+            oldest = next(iter(early.values()))
+            if now - oldest[0] < EARLY_RESULT_S and len(early) < MAX_EARLY_RESULTS:
+                break
+            early.popitem(last=False)
+            self.early_results_expired += 1
+        early.setdefault(ref, (now, result, task))
 
     def _task_view(self, task_id: str | None) -> TaskView | None:
         if task_id is None or self._tasks is None:
