@@ -223,6 +223,18 @@ class Tether:
         """Why decisions are not being recorded right now (``None``: they are)."""
         return self.decision_log.problem
 
+    def bus_unready(self) -> str | None:
+        """Why the event bus keeps this server from being ready (``None``: it does not).
+        Until the workers' drift records were read once, decisions would miss the
+        restrictions drift made before this server started; a bus away later does not
+        make the server unready (see :meth:`bus_status`)."""
+        follower = self._bus_behaviour
+        if follower is not None and not follower.caught_up:
+            return "drift records from the event bus not read yet" + (
+                f" ({follower.problem})" if follower.problem else ""
+            )
+        return None
+
     def bus_status(self) -> dict[str, Any] | None:
         """How the event bus is doing (``None``: no bus). A bus behind or away does not
         stop decisions (they are recorded in the store): drift sees them late, or, once

@@ -206,8 +206,9 @@ class TetherApp:
                 "/readyz",
                 self._readyz,
                 doc=Doc(
-                    "Readiness: the store answers and decisions are being recorded (details "
-                    "for auditors and admins)",
+                    "Readiness: the store answers, decisions are being recorded and, with "
+                    "an event bus, its drift records were read once (details for auditors "
+                    "and admins)",
                     answer=_READINESS,
                     refusals={503: "not ready (`status` says why)"},
                     refusal_bodies={503: _READINESS},
@@ -429,7 +430,8 @@ class TetherApp:
         return JSONResponse({"status": "ok"})
 
     async def _readyz(self, request: Request) -> Response:
-        """Ready: the store answers and decisions are being recorded; else 503.
+        """Ready: the store answers, decisions are being recorded and, with an event bus,
+        its drift records were read once; else 503.
 
         Anyone may ask, and learns only ``{"status": "ready" | "not_ready"}``: revisions,
         counts and a driver's error (host and database names) are for an auditor or an
@@ -446,6 +448,8 @@ class TetherApp:
         sink = self.tether.decision_log
         if not sink.healthy:  # answering without recording is not ready
             problems.append(sink.problem or "decisions are not being recorded")
+        if (behind := self.tether.bus_unready()) is not None:
+            problems.append(behind)
         status, code = ("not_ready", 503) if problems else ("ready", 200)
         if not self._may_read_readiness(request):
             return JSONResponse({"status": status}, status_code=code)

@@ -160,7 +160,7 @@ class BehaviourFollower:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def start(self, *, timeout_s: float = 10.0) -> bool:
         """Start following; whether the bucket's current records were read within
@@ -180,10 +180,11 @@ class BehaviourFollower:
 
     def close(self) -> None:
         self._stop.set()
-        loop, stopping = self._loop, self._stopping
-        if loop is not None and stopping is not None:
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None:
+            # Cancelled, not asked: a follower still trying to reach the server stops too.
             with contextlib.suppress(RuntimeError):  # the loop already ended
-                loop.call_soon_threadsafe(stopping.set)
+                loop.call_soon_threadsafe(task.cancel)
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -206,6 +207,8 @@ class BehaviourFollower:
         while not self._stop.is_set():
             try:
                 asyncio.run(self._follow())
+            except asyncio.CancelledError:
+                return  # closed
             except Exception as exc:
                 self.problem = f"following drift records failed: {type(exc).__name__} {exc}"
                 log.warning("%s; trying again", self.problem)
@@ -213,25 +216,22 @@ class BehaviourFollower:
 
     async def _follow(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
+        self._task = asyncio.current_task()
         if self._stop.is_set():
             return
         connection, js = await connect(self.config, name="tether-serve-behaviour")
         try:
             kv = await behaviour_bucket(js, self.config)
             watcher = await kv.watchall()
-            updates = asyncio.ensure_future(self._updates(watcher))
-            stopping = asyncio.ensure_future(self._stopping.wait())
-            done, _ = await asyncio.wait([updates, stopping], return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if updates in done:
-                updates.result()  # raises what ended the watch
-                raise ConnectionError("the watch of the behaviour bucket ended")
-            updates.cancel()
-            with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]
+            try:
+                await self._updates(watcher)
+            finally:
+                with contextlib.suppress(Exception):
+                    await watcher.stop()  # type: ignore[no-untyped-call]
+            raise ConnectionError("the watch of the behaviour bucket ended")
         finally:
-            await connection.close()
+            with contextlib.suppress(Exception):
+                await connection.close()
 
     async def _updates(self, watcher: Any) -> None:
         async for entry in watcher:
