@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from tether.api.app import TetherApp, create_app
+from tether.api.app import TetherApp
 from tether.api.results import MAX_RESULT_BODY
 from tether.callers import Role, add_api_key
-from tether.config import load_settings
-from tether.services import Tether
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[TetherApp]:
-    settings = load_settings(
-        {}, database_url=f"sqlite:///{tmp_path}/t.db", master_key_file=str(tmp_path / "m.key")
-    )
-    tether = Tether(settings)
-    application = create_app(tether)
-    yield application
-    application.gate.close()
-    tether.close()
 
 
 def post(app: TetherApp, key: str, **kwargs: Any) -> httpx.Response:
