@@ -189,13 +189,14 @@ def free_port() -> int:
 
 # The callers every test server gets (see `provision_callers`): name of the credential ->
 # what it is. `client(as_=...)` picks one.
-TEST_CALLERS = ("pep", "admin", "auditor", "approver")
+TEST_CALLERS = ("pep", "ingest", "admin", "auditor", "approver")
 
 
 def provision_callers(db_url: str, folder: Path, suffix: str) -> dict[str, str]:
     """Real credentials for a server whose working folder is ``folder``: a PEP API key
-    (as ``tether pep add`` makes it) and admin tokens of an admin, an auditor and an
-    approver (as ``tether admin token`` issues them), all in the store at ``db_url``.
+    and an ingest-only API key (as ``tether pep add`` makes them) and admin tokens of an
+    admin, an auditor and an approver (as ``tether admin token`` issues them), all in the
+    store at ``db_url``.
 
     Admin tokens are signed with the key ring sealed by ``folder/.tether/master.key``,
     the master key the server started in ``folder`` uses. Returns credential by name.
@@ -205,6 +206,9 @@ def provision_callers(db_url: str, folder: Path, suffix: str) -> dict[str, str]:
         migrate.upgrade(engine)
         keys = KeyRing(engine, load_or_create_master_key(folder / ".tether" / "master.key"))
         credentials = {"pep": add_api_key(engine, f"test-pep-{suffix}", actor="tests").key}
+        credentials["ingest"] = add_api_key(
+            engine, f"test-ingest-{suffix}", roles=(Role.INGEST,), actor="tests"
+        ).key
         for role in (Role.ADMIN, Role.AUDITOR, Role.APPROVER):
             issued = admin_token(
                 engine,

@@ -1,11 +1,11 @@
 """``/openapi.json`` is the API: schemathesis against a real ``tether serve``, once per role.
 
 Schemathesis (the real tool, its command line) generates requests from the document served
-by the server under test, with the credentials of an admin, an auditor, a PEP and an
-approver, and checks every answer: no server error, every status documented, every media
-type documented, every body and header as documented, ``Allow`` listing exactly the
-documented methods. The estate is ``examples/agents`` (the demo), so the generated requests
-meet real identities, policies and tools.
+by the server under test, with the credentials of an admin, an auditor, a PEP, an
+ingest-only collector and an approver, and checks every answer: no server error, every
+status documented, every media type documented, every body and header as documented,
+``Allow`` listing exactly the documented methods. The estate is ``examples/agents`` (the
+demo), so the generated requests meet real identities, policies and tools.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def schemathesis(server: ServerProcess, role: str, *extra: str) -> subprocess.Co
     )
 
 
-@pytest.mark.parametrize("role", ["admin", "auditor", "pep", "approver"])
+@pytest.mark.parametrize("role", ["admin", "auditor", "pep", "ingest", "approver"])
 def test_every_answer_is_as_documented(server: ServerProcess, role: str, figure: Any) -> None:
     done = schemathesis(server, role)
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr
