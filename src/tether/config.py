@@ -95,13 +95,16 @@ class Settings:
     # Off unless `oidc_issuer` is set. The client is registered at the issuer with the
     # redirect URI `<public_url>/signin/oidc/callback`; without a secret it is a public
     # client (PKCE alone). `oidc_roles` maps values of the `oidc_role_claim` claim to
-    # dashboard roles: `sec-team=admin,audit=auditor,approvers=approver`.
+    # dashboard roles: `sec-team=admin,audit=auditor,approvers=approver`. Its roles are
+    # fixed at sign-in, so an OIDC session lasts `oidc_session_s` (at most 8 h): then the
+    # person signs in again and the issuer's current claims count.
     oidc_issuer: str = ""
     oidc_client_id: str = ""
     oidc_client_secret: str = ""
     oidc_role_claim: str = "groups"
     oidc_roles: str = ""
     oidc_scopes: str = "openid profile email"
+    oidc_session_s: int = 3600
 
     @property
     def public_url(self) -> str:

@@ -8,6 +8,7 @@ One server and one browser for the module. Screenshots of each page are kept und
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -332,6 +333,8 @@ def test_a_person_signs_in_through_the_oidc_issuer_with_pkce(
     assert 43 <= len(redeemed["code_verifier"]) <= 128
     cookie = next(c for c in page.context.cookies() if c["name"] == "tether_session")
     assert (cookie["httpOnly"], cookie["sameSite"]) == (True, "Strict")
+    # Its roles are as of sign-in: an OIDC session lasts an hour (TETHER_OIDC_SESSION_S).
+    assert 3_000 < cookie["expires"] - time.time() <= 3_601
     assert not any(c["name"] == "tether_oidc" for c in page.context.cookies())  # spent
     engine = open_engine(server.db_url)
     with engine.connect() as connection:

@@ -80,6 +80,17 @@ def test_sessions_end_at_their_age(store: Engine) -> None:
     assert len(sessions) == 1
 
 
+def test_a_session_may_be_shorter_than_the_maximum_never_longer(store: Engine) -> None:
+    now = [1_000_000.0]
+    sessions = SessionStore(store, max_age_s=60, clock=lambda: now[0])
+    short = sessions.open("oidc:alice", max_age_s=10)
+    capped = sessions.open("oidc:bob", max_age_s=3600)
+    assert (short.expires, capped.expires) == (now[0] + 10, now[0] + 60)
+    now[0] += 11
+    assert sessions.find(short.id) is None
+    assert sessions.find(capped.id) is not None
+
+
 def test_one_person_holds_at_most_max_per_person_sessions_the_oldest_ends(store: Engine) -> None:
     now = [1_000_000.0]
 

@@ -10,8 +10,9 @@ working session or an admin token.
 A session signed in with an admin token holds that credential, never sent back to the
 browser, and each request authenticates it again, so a removed role or an expired token
 ends what the session may do at once. A session signed in through OIDC holds the person
-the issuer's ID token proved (identity and roles, fixed at sign-in) for at most
-``MAX_AGE_S``. Every session has its own CSRF token.
+the issuer's ID token proved (identity and roles, fixed at sign-in) for as long as
+the caller of :meth:`SessionStore.open` says (``oidc_session_s``, one hour by default),
+never more than ``MAX_AGE_S``. Every session has its own CSRF token.
 
 Sessions are capped: at most ``MAX_PER_PERSON`` for one person (signing in once more
 ends that person's oldest) and ``MAX_SESSIONS`` in all (the oldest is ended), so a flood
@@ -141,15 +142,24 @@ class SessionStore:
         self._max_sessions = max_sessions
         self._clock = clock
 
-    def open(self, person: str, *, credential: str = "", caller: Caller | None = None) -> Session:
-        """A new session for ``person``: its admin token, or the OIDC ``caller``."""
+    def open(
+        self,
+        person: str,
+        *,
+        credential: str = "",
+        caller: Caller | None = None,
+        max_age_s: float | None = None,
+    ) -> Session:
+        """A new session for ``person``: its admin token, or the OIDC ``caller``; it lasts
+        ``max_age_s`` (at most the store's maximum, which is also the default)."""
         now = self._clock()
+        lasts = self._max_age_s if max_age_s is None else min(max_age_s, self._max_age_s)
         session = Session(
             id=secrets.token_urlsafe(32),
             person=person,
             credential=credential,
             csrf=secrets.token_urlsafe(32),
-            expires=now + self._max_age_s,
+            expires=now + lasts,
             caller=caller,
         )
         contents = {"credential": credential, "csrf": session.csrf, "caller": _caller_json(caller)}

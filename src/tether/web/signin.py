@@ -13,6 +13,7 @@ on the first page their roles may see (an approver on the approvals queue).
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +27,7 @@ from tether.errors import TetherError
 from tether.services import Tether
 from tether.store.audit import record_audit
 from tether.web.pages import PEOPLE, Dashboard, View, error_page, landing, may_open, render
-from tether.web.sessions import COOKIE, MAX_AGE_S, SIGNIN_COOKIE, cookie_name, same_token
+from tether.web.sessions import COOKIE, SIGNIN_COOKIE, cookie_name, same_token
 from tether.web.throttle import SigninThrottle
 
 
@@ -95,9 +96,15 @@ async def open_session(
         "address": client_address(request),
     }
     await run_in_threadpool(audit_signin, tether, "dashboard.signin", person.identity_id, details)
+    # An admin token is authenticated again at every request; an OIDC person's roles are
+    # as of sign-in, so its session is shorter.
+    lasts = None if credential else max(60.0, float(tether.settings.oidc_session_s))
     session = await run_in_threadpool(
         lambda: dashboard.sessions.open(
-            person.identity_id, credential=credential, caller=None if credential else person
+            person.identity_id,
+            credential=credential,
+            caller=None if credential else person,
+            max_age_s=lasts,
         )
     )
     target = safe_next(next_page)
@@ -108,7 +115,7 @@ async def open_session(
         if moving_on
         else RedirectResponse(target, status_code=303)
     )
-    set_cookie(request, response, COOKIE, session.id, int(MAX_AGE_S))
+    set_cookie(request, response, COOKIE, session.id, max(1, int(session.expires - time.time())))
     delete_cookie(request, response, SIGNIN_COOKIE)
     return response
 
