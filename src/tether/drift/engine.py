@@ -49,7 +49,7 @@ from tether.drift.detectors import Detector, load_detectors
 from tether.drift.detectors.out_of_intent import covered
 from tether.drift.directory import Directory, load_directory
 from tether.drift.exceptions import ExceptionBook, ExceptionUse, load_exceptions, log_uses
-from tether.drift.findings import insert_findings
+from tether.drift.findings import PENDING, insert_findings
 from tether.drift.model import (
     DetectionContext,
     Finding,
@@ -63,7 +63,14 @@ from tether.drift.model import (
 )
 from tether.drift.observations import from_decision, from_event
 from tether.drift.provenance import RunRecord, ToolOutput, read_output
-from tether.drift.responses import BehaviourBoard, Responder, SignalSink, TaskEnder
+from tether.drift.responses import (
+    RECOVER_EVERY_S,
+    BehaviourBoard,
+    Responder,
+    SignalSink,
+    TaskEnder,
+    choose_response,
+)
 from tether.drift.scoring import to_finding
 from tether.estate.compiled import CompiledEstate
 from tether.policy import EntityRef
@@ -167,6 +174,7 @@ class DriftEngine:
         self._baselines_at: Any = None
         self._book = ExceptionBook(())
         self._refreshed = 0.0
+        self._recovered = 0.0  # monotonic time responses owed were last looked for
         # Stored events read so far (late commits below the newest are read too).
         self._events_read = SeqCursor()
         self._events_polled = 0.0
@@ -267,6 +275,7 @@ class DriftEngine:
         stored events, now, on the calling thread: the worker thread's step, also for a
         loop that runs the engine itself. Returns the findings made."""
         self.refresh()
+        self._recover_owed()
         every = self._baseline_every_s
         if every is not None and time.monotonic() - self._last_rebuild >= every:
             self._last_rebuild = time.monotonic()
@@ -292,6 +301,7 @@ class DriftEngine:
         whose items are ``("decision", decisions row)``, ``("event", events row)`` or
         ``("result", reported result)``."""
         self.refresh()
+        self._recover_owed()
         directory = self._directory
         observations: list[Observation | Mapping[str, Any]] = []
         for kind, row in items:
@@ -306,6 +316,16 @@ class DriftEngine:
             elif (observed := from_event(row, directory)) is not None:
                 observations.append(observed)
         return self.process(observations, respond=True) if observations else []
+
+    def _recover_owed(self) -> None:
+        """Now and then, carry out responses other processes owed and did not make."""
+        if time.monotonic() - self._recovered < RECOVER_EVERY_S:
+            return
+        self._recovered = time.monotonic()
+        try:
+            self.responder.recover(datetime.now(UTC))
+        except Exception:  # the store away a moment: the next round looks again
+            log.exception("looking for responses owed failed")
 
     def _new_events(self, limit: int = 2000) -> list[Observation]:
         with self._engine.connect() as connection:
@@ -368,6 +388,11 @@ class DriftEngine:
             if not made:
                 return []
             now = datetime.now(UTC)
+            if respond:  # owed until carried out (see tether.drift.responses)
+                made = [
+                    replace(f, response=PENDING) if choose_response(f) != "none" else f
+                    for f in made
+                ]
             with self._engine.begin() as connection:
                 inserted = insert_findings(connection, made, now)
                 log_uses(connection, uses, now)

@@ -69,10 +69,38 @@ def insert_findings(connection: Connection, items: Sequence[Finding], recorded_a
     return int(result.rowcount or 0)
 
 
+#: ``findings.response`` of a live finding whose response is not carried out yet.
+PENDING = "pending"
+#: ... and of one a process took over after the one that found it did not respond.
+RECOVERING = "recovering"
+
+
 def set_response(connection: Connection, finding_id: str, response: str) -> None:
     connection.execute(
         update(findings).where(findings.c.finding_id == finding_id).values(response=response)
     )
+
+
+def owed_responses(connection: Connection, before: datetime, limit: int) -> list[Finding]:
+    """Findings stored as ``pending`` before ``before``, oldest first: their process found
+    them and did not get to respond (it stopped or crashed in between)."""
+    rows = connection.execute(
+        select(findings)
+        .where(findings.c.response == PENDING, findings.c.recorded_at < before)
+        .order_by(findings.c.recorded_at)
+        .limit(limit)
+    ).mappings()
+    return [finding_from_row(r) for r in rows]
+
+
+def take_over_response(connection: Connection, finding_id: str) -> bool:
+    """Mark a pending finding ``recovering``; whether this caller got it (one does)."""
+    taken = connection.execute(
+        update(findings)
+        .where(findings.c.finding_id == finding_id, findings.c.response == PENDING)
+        .values(response=RECOVERING)
+    )
+    return bool(taken.rowcount)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,13 @@ through the identity's *behaviour*, which the next decision sees in the Cedar co
 
 turn it into an approval or obligations. Every response is recorded on the finding
 (``findings.response``) and in the audit log (``drift.<response>``).
+
+A response is owed at least once: a live finding that calls for one is stored as
+``pending`` in the transaction that stores it, and the response replaces that once
+carried out. A finding still ``pending`` after ``OWED_AFTER`` (its process stopped or
+crashed in between) is taken over by the next live engine on the store that looks
+(:meth:`Responder.recover`, every ``RECOVER_EVERY_S``): one takes it (``recovering``),
+responds and records the response. A revocation may then go out twice, never not at all.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from tether.drift.findings import set_response
+from tether.drift.findings import owed_responses, set_response, take_over_response
 from tether.drift.model import Finding, Mode, Severity
 from tether.errors import TetherError
 from tether.store.audit import record_audit
@@ -56,6 +63,9 @@ log = logging.getLogger(__name__)
 SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
 ACTOR = "tether-drift"
 BEHAVIOUR_WINDOW = timedelta(hours=1)
+#: A pending finding older than this lost its process's response (responding takes ms).
+OWED_AFTER = timedelta(seconds=60)
+RECOVER_EVERY_S = 30.0
 REVOKING_DETECTORS = frozenset(
     {"out_of_intent", "tool_chain", "out_of_entitlement", "scope_widening"}
 )
@@ -214,6 +224,24 @@ class Responder:
                 at=now,
             )
         return response
+
+    def recover(self, now: datetime, *, limit: int = 100) -> list[tuple[str, str]]:
+        """Carry out the responses owed by findings left ``pending`` (see the module's
+        docstring); ``(finding id, response)`` of those this engine took over."""
+        with self._engine.connect() as connection:
+            owed = owed_responses(connection, now - OWED_AFTER, limit)
+        done: list[tuple[str, str]] = []
+        for finding in owed:
+            with self._engine.begin() as connection:
+                if not take_over_response(connection, finding.finding_id):
+                    continue  # another engine took it
+            log.warning("responding to %s, left pending by its process", finding.finding_id)
+            response = self.respond(finding, now)
+            if response == "none":  # nothing is owed after all: say so on the finding
+                with self._engine.begin() as connection:
+                    set_response(connection, finding.finding_id, response)
+            done.append((finding.finding_id, response))
+        return done
 
     def _revoke(self, finding: Finding) -> dict[str, Any]:
         if finding.task_id is not None:

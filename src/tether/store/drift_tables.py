@@ -51,6 +51,7 @@ findings = Table(
 )
 Index("ix_findings_identity_at", findings.c.identity_id, findings.c.at)
 Index("ix_findings_at", findings.c.at)
+Index("ix_findings_response", findings.c.response)  # `pending`: a response still owed
 
 drift_baselines = Table(
     "drift_baselines",

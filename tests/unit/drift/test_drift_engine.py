@@ -91,6 +91,7 @@ def test_enforce_mode_revokes_the_task_and_the_next_decision_sees_it(
     assert worst.severity.rank >= Severity.HIGH.rank
     assert worst.task_id == task_id
     assert any(f.response == "revoke" for f in found)
+    assert "pending" not in {f.response for f in found}  # every owed response was made
     # The task's tokens are dead: the next decision with the token is refused.
     after = ask(tether, token, "read_invoice", ("invoice", "INV-1"))
     assert not after.permits
@@ -160,3 +161,53 @@ def test_the_same_probe_repeated_makes_one_finding(
     latest = query_findings(tether.engine, FindingQuery(identity_id="billing-bot"))
     assert len(latest) > len(after)
     assert task_id
+
+
+def test_a_response_left_pending_by_a_dead_process_is_carried_out_once(
+    make: Callable[[str], Tether], workload_key: WorkloadKey
+) -> None:
+    tether = make("enforce")
+    task = open_task(tether.tasks, workload_key)
+    token = issue(tether.tasks, workload_key, task.id).token
+    for i in range(3):  # out of intent, on restricted data: a revocation is owed
+        ask(tether, token, "pay_invoice", ("payments", f"acct-{i}"))
+    tether.decision_log.flush()
+    drift = tether.start_drift(background=False)
+    found = drift.scan(since=datetime.now(UTC) - timedelta(hours=1))  # stored, no response
+    owed = [f.finding_id for f in found if f.severity.rank >= Severity.HIGH.rank]
+    assert owed, found
+    now = datetime.now(UTC)
+    with tether.engine.begin() as connection:  # as a process that died before responding
+        connection.execute(
+            findings.update()
+            .where(findings.c.finding_id.in_(owed[1:]))
+            .values(response="pending", recorded_at=now - timedelta(seconds=5))
+        )
+        connection.execute(
+            findings.update()
+            .where(findings.c.finding_id == owed[0])
+            .values(response="pending", recorded_at=now - timedelta(minutes=2))
+        )
+    assert tether.tasks.task(task.id, fresh=True).status == "open"
+    drift.work([])  # a live step looks for owed responses
+    assert tether.tasks.task(task.id, fresh=True).status == "ended"
+    with tether.engine.connect() as connection:
+        responses = dict(
+            connection.execute(
+                select(findings.c.finding_id, findings.c.response).where(
+                    findings.c.finding_id.in_(owed)
+                )
+            ).all()
+        )
+        revokes = (
+            connection.execute(
+                select(audit_log.c.details).where(audit_log.c.action == "drift.revoke")
+            )
+            .scalars()
+            .all()
+        )
+    assert responses[owed[0]] == "revoke"
+    # Pending for seconds only: its own process may be responding right now.
+    assert all(responses[f] == "pending" for f in owed[1:])
+    assert [d["finding_id"] for d in revokes] == [owed[0]]
+    assert drift.responder.recover(now) == []  # taken once, never again
