@@ -1,7 +1,7 @@
 """CIS benchmark monitoring controls of cloud actions, read from ``monitoring.yaml``.
 
-The CIS AWS Foundations Benchmark (section 4, "Monitoring"; AWS Security Hub controls
-CloudWatch.1-14) and the CIS Google Cloud Platform Foundation Benchmark (section 2,
+The CIS AWS Foundations Benchmark (section 4, "Monitoring"; 4.1-4.14 are AWS Security
+Hub's controls CloudWatch.1-14) and the CIS Google Cloud Platform Foundation Benchmark (section 2,
 "Logging and Monitoring") each ask for a metric filter and an alarm on every change of a
 kind (IAM policies, trails, Config, security groups, NACLs, gateways, route tables, VPCs,
 Organizations; custom roles, firewall rules, routes, networks, bucket IAM, Cloud SQL
