@@ -21,9 +21,9 @@ from authzen_harness import SHARED_DATA
 #: Recall measured at the last change (flag at high); the issue's target is 0.8.
 RECALL_AT_LEAST = {
     "aws_cloudtrail_rules.labelled.jsonl": 0.63,
-    "gcp_audit_rules.labelled.jsonl": 0.63,
+    "gcp_audit_rules.labelled.jsonl": 0.77,
     "kubernetes_rules.labelled.jsonl": 0.25,
-    "gcp_k8s_rules.labelled.jsonl": 0.33,
+    "gcp_k8s_rules.labelled.jsonl": 0.83,
 }
 FILES = [
     SHARED_DATA / "cloud-audit" / f"{name}_rules.labelled.jsonl"

@@ -18,7 +18,10 @@ with or without MFA): mechanically, a rule is counted when none of its benign ev
 the same action, with the same outcome, as one of its malicious events. tether's drift
 compares behaviour (actions, entitlement, baseline), not policy documents, so a
 parameter-content rule is outside what it claims to detect. Recall is over the malicious
-events of counted rules.
+events of counted rules. The test is mechanical, so it still counts a rule whose tests
+happen to differ by action or outcome although its logic reads a region, a count, a query
+or the caller's address (``UnusedRegion``, ``BulkObjectRewrite``, ``PublicIP`` rules...);
+bench/README.md names them and gives the figures without them beside the counted ones.
 
 Which benign events count: a rule's benign test says only that *this* rule must not
 fire. One that is the same action and outcome as a malicious test of another rule of the

@@ -69,8 +69,12 @@ def test_unmanaged_identities_are_judged_by_what_they_do() -> None:
     ctx = context(ident=replace(identity("workload", None), managed=False))
     assert unmanaged_action.detect(_call("s3:GetObject"), ctx) == []
     assert unmanaged_action.detect(_call("ec2:DescribeInstances"), ctx) == []
-    written = _finding(unmanaged_action, _call("ec2:CreateVpc"), ctx, "other")
+    written = _finding(unmanaged_action, _call("sqs:SendMessage"), ctx, "other")
     assert Severity.LOW.rank <= written.severity.rank < Severity.HIGH.rank
+    # A change the CIS benchmark alarms on (VPC changes, 4.14) is at least medium.
+    vpc = _finding(unmanaged_action, _call("ec2:CreateVpc"), ctx, "batch")
+    assert vpc.severity is Severity.MEDIUM, vpc
+    assert "CIS AWS 4.14" in vpc.reason
     for action in ("cloudtrail:DeleteTrail", "secretsmanager:GetSecretValue"):
         assert _finding(unmanaged_action, _call(action), ctx, "other").severity is Severity.HIGH
     assert unmanaged_action.detect(_call("cloudtrail:DeleteTrail", outcome="denied"), ctx) == []

@@ -96,7 +96,7 @@ def test_agent_tools_and_decisions_are_no_cloud_calls() -> None:
 
 def test_the_attack_table_names_known_tactics_and_technique_ids() -> None:
     table = technique_table()
-    techniques = {t for found in table.exact.values() for t in found}
+    techniques = {t for found in table.index.exact.values() for t in found}
     assert len(techniques) >= 20
     for technique in techniques:
         assert technique.id.startswith("T1")
@@ -110,10 +110,19 @@ ADDED_TECHNIQUES = {
         "ec2:CreateTrafficMirrorSession": "T1040",
         "guardduty:CreateIPSet": "T1562.001",
         "s3:DeleteObjects": "T1485",
+        "ec2:StopInstances": "T1529",
+        "rds:RebootDBCluster": "T1529",
+        "iam:CreateRole": "T1136.003",
+        "cloudformation:CreateStack": "T1648",
     },
     "gcp-audit": {
         "beta.compute.instances.insert": "T1578.002",  # a beta API method
         "google.iam.v1.WorkloadIdentityPools.CreateWorkloadIdentityPoolProvider": "T1484.002",
+        # Services that run what the caller submits as a service account (T1648's actAs).
+        "v2.deploymentmanager.deployments.insert": "T1648",
+        "google.devtools.cloudbuild.v1.CloudBuild.CreateBuild": "T1648",
+        "google.cloud.run.v1.Services.CreateService": "T1648",
+        "google.ssh-serialport.v1.connect": "T1021.008",  # lateral movement
     },
 }
 
@@ -139,3 +148,54 @@ def test_a_cloud_event_naming_nobody_is_observed_as_unattributed() -> None:
     assert seen.identity_id == UNATTRIBUTED
     assert directory.watch(UNATTRIBUTED).view.managed is False
     assert from_event({**row, "identity_id": None, "source": "otel"}, directory) is None
+
+
+@pytest.mark.parametrize(
+    ("action", "source", "control"),
+    [
+        ("iam:DeleteGroupPolicy", "cloudtrail", "CIS AWS 4.4"),
+        ("cloudtrail:CreateTrail", "cloudtrail", "CIS AWS 4.5"),
+        ("config:PutDeliveryChannel", "cloudtrail", "CIS AWS 4.9"),
+        ("ec2:CreateRoute", "cloudtrail", "CIS AWS 4.13"),
+        ("v1.compute.routes.insert", "gcp-audit", "CIS GCP 2.8"),
+        ("google.iam.admin.v1.CreateRole", "gcp-audit", "CIS GCP 2.6"),
+        ("cloudsql.instances.update", "gcp-audit", "CIS GCP 2.11"),
+    ],
+)
+def test_changes_a_cis_benchmark_alarms_on_are_named_and_at_least_medium(
+    action: str, source: str, control: str
+) -> None:
+    risk = risk_of(action, source)
+    assert risk is not None
+    assert control in [c.id for c in risk.controls]
+    assert f"alarmed by {control}" in risk.described
+    assert risk.to_json()["monitored_by"][0]["id"] == control
+    assert risk.unmanaged_floor is not None
+    assert risk.unmanaged_floor.rank >= Severity.MEDIUM.rank
+
+
+def test_unmonitored_reads_and_writes_name_no_control() -> None:
+    for action in ("s3:GetObject", "sqs:SendMessage", "ec2:DescribeSecurityGroups"):
+        risk = risk_of(action, "cloudtrail")
+        assert risk is not None
+        assert risk.controls == (), action
+        assert risk.unmanaged_floor is None, action
+
+
+def test_permissions_management_by_an_unmanaged_identity_is_at_least_medium() -> None:
+    for action, source in (
+        ("lambda:AddPermission20150331v2", "cloudtrail"),
+        ("k8s:create mutatingwebhookconfigurations", "k8s-audit"),
+    ):
+        risk = risk_of(action, source)
+        assert risk is not None
+        assert risk.access_level is AccessLevel.PERMISSIONS_MANAGEMENT
+        assert risk.unmanaged_floor is Severity.MEDIUM, action
+
+
+def test_the_monitoring_table_cites_cis_recommendations() -> None:
+    from tether.drift.cloud._monitoring import control_table
+
+    controls = {c for found in control_table().exact.values() for c in found}
+    assert len(controls) >= 14
+    assert all(c.id.startswith(("CIS AWS 4.", "CIS GCP 2.")) for c in controls)

@@ -13,6 +13,11 @@ maintained sources, not a hand list of "dangerous" calls:
 - **ATT&CK**: MITRE ATT&CK for Cloud techniques and tactics of the actions their
   detection guidance names, a small cited table (``attack.yaml``, technique ids
   T1562.008, T1098.001, T1555.006, ...; :mod:`._attack`);
+- **CIS benchmarks**: the changes the CIS AWS Foundations Benchmark (section 4,
+  "Monitoring"; AWS Security Hub CloudWatch.1-14) and the CIS Google Cloud Platform
+  Foundation Benchmark (section 2, "Logging and Monitoring") alarm on every time: IAM
+  policies, trails, Config, network controls, Organizations, custom roles, Cloud SQL
+  (``monitoring.yaml``; :mod:`._monitoring`);
 - **console sign-ins**: failed and root sign-ins after the CloudTrail User Guide's
   sign-in events and IAM's root user best practices (:mod:`._signin`).
 
@@ -31,6 +36,7 @@ from tether.drift.cloud._model import (
     AccessLevel,
     ActionRisk,
 )
+from tether.drift.cloud._monitoring import Control, control_table
 from tether.drift.cloud._signin import sign_in_technique
 
 #: Event sources (``tether.telemetry.model.Source`` values) whose actions are cloud calls.
@@ -66,24 +72,25 @@ def authorised_as(action: str) -> tuple[str, ...]:
 
 
 def _assess(action: str, source: str) -> ActionRisk:
-    table = technique_table()
     if source == "cloudtrail":
         level, origin = _aws.access_level(action)
         prefix, _, event_name = action.partition(":")
         service = _aws.iam_service(prefix)
-        names = [f"{service}:{n}" for n in _aws.iam_action_names(service, event_name)]
-        return ActionRisk(action, level, origin, table.techniques(action.lower(), *names))
-    if source == "k8s-audit" or action.startswith("k8s:"):
+        authorised = _aws.iam_action_names(service, event_name)
+        names = [action.lower(), *(f"{service}:{n}" for n in authorised)]
+    elif source == "k8s-audit" or action.startswith("k8s:"):
         level, origin = _kubernetes.access_level(action)
         verb, resource = _kubernetes.split_action(action)
-        return ActionRisk(action, level, origin, table.techniques(f"k8s:{verb} {resource}"))
-    kubernetes = _gcp.k8s_action(action)
-    if kubernetes is not None:
+        names = [f"k8s:{verb} {resource}"]
+    elif (kubernetes := _gcp.k8s_action(action)) is not None:
         level, origin = _kubernetes.access_level(kubernetes)
         verb, resource = _kubernetes.split_action(kubernetes)
-        return ActionRisk(action, level, origin, table.techniques(f"k8s:{verb} {resource}"))
-    level, origin = _gcp.access_level(action)
-    return ActionRisk(action, level, origin, table.techniques(*_gcp.method_names(action)))
+        names = [f"k8s:{verb} {resource}"]
+    else:
+        level, origin = _gcp.access_level(action)
+        names = list(_gcp.method_names(action))
+    techniques = technique_table().techniques(*names)
+    return ActionRisk(action, level, origin, techniques, control_table().lookup(*names))
 
 
 __all__ = [
@@ -93,6 +100,7 @@ __all__ = [
     "TACTICS",
     "AccessLevel",
     "ActionRisk",
+    "Control",
     "Technique",
     "authorised_as",
     "risk_of",

@@ -7,14 +7,14 @@ It is read once, on first use, into a lookup by normalised action.
 
 from __future__ import annotations
 
-import fnmatch
 import functools
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 
 import yaml
+
+from tether.drift.cloud._index import ActionIndex
 
 #: ATT&CK tactic ids and names (https://attack.mitre.org/tactics/enterprise/).
 TACTICS: Mapping[str, str] = {
@@ -43,23 +43,14 @@ class Technique:
 
 @dataclass(frozen=True, slots=True)
 class TechniqueTable:
-    """Exact actions (lowercased) and wildcard patterns, each to its techniques."""
+    """Actions (see :class:`~._index.ActionIndex`) to their techniques, and techniques by id."""
 
-    exact: Mapping[str, tuple[Technique, ...]]
-    patterns: tuple[tuple[re.Pattern[str], Technique], ...]
+    index: ActionIndex[Technique]
     by_id: Mapping[str, Technique]
 
     def techniques(self, *names: str) -> tuple[Technique, ...]:
         """The techniques any of ``names`` (normalised action spellings) stands for."""
-        found: list[Technique] = []
-        for name in names:
-            for technique in self.exact.get(name, ()):
-                if technique not in found:
-                    found.append(technique)
-            for pattern, technique in self.patterns:
-                if technique not in found and pattern.fullmatch(name):
-                    found.append(technique)
-        return tuple(found)
+        return self.index.lookup(*names)
 
 
 @functools.cache
@@ -67,8 +58,7 @@ def technique_table() -> TechniqueTable:
     """The table of ``attack.yaml``, loaded once."""
     text = resources.files(__package__).joinpath("attack.yaml").read_text(encoding="utf-8")
     document = yaml.safe_load(text)
-    exact: dict[str, list[Technique]] = {}
-    patterns: list[tuple[re.Pattern[str], Technique]] = []
+    entries: list[tuple[Technique, list[object]]] = []
     by_id: dict[str, Technique] = {}
     for technique_id, entry in document["techniques"].items():
         tactics = tuple(str(t) for t in entry["tactics"])
@@ -77,10 +67,5 @@ def technique_table() -> TechniqueTable:
             raise ValueError(f"attack.yaml: `{technique_id}` names unknown tactic `{unknown[0]}`")
         technique = Technique(str(technique_id), str(entry["name"]), tactics)
         by_id[technique.id] = technique
-        for action in entry.get("actions") or ():
-            key = str(action).lower()
-            if "*" in key:
-                patterns.append((re.compile(fnmatch.translate(key)), technique))
-            else:
-                exact.setdefault(key, []).append(technique)
-    return TechniqueTable({k: tuple(v) for k, v in exact.items()}, tuple(patterns), by_id)
+        entries.append((technique, list(entry.get("actions") or ())))
+    return TechniqueTable(ActionIndex.of(entries), by_id)

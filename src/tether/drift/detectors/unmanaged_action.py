@@ -6,10 +6,13 @@ it. What it does is judged by itself instead (:mod:`tether.drift.cloud`): every 
 Permissions management call that went through (and every call of an unknown level, as
 the conservative default) is a finding whose deviation is the action's weight. One that
 serves persistence, privilege escalation, defense evasion or credential access is high
-(as for any identity), and so is one that moves data out, collects it, destroys it or
-runs code (for a declared identity these are at least medium): with no owner and no
-entitlement vouching for the identity, nothing tells such a call from an attacker's.
-Reading a secret is a Read, and high all the same.
+(as for any identity), and so is one that moves data out, collects it, destroys it, runs
+code or connects to a machine (for a declared identity these are at least medium): with
+no owner and no entitlement vouching for the identity, nothing tells such a call from an
+attacker's. Reading a secret is a Read, and high all the same. A change a CIS benchmark
+alarms on every time (IAM policies, trails, Config, network controls; ``monitoring.yaml``)
+and a Permissions management call are at least medium: someone should look, but the
+same calls are most of an administrator's day, so high is kept for what ATT&CK names.
 
 Console sign-ins authorise no IAM action; a failed one (ATT&CK T1110) and a root one
 (T1078.004) are high (:mod:`tether.drift.cloud._signin`). Other refused and failed calls
