@@ -19,19 +19,9 @@ from tether.store.bus_tables import bus_examined
 from tether.store.drift_tables import findings
 from tether.store.engine import open_engine
 
-ESTATE = """\
-classes:
-  batch: {mode: monitor}
-identities:
-""" + "".join(
-    f"""\
-  - id: svc-{n}
-    kind: service_account
-    class: batch
-    owner: team-data
-    entitlements:
-      - {{actions: [read], resources: ['doc:*']}}
-"""
+ENTITLED = "entitlements: [{actions: [read], resources: ['doc:*']}]"
+ESTATE = "classes: {batch: {mode: monitor}}\nidentities:\n" + "".join(
+    f"  - {{id: svc-{n}, kind: service_account, class: batch, owner: team-data, {ENTITLED}}}\n"
     for n in range(6)
 )
 
@@ -87,9 +77,7 @@ def test_batches_of_several_partitions_are_examined_once_each_in_stream_order(
     assert examiner.examine_partitions([(1, by_partition[1])]) == 0  # all seen before
     with examiner.store.connect() as connection:
         rows = connection.execute(
-            select(bus_examined.c.partition, bus_examined.c.stream_seq).order_by(
-                bus_examined.c.seq
-            )
+            select(bus_examined.c.partition, bus_examined.c.stream_seq).order_by(bus_examined.c.seq)
         ).all()
         found = connection.execute(select(func.count()).select_from(findings)).scalar_one()
     assert len(rows) == 60
