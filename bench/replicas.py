@@ -8,10 +8,15 @@ events/s through NATS JetStream with drift workers keeping up (issue 16).
    same time. Printed: decisions/s of each run, the ratio two/one, p99, every decision
    recorded (rows counted against the answers).
 2. **The bus.** A fresh stream; ``--workers`` real ``tether worker --events`` processes on
-   the same PostgreSQL; ``--events`` events published (the acknowledged path the server
-   uses, :func:`tether.bus.publish_batch`, in batches of 1,000); printed: publish rate,
-   how long until every event was examined (``bus_examined``), the examination rate and
-   the lag (published - examined) each second.
+   the same PostgreSQL, started and holding every partition before the clock starts;
+   ``--events`` events submitted at once to the server's publisher
+   (:class:`tether.bus.EventPublisher`: batches of 1,000, four in flight, each counted
+   once acknowledged); printed: publish rate, how long until every event was examined
+   (``bus_examined``), the examination rate, the lag (acknowledged - examined) twice a
+   second, and CPU per event of the publishing thread, the workers, the NATS server and
+   PostgreSQL (``/proc``; the last two serve other work too). ``--profile DIR`` runs the
+   workers under cProfile (their loop thread only). ``bench/bus_costs.py`` measures each
+   stage alone.
 
 Nothing is asserted: the targets (two replicas >= 1.7x one; >= 50,000 events/s through
 NATS with detection keeping up) are printed as met or NOT met, with the machine's cores
@@ -19,7 +24,7 @@ and load average, since on a 2-core machine the servers, their workers, PostgreS
 NATS and the load generators share two cores.
 
     .venv/bin/python -m bench.replicas [--seconds 10] [--events 100000] [--workers 2]
-        [--only replicas|bus] [--postgres URL] [--nats URL]
+        [--only replicas|bus] [--postgres URL] [--nats URL] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -301,10 +306,11 @@ def run_bus(
         f"  {workers} workers examined {examined:,} in {examined_s:.1f} s from the first "
         f"publish: {rate:,.0f}/s"
     )
-    print("  lag over time (published - examined):")
+    print("  lag over time (acknowledged by the stream - examined; below 0 while a batch is")
+    print("  examined before its acknowledgements are back at the publisher):")
     for at, published, seen in timeline[:: max(1, len(timeline) // 24)]:
         print(
-            f"    {at:5.1f} s  published {published:>9,}  examined {seen:>9,}"
+            f"    {at:5.1f} s  acknowledged {published:>9,}  examined {seen:>9,}"
             f"  lag {published - seen:>8,}"
         )
     per = 1e6 / max(1, examined)
