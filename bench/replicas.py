@@ -8,10 +8,15 @@ events/s through NATS JetStream with drift workers keeping up (issue 16).
    same time. Printed: decisions/s of each run, the ratio two/one, p99, every decision
    recorded (rows counted against the answers).
 2. **The bus.** A fresh stream; ``--workers`` real ``tether worker --events`` processes on
-   the same PostgreSQL; ``--events`` events published (the acknowledged path the server
-   uses, :func:`tether.bus.publish_batch`, in batches of 1,000); printed: publish rate,
-   how long until every event was examined (``bus_examined``), the examination rate and
-   the lag (published - examined) each second.
+   the same PostgreSQL, started and holding every partition before the clock starts;
+   ``--events`` events submitted at once to the server's publisher
+   (:class:`tether.bus.EventPublisher`: batches of 1,000, four in flight, each counted
+   once acknowledged); printed: publish rate, how long until every event was examined
+   (``bus_examined``), the examination rate, the lag (acknowledged - examined) twice a
+   second, and CPU per event of the publishing thread, the workers, the NATS server and
+   PostgreSQL (``/proc``; the last two serve other work too). ``--profile DIR`` runs the
+   workers under cProfile (their loop thread only). ``bench/bus_costs.py`` measures each
+   stage alone.
 
 Nothing is asserted: the targets (two replicas >= 1.7x one; >= 50,000 events/s through
 NATS with detection keeping up) are printed as met or NOT met, with the machine's cores
@@ -19,7 +24,7 @@ and load average, since on a 2-core machine the servers, their workers, PostgreS
 NATS and the load generators share two cores.
 
     .venv/bin/python -m bench.replicas [--seconds 10] [--events 100000] [--workers 2]
-        [--only replicas|bus] [--postgres URL] [--nats URL]
+        [--only replicas|bus] [--postgres URL] [--nats URL] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -159,20 +164,37 @@ def _events(count: int, identities: int) -> list[dict[str, Any]]:
     ]
 
 
-async def _publish(config: Any, rows: list[dict[str, Any]]) -> float:
+def _cpu_s(pid: int) -> float:
+    """User and system CPU seconds of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pids(name: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout
+    return [int(pid) for pid in found.split()]
+
+
+async def _claimed(config: Any, timeout_s: float = 120.0) -> None:
+    """Wait until the workers hold every partition (they take seconds to start)."""
     import nats
 
-    from tether.bus import EVENT, encode, ensure_stream, publish_batch
+    from tether.bus._nats import lease_bucket
 
     connection = await nats.connect(config.url, connect_timeout=3)
     try:
-        js = connection.jetstream()
-        await ensure_stream(js, config)
-        messages = [encode(EVENT, row) for row in rows]
-        start = time.monotonic()
-        for first in range(0, len(messages), 1_000):
-            await publish_batch(js, config, messages[first : first + 1_000])
-        return time.monotonic() - start
+        kv = await lease_bucket(connection.jetstream(), config)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):  # no keys yet
+                held = [k for k in await kv.keys() if k.startswith("p.")]
+                if len(held) == config.partitions:
+                    return
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"the workers did not claim {config.partitions} partitions")
     finally:
         await connection.close()
 
@@ -184,14 +206,25 @@ async def _drop(config: Any) -> None:
     js = connection.jetstream()
     for bucket in (config.lease_bucket, config.behaviour_bucket):
         with contextlib.suppress(Exception):
+            writes = (await js.stream_info(f"KV_{bucket}")).state.last_seq
+            print(f"  key-value bucket {bucket}: {writes:,} writes")
+        with contextlib.suppress(Exception):
             await js.delete_key_value(bucket)
     with contextlib.suppress(Exception):
         await js.delete_stream(config.stream)
     await connection.close()
 
 
-def run_bus(postgres: str, nats_url: str, events: int, workers: int) -> None:
-    from tether.bus import BusConfig
+def _worker_command(tether: str, profile: Path | None, n: int) -> list[str]:
+    if profile is None:
+        return [tether]
+    return [sys.executable, "-m", "cProfile", "-o", str(profile / f"worker-{n}.prof"), tether]
+
+
+def run_bus(
+    postgres: str, nats_url: str, events: int, workers: int, profile: Path | None = None
+) -> None:
+    from tether.bus import BusConfig, EventPublisher
     from tether.estate import apply_estate
     from tether.store import migrate
     from tether.store.bus_tables import bus_examined
@@ -213,42 +246,81 @@ def run_bus(postgres: str, nats_url: str, events: int, workers: int) -> None:
             "TETHER_MASTER_KEY_FILE": str(Path(folder) / "master.key"),
         }
         tether = str(Path(sys.executable).parent / "tether")
-        command = [tether, "worker", "--events", nats_url, "--db", url]
+        args = ["worker", "--events", nats_url, "--db", url]
         processes = [
-            subprocess.Popen([*command, "--name", f"bench-w{n}"], env=env, cwd=folder)
+            subprocess.Popen(
+                [*_worker_command(tether, profile, n), *args, "--name", f"bench-w{n}"],
+                env=env,
+                cwd=folder,
+            )
             for n in range(workers)
         ]
+        publisher = EventPublisher(config)
         try:
-            time.sleep(3)  # the workers claim their partitions
+            asyncio.run(_claimed(config))
             rows = _events(events, identities)
+            nats_pids, postgres_pids = _pids("nats-server"), _pids("postgres")
+            others = [*nats_pids, *postgres_pids]
+            workers_cpu = [_cpu_s(p.pid) for p in processes]
+            others_cpu = {pid: _cpu_s(pid) for pid in others}
+            publisher.start()
+            # (main before this bench's publisher figures has no cpu_seconds: 0 there)
+            cpu_seconds = getattr(publisher, "cpu_seconds", lambda: 0.0)
+            publisher_cpu = cpu_seconds()
             started = time.monotonic()
-            published_s = asyncio.run(_publish(config, rows))
-            print(
-                f"  published {events:,} events in {published_s:.1f} s: "
-                f"{events / published_s:,.0f}/s"
-            )
-            examined = 0
-            lags: list[int] = []
+            for row in rows:
+                publisher.submit_event(row)
+            published_s = examined_s = 0.0
+            examined, timeline = 0, []
             while examined < events and time.monotonic() - started < 600:
-                time.sleep(1.0)
+                time.sleep(0.5)
+                published = publisher.published
+                now = time.monotonic() - started
+                if published >= events and not published_s:
+                    published_s = now
+                    publisher_cpu = cpu_seconds() - publisher_cpu
                 with engine.connect() as connection:
                     examined = int(
-                        connection.execute(select(func.count()).select_from(bus_examined)).scalar()
+                        connection.execute(
+                            select(func.count()).select_from(bus_examined)
+                        ).scalar_one()
                     )
-                published = events if time.monotonic() - started >= published_s else examined
-                lags.append(published - examined)
-            took = time.monotonic() - started
+                timeline.append((now, published, examined))
+            examined_s = time.monotonic() - started
+            workers_cpu = [
+                _cpu_s(p.pid) - cpu for p, cpu in zip(processes, workers_cpu, strict=True)
+            ]
+            others_cpu = {pid: _cpu_s(pid) - cpu for pid, cpu in others_cpu.items()}
         finally:
+            publisher.close()
             for process in processes:
                 process.terminate()
             for process in processes:
-                process.wait(timeout=30)
+                process.wait(timeout=60)
             asyncio.run(_drop(config))
             engine.dispose()
-    rate = examined / took if took else 0.0
+    published_s = published_s or examined_s
+    print(f"  published {events:,} events in {published_s:.1f} s: {events / published_s:,.0f}/s")
+    rate = examined / examined_s if examined_s else 0.0
     print(
-        f"  {workers} workers examined {examined:,} in {took:.1f} s from the first publish: "
-        f"{rate:,.0f}/s; lag each second: {lags[:12]}{' ...' if len(lags) > 12 else ''}"
+        f"  {workers} workers examined {examined:,} in {examined_s:.1f} s from the first "
+        f"publish: {rate:,.0f}/s"
+    )
+    print("  lag over time (acknowledged by the stream - examined; below 0 while a batch is")
+    print("  examined before its acknowledgements are back at the publisher):")
+    for at, published, seen in timeline[:: max(1, len(timeline) // 24)]:
+        print(
+            f"    {at:5.1f} s  acknowledged {published:>9,}  examined {seen:>9,}"
+            f"  lag {published - seen:>8,}"
+        )
+    per = 1e6 / max(1, examined)
+    print(
+        f"  CPU per event: publisher thread {publisher_cpu * 1e6 / events:.1f} us; "
+        f"workers {sum(workers_cpu) * per:.1f} us "
+        f"({', '.join(f'{c:.1f} s' for c in workers_cpu)}); "
+        f"nats-server {sum(others_cpu[p] for p in nats_pids) * per:.1f} us; "
+        f"PostgreSQL (every backend, shared) "
+        f"{sum(others_cpu[p] for p in postgres_pids) * per:.1f} us"
     )
     verdict = "met" if min(rate, events / published_s) >= 50_000 else "NOT met"
     print(f"  target >= 50,000 events/s through NATS, detection keeping up: {verdict}")
@@ -260,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", choices=("replicas", "bus"))
+    parser.add_argument(
+        "--profile", type=Path, help="run the bus workers under cProfile, stats into this folder"
+    )
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES_URL", POSTGRES))
     parser.add_argument("--nats", default=os.environ.get("BENCH_NATS_URL", NATS))
     args = parser.parse_args(argv)
@@ -268,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "replicas"):
         run_replicas(args.postgres, args.seconds)
     if args.only in (None, "bus"):
-        run_bus(args.postgres, args.nats, args.events, args.workers)
+        run_bus(args.postgres, args.nats, args.events, args.workers, args.profile)
     return 0
 
 

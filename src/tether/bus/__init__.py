@@ -18,7 +18,7 @@ consumers, key-value buckets); nothing of the protocol is written here.
 from tether.bus._behaviour import BehaviourFollower, BehaviourSharer, behaviour_bucket
 from tether.bus._examiner import Examiner
 from tether.bus._nats import ensure_stream
-from tether.bus._publisher import EventPublisher, publish_batch
+from tether.bus._publisher import EventPublisher, publish_batch, send_batch
 from tether.bus._stream import DECISION, EVENT, BusConfig, BusMessage, decode, encode, event_row
 from tether.bus._tail import EventsTail
 from tether.bus._worker import DriftWorker, default_worker_name
@@ -45,4 +45,5 @@ __all__ = [
     "ensure_stream",
     "event_row",
     "publish_batch",
+    "send_batch",
 ]

@@ -15,14 +15,25 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy.dialects import sqlite
 
 from tether.bus._stream import BusMessage
 from tether.drift.engine import DriftEngine
 from tether.store.bus_tables import bus_examined
 
 _IN_CHUNK = 1_000
+# One array parameter, not one parameter a hash: the statement is the same for any batch.
+_EXAMINED_POSTGRES = text(
+    "SELECT event_hash FROM bus_examined WHERE event_hash = ANY(CAST(:hashes AS varchar[]))"
+)
+_RECORD_POSTGRES = text(
+    "INSERT INTO bus_examined (event_hash, partition, stream_seq, worker, examined_at) "
+    "SELECT h, p, s, :worker, :now FROM unnest("
+    "CAST(:hashes AS varchar[]), CAST(:partitions AS integer[]), CAST(:seqs AS bigint[])"
+    ") WITH ORDINALITY AS examined(h, p, s, n) ORDER BY n "
+    "ON CONFLICT (event_hash) DO NOTHING"
+)
 #: How long an examined event's hash is kept. A message comes again only while it is not
 #: acknowledged (the consumers' ack wait, 2 s; a takeover, seconds) or when a server
 #: publishes it again within the stream's duplicate window (2 min): a day is far past both.
@@ -80,38 +91,68 @@ class Examiner:
     def examine(self, partition: int, batch: Sequence[tuple[int, BusMessage]]) -> int:
         """Examine the events of ``batch`` (stream sequence, message) not examined before;
         how many were examined now."""
-        seen = self._already_examined([m.hash for _, m in batch])
-        fresh: list[tuple[int, BusMessage]] = []
-        for stream_seq, message in batch:
-            if message.hash not in seen:
-                seen.add(message.hash)
-                fresh.append((stream_seq, message))
-        self.duplicates += len(batch) - len(fresh)
+        return self.examine_partitions([(partition, batch)])
+
+    def examine_partitions(
+        self, batches: Sequence[tuple[int, Sequence[tuple[int, BusMessage]]]]
+    ) -> int:
+        """Examine the batches of several partitions (``(partition, batch)``) at once: one
+        dedupe lookup, one detection step, one write of their hashes. Partitions hold
+        disjoint identities, so each identity's events stay in stream order."""
+        seen = self._already_examined([m.hash for _, batch in batches for _, m in batch])
+        fresh: list[tuple[int, int, BusMessage]] = []
+        offered = 0
+        for partition, batch in batches:
+            offered += len(batch)
+            for stream_seq, message in batch:
+                if message.hash not in seen:
+                    seen.add(message.hash)
+                    fresh.append((partition, stream_seq, message))
+        self.duplicates += offered - len(fresh)
         if not fresh:
             return 0
-        self.findings += len(self._drift.examine([(m.kind, m.row) for _, m in fresh]))
-        now = datetime.now(UTC)
-        rows = [
-            {
-                "event_hash": m.hash,
-                "partition": partition,
-                "stream_seq": stream_seq,
-                "worker": self._worker,
-                "examined_at": now,
-            }
-            for stream_seq, m in fresh
-        ]
-        insert: Any = (postgresql if self._store.dialect.name == "postgresql" else sqlite).insert
-        with self._store.begin() as connection:
-            connection.execute(
-                insert(bus_examined).on_conflict_do_nothing(index_elements=["event_hash"]), rows
-            )
+        self.findings += len(self._drift.examine([(m.kind, m.row) for _, _, m in fresh]))
+        self._record(fresh, datetime.now(UTC))
         self.examined += len(fresh)
         return len(fresh)
 
+    def _record(self, fresh: list[tuple[int, int, BusMessage]], now: datetime) -> None:
+        """The hashes of ``fresh`` into ``bus_examined``, in the order examined. On
+        PostgreSQL one statement over arrays (``unnest``): a row a bound parameter set
+        through SQLAlchemy's executemany cost more than the detection step."""
+        with self._store.begin() as connection:
+            if self._store.dialect.name == "postgresql":
+                connection.execute(
+                    _RECORD_POSTGRES,
+                    {
+                        "hashes": [m.hash for _, _, m in fresh],
+                        "partitions": [p for p, _, _ in fresh],
+                        "seqs": [s for _, s, _ in fresh],
+                        "worker": self._worker,
+                        "now": now,
+                    },
+                )
+                return
+            rows = [
+                {
+                    "event_hash": m.hash,
+                    "partition": partition,
+                    "stream_seq": stream_seq,
+                    "worker": self._worker,
+                    "examined_at": now,
+                }
+                for partition, stream_seq, m in fresh
+            ]
+            connection.execute(
+                sqlite.insert(bus_examined).on_conflict_do_nothing(index_elements=["event_hash"]),
+                rows,
+            )
+
     def _already_examined(self, hashes: list[str]) -> set[str]:
-        found: set[str] = set()
         with self._store.connect() as connection:
+            if self._store.dialect.name == "postgresql":
+                return set(connection.execute(_EXAMINED_POSTGRES, {"hashes": hashes}).scalars())
+            found: set[str] = set()
             for start in range(0, len(hashes), _IN_CHUNK):
                 chunk = hashes[start : start + _IN_CHUNK]
                 found.update(

@@ -15,7 +15,10 @@ its partitions.
 Order and delivery: a partition's holder fetches up to 1,000 messages, examines them in
 stream order (:class:`~tether.bus._examiner.Examiner`, which skips events already
 examined), then acknowledges each (explicit acks: one holder's ack never covers another's
-messages). A claimed partition resumes after the consumer's acknowledged messages.
+messages). The batches that all held partitions fetched meanwhile are examined together
+(one dedupe lookup, one detection step and one write of hashes for all of them), each
+partition's next fetch waiting for its batch to be examined and acknowledged. A claimed
+partition resumes after the consumer's acknowledged messages.
 Messages the previous holder fetched but never acknowledged are delivered again once
 their ack wait (2 s) is over, before any newer message; a new holder that finds such
 messages pending waits out the ack wait before its first fetch, so one identity's chain
@@ -96,6 +99,10 @@ class DriftWorker:
         self._kv: Any = None
         self._behaviour: Any = None
         self.invalid = 0
+        # Fetched batches waiting to be examined: (partition, batch, done when examined).
+        self._waiting: asyncio.Queue[
+            tuple[int, list[tuple[int, BusMessage]], asyncio.Future[None]]
+        ] = asyncio.Queue()
         # What the engine finds goes back to the servers (context.tether.behaviour).
         self.sharer = BehaviourSharer(examiner.board)
 
@@ -119,7 +126,8 @@ class DriftWorker:
             renewing = asyncio.create_task(self._keep_leases(stop))
             sharing = asyncio.create_task(self.sharer.run(self._behaviour, stop))
             pruning = asyncio.create_task(self._prune(stop))
-            background = (renewing, sharing, pruning)
+            examining = asyncio.create_task(self._examine())
+            background = (renewing, sharing, pruning, examining)
             while not stop.is_set():
                 try:
                     await self._balance()
@@ -131,6 +139,7 @@ class DriftWorker:
                 await self._release(held)
             renewing.cancel()
             pruning.cancel()
+            examining.cancel()
             await sharing  # the records the last batches made
             await self._kv.delete(f"w.{self.name}")
         finally:
@@ -227,6 +236,28 @@ class DriftWorker:
 
     # --- consuming -------------------------------------------------------------------------
 
+    async def _examine(self) -> None:
+        """Examine the fetched batches of every held partition that wait, together (one
+        dedupe lookup, one detection step, one write of hashes for all), off the loop."""
+        loop = asyncio.get_running_loop()
+        while True:
+            waiting = [await self._waiting.get()]
+            while not self._waiting.empty():
+                waiting.append(self._waiting.get_nowait())
+            batches = [(partition, batch) for partition, batch, _ in waiting]
+            try:
+                await loop.run_in_executor(
+                    self._executor, self.examiner.examine_partitions, batches
+                )
+            except Exception as exc:  # each partition's consumer says why and lets it go
+                for _, _, examined in waiting:
+                    if not examined.done():
+                        examined.set_exception(exc)
+            else:
+                for _, _, examined in waiting:
+                    if not examined.done():
+                        examined.set_result(None)
+
     async def _consume(self, held: _Held) -> None:
         config, partition = self.config, held.partition
         durable = config.consumer_of(partition)
@@ -244,14 +275,18 @@ class DriftWorker:
                     continue
                 if not messages:  # a fetch can end with none (the server's status only)
                     continue
-                batch = self._decoded(messages)
-                await loop.run_in_executor(self._executor, self.examiner.examine, partition, batch)
+                examined = loop.create_future()
+                self._waiting.put_nowait((partition, self._decoded(messages), examined))
+                await examined
                 if self._held.get(partition) is not held:
                     # The lease was lost meanwhile: the new holder gets the batch again (its
                     # hashes are recorded: skipped, not examined twice).
                     break
-                # Every message of the batch, then one flush: a round trip a batch.
-                await asyncio.gather(*(message.ack() for message in messages))
+                # Every message of the batch, then one flush: a round trip a batch. One
+                # after the other, not gathered: an ack only appends to the client's
+                # buffer, and gathering made a task of each (15 us a message against 3).
+                for message in messages:
+                    await message.ack()
                 await self._connection.flush()
         except Exception:
             log.exception("consuming partition %d failed; releasing it", partition)
