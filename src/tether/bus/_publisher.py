@@ -272,8 +272,6 @@ class EventPublisher:
         """Wait for the oldest batch; if it failed, for every batch sent after it too, and
         put the failed ones back at the front of the queue in the order they were taken."""
         taken, acknowledged = sent.popleft()
-        failed: list[tuple[str, Mapping[str, Any]]] = []
-        problem: BaseException | None = None
         try:
             await acknowledged
         except Exception as exc:
@@ -281,23 +279,24 @@ class EventPublisher:
         else:
             self.published += len(taken)
             self.problem = None
-        finally:
             self._unacknowledged -= len(taken)
-        if problem is None:
             return
+        # Counted as unacknowledged until back in the queue: flush(), on another thread,
+        # must always see them in one or the other.
+        settled = len(taken)
         while sent:
             later, later_acknowledged = sent.popleft()
+            settled += len(later)
             try:
                 await later_acknowledged
             except Exception:
                 failed.extend(later)
             else:
                 self.published += len(later)
-            finally:
-                self._unacknowledged -= len(later)
         self.problem = f"publishing to the stream failed: {type(problem).__name__}"
         log.warning("%s; retrying %d events", self.problem, len(failed))
         self._queue.extendleft(reversed(failed))
+        self._unacknowledged -= settled
         await asyncio.sleep(0.5)
 
     def _take(self) -> list[tuple[str, Mapping[str, Any]]]:
