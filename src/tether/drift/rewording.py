@@ -1,0 +1,67 @@
+"""Rewordings of a destination: the forms an input may hold a value in, other than as written.
+
+An agent retypes what it read: an IBAN in groups of four without its spaces, a URL with a
+scheme and a path or query added (data leaving in the address), an address with a display
+name around it, an account number behind a label. Provenance
+(:mod:`tether.drift.provenance`) calls a destination made up only when no input of the run
+holds it in any of these forms, so that a destination an attacker put in front of the
+agent stays suspect however the agent retyped it.
+
+The forms, each compared by its letters and digits alone (:func:`squeezed`; ``@`` and
+``/`` kept): the whole value; a URL's host; each e-mail address in it; each word of it
+holding a digit. They are looser than a match as written on purpose: a loose match only
+ever keeps a destination suspect, never makes one legitimate.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from tether.drift.catalog import normalise_target
+
+_SEPARATORS = re.compile(r"[^0-9a-z@/]+")
+_EMAIL = re.compile(r"[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+")
+_HOST = re.compile(r"^(?:[a-z0-9-]+\.)+[a-z]{2,}(?=$|[/:?#])")
+
+
+@lru_cache(maxsize=256)
+def squeezed(text: str) -> str:
+    """``text`` with everything but letters, digits, ``@`` and ``/`` left out, lowercase."""
+    return _SEPARATORS.sub("", text.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class Rewordings:
+    """The forms of one destination (see the module docstring): ``squeezed``, the whole
+    value's letters and digits; ``parts``, those of its host, addresses and digit words."""
+
+    squeezed: str
+    parts: frozenset[str]
+
+    @classmethod
+    def of(cls, value: str) -> Rewordings:
+        target = normalise_target(value)
+        parts = set(_EMAIL.findall(target))
+        host = _HOST.match(target)
+        if host is not None and host.group() != target:
+            parts.add(host.group())
+        words = target.split()
+        if len(words) > 1:
+            parts.update(normalise_target(w) for w in words if any(c.isdigit() for c in w))
+        return cls(squeezed(value), frozenset(squeezed(p) for p in parts) - {""})
+
+    def found_in(self, text: str) -> bool:
+        """Whether ``text`` (lowercase) holds the value in one of these forms, each compared
+        by its letters and digits (``parts`` are squeezed too)."""
+        held = squeezed(text)
+        return bool(self.squeezed and self.squeezed in held) or any(p in held for p in self.parts)
+
+    def equals_any(self, fields: Iterable[str]) -> bool:
+        """Whether one of ``fields`` is the whole value, reworded."""
+        return bool(self.squeezed) and any(squeezed(f) == self.squeezed for f in fields)
+
+
+__all__ = ["Rewordings", "squeezed"]
