@@ -27,7 +27,7 @@ _EMAIL = re.compile(r"[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+")
 _HOST = re.compile(r"^(?:[a-z0-9-]+\.)+[a-z]{2,}(?=$|[/:?#])")
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=32)
 def squeezed(text: str) -> str:
     """``text`` with everything but letters, digits, ``@`` and ``/`` left out, lowercase."""
     return _SEPARATORS.sub("", text.lower())
