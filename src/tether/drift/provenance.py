@@ -326,12 +326,16 @@ def trace(
         return best
     forms = Rewordings.of(value)
     best = _best(value, record, lambda output: _reworded_origin(forms, output))
-    if (best is None or _ORDER[Origin.REWORDED] < _ORDER[best.origin]) and (
-        forms.found_in(purpose.lower()) or any(forms.found_in(d.lower()) for d in declared)
-    ):
-        best = Provenance(value, Origin.REWORDED)
+    users = (purpose, *declared)
+    # The user's words excuse a result's only where they spell the value out as whole
+    # words; held in them any other way, it is still not made up.
+    excusable = best is None or _ORDER[Origin.REWORDED] < _ORDER[best.origin]
+    if excusable and any(forms.spelt_in(text) for text in users):
+        return Provenance(value, Origin.REWORDED)
     if best is not None:
         return best
+    if any(forms.found_in(text.lower()) for text in users):
+        return Provenance(value, Origin.REWORDED)
     return Provenance(value, Origin.UNSOURCED if record.complete else Origin.UNKNOWN)
 
 
