@@ -14,12 +14,23 @@ than on where the agent got it from. For each value this module answers one
 - ``prompt``: the task's purpose, the user's own words, names it;
 - ``covered_record``: a call the task's intent covers returned it as a whole field of a
   record (the payee of a listed transaction, a contact's address): data the user asked for;
+- ``reworded``: the purpose or the intent holds it only reworded (see below), and no result
+  holds it as written: the user's value, retyped (weighed as a made-up one);
 - ``covered_text``: a covered call returned it only inside free text (a message body, a
   web page, a file's prose, a transaction's subject): content someone else wrote, the
   channel indirect prompt injection comes through (OWASP LLM01, ASI01);
 - ``uncovered_result``: a call outside the intent returned it (text the agent merely read);
-- ``unsourced``: no prompt and no result of the run holds it: the agent made it up;
+- ``unsourced``: no input of the run holds it, not even reworded (not the purpose, not the
+  intent, not any result): the agent made it up. A mistake to look at, not the mark of an
+  injection: an attacker must put the destination in front of the agent, and the only
+  channel an attacker controls is a result;
 - ``unknown``: some earlier call's result was never reported, so nothing can be said.
+
+A value found in no result as written is looked for reworded
+(:class:`~tether.drift.rewording.Rewordings`: other spacing, hyphens or case, a URL's host,
+an address inside a display name...) before it is called ``unsourced``. Found so in a
+result, it takes that result's origin (free text, unless it equals a whole record field
+reworded); only a value nothing holds, in any of these forms, is made up.
 
 Where the estate declares its ``organisation:``, a destination inside it weighs
 :data:`INTERNAL_WEIGHT` of what its origin says (a colleague's address, an own account),
@@ -37,7 +48,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -45,6 +56,7 @@ from typing import Any
 import yaml
 
 from tether.drift.catalog import normalise_target
+from tether.drift.rewording import Rewordings
 
 #: Longest result read for provenance (characters): beyond it, the rest is not searched.
 MAX_RESULT_CHARS = 256_000
@@ -60,6 +72,7 @@ class Origin(StrEnum):
     DECLARED_ELSEWHERE = "declared_elsewhere"
     PROMPT = "prompt"
     COVERED_RECORD = "covered_record"
+    REWORDED = "reworded"
     COVERED_TEXT = "covered_text"
     UNCOVERED_RESULT = "uncovered_result"
     UNSOURCED = "unsourced"
@@ -74,6 +87,8 @@ ORIGIN_WEIGHT: Mapping[Origin, float] = {
     Origin.DECLARED_ELSEWHERE: 0.75,
     Origin.PROMPT: 0.0,
     Origin.COVERED_RECORD: 0.25,
+    # The user's value retyped, not as they wrote it (as much as a made-up one).
+    Origin.REWORDED: 0.5,
     Origin.COVERED_TEXT: 1.0,
     Origin.UNCOVERED_RESULT: 1.0,
     # Made up by the agent: a mistake to look at, not the mark of an injection (an attacker
@@ -162,8 +177,13 @@ class Provenance:
                 return f"free text returned by `{self.tool}` ({self.ref})"
             case Origin.UNCOVERED_RESULT:
                 return f"the result of `{self.tool}` ({self.ref}), a call outside the intent"
+            case Origin.REWORDED:
+                return "not in the task's purpose or intent as written, only reworded"
             case Origin.UNSOURCED:
-                return "found in no purpose or result of the task"
+                return (
+                    "introduced by no input of the run (not the purpose, the intent or any "
+                    "result, not even reworded): made up by the agent"
+                )
             case _:
                 return "origin unknown: earlier results were not reported"
 
@@ -283,9 +303,17 @@ def mentions(text: str, value: str) -> bool:
 
 
 def trace(
-    value: str, *, intended: Container[str], purpose: str, record: RunRecord | None
+    value: str,
+    *,
+    intended: Container[str],
+    purpose: str,
+    record: RunRecord | None,
+    declared: Iterable[str] = (),
 ) -> Provenance:
-    """The most trusted origin ``value`` has in the run (see the module docstring)."""
+    """The most trusted origin ``value`` has in the run (see the module docstring).
+
+    ``declared``: the intent's target values, looked through for ``value`` reworded
+    (``intended`` answers only whether it holds ``value`` as written)."""
     target = normalise_target(value)
     if target in intended:
         return Provenance(value, Origin.INTENT)
@@ -293,20 +321,49 @@ def trace(
         return Provenance(value, Origin.PROMPT)
     if record is None:
         return Provenance(value, Origin.UNKNOWN)
-    best: Provenance | None = None
-    for output in record.outputs:
-        found = _origin_in(output, target)
-        if found is not None and (best is None or _ORDER[found] < _ORDER[best.origin]):
-            best = Provenance(value, found, output.ref, output.tool)
+    best = _best(value, record, lambda output: _origin_in(output, target))
     if best is not None:
         return best
+    forms = Rewordings.of(value)
+    best = _best(value, record, lambda output: _reworded_origin(forms, output))
+    users = (purpose, *declared)
+    # The user's words excuse a result's only where they spell the value out as whole
+    # words; held in them any other way, it is still not made up.
+    excusable = best is None or _ORDER[Origin.REWORDED] < _ORDER[best.origin]
+    if excusable and any(forms.spelt_in(text) for text in users):
+        return Provenance(value, Origin.REWORDED)
+    if best is not None:
+        return best
+    if any(forms.found_in(text.lower()) for text in users):
+        return Provenance(value, Origin.REWORDED)
     return Provenance(value, Origin.UNSOURCED if record.complete else Origin.UNKNOWN)
+
+
+def _best(
+    value: str, record: RunRecord, origin_in: Callable[[ToolOutput], Origin | None]
+) -> Provenance | None:
+    best: Provenance | None = None
+    for output in record.outputs:
+        found = origin_in(output)
+        if found is not None and (best is None or _ORDER[found] < _ORDER[best.origin]):
+            best = Provenance(value, found, output.ref, output.tool)
+    return best
 
 
 def _origin_in(output: ToolOutput, target: str) -> Origin | None:
     if target in output.fields:
         return Origin.COVERED_RECORD if output.covered else Origin.UNCOVERED_RESULT
     if mentions(output.text, target):
+        return Origin.COVERED_TEXT if output.covered else Origin.UNCOVERED_RESULT
+    return None
+
+
+def _reworded_origin(forms: Rewordings, output: ToolOutput) -> Origin | None:
+    """The origin a value has in ``output`` when it holds it reworded: a record's, when a
+    whole field is the value reworded, else free text's."""
+    if forms.equals_any(output.fields):
+        return Origin.COVERED_RECORD if output.covered else Origin.UNCOVERED_RESULT
+    if forms.found_in(output.text):
         return Origin.COVERED_TEXT if output.covered else Origin.UNCOVERED_RESULT
     return None
 
@@ -324,9 +381,17 @@ def echoes(value: str, record: RunRecord | None) -> tuple[tuple[str, str], ...]:
 
 
 def trace_all(
-    values: Sequence[str], *, intended: Container[str], purpose: str, record: RunRecord | None
+    values: Sequence[str],
+    *,
+    intended: Container[str],
+    purpose: str,
+    record: RunRecord | None,
+    declared: Iterable[str] = (),
 ) -> list[Provenance]:
-    return [trace(v, intended=intended, purpose=purpose, record=record) for v in values]
+    return [
+        trace(v, intended=intended, purpose=purpose, record=record, declared=declared)
+        for v in values
+    ]
 
 
 __all__ = [

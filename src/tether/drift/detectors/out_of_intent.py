@@ -16,7 +16,11 @@ recipient of a payment, the address of an e-mail, the URL to fetch). A call devi
 
 How much it deviates depends on what the tool does (:class:`ToolRole`): an extra
 read-only call deviates little, a sink (data or value leaving the identity's control)
-towards a target nobody intended deviates fully. Values are compared after
+towards a target nobody intended deviates fully. A sink tool the intent does not name
+deviates like a change (``mutate``) when no attacker can have chosen where it sends: every
+destination is declared, named in the purpose, or ``unsourced`` (introduced by no input of
+the run, not even reworded: made up by the agent, whose mistake the destination's own
+weight still shows). Values are compared after
 :func:`~tether.drift.catalog.normalise_target` (case, URL scheme, ``www.``).
 """
 
@@ -40,6 +44,9 @@ from tether.estate import parse_pattern
 
 NAME = "out_of_intent"
 _USERS_OWN = frozenset({Origin.INTENT, Origin.PROMPT})
+#: Destinations no attacker chose: the user's own, or made up by the agent (no input of the
+#: run holds them, and a result is the only channel an attacker controls).
+_NOT_INJECTED = _USERS_OWN | {Origin.UNSOURCED}
 
 #: Deviation of a tool the intent does not name, by what the tool does.
 TOOL_DEVIATION: Mapping[ToolRole, float] = {
@@ -81,6 +88,11 @@ class IntendedTargets:
 
     def __bool__(self) -> bool:
         return bool(self._values or self._globs)
+
+    @property
+    def values(self) -> frozenset[str]:
+        """The exact target values (normalised), globs aside."""
+        return self._values
 
 
 def intended_targets(task: TaskView, catalog: ToolCatalog) -> IntendedTargets:
@@ -135,7 +147,13 @@ def destinations(
     tool = obs.tool_name or obs.action
     found = []
     for name, value in target_values(info, obs.arguments):
-        seen = trace(value, intended=intended, purpose=task.purpose, record=ctx.record)
+        seen = trace(
+            value,
+            intended=intended,
+            purpose=task.purpose,
+            record=ctx.record,
+            declared=intended.values,
+        )
         seen = _crossed(seen, tool, intended)
         if seen.origin is Origin.DECLARED_ELSEWHERE:
             seen = replace(seen, echoed_by=echoes(value, ctx.record))
@@ -198,9 +216,11 @@ def detect(obs: Observation, ctx: DetectionContext) -> list[Signal]:
     named = destinations(obs, ctx, intended) if judged else []
     if tool not in task.actions:
         deviation = TOOL_DEVIATION[role]
-        if role is ToolRole.SINK and named and all(p.origin in _USERS_OWN for _, p in named):
-            # Every destination is the user's own words or declared: the tool is new, the
-            # place it sends to is not; it weighs like a change inside, not like egress.
+        if role is ToolRole.SINK and named and all(p.origin in _NOT_INJECTED for _, p in named):
+            # Every destination is the user's own words or declared, or made up by the
+            # agent: the tool is new, but no attacker chose where it sends; it weighs like a
+            # change inside, not like egress (a made-up destination still counts as its
+            # origin says, below: a mistake to look at).
             deviation = TOOL_DEVIATION[ToolRole.MUTATE]
         reasons.append(f"{role.value} tool `{tool}` is not in the task's intent")
     untrusted = [(n, p) for n, p in named if p.weight > 0]
