@@ -8,11 +8,14 @@ recorded). Then, alternately, direct and through the gateway, 32 MCP sessions (o
 asyncio process, JSON-RPC written by hand: see ``_RawSession``) call ``read_invoice`` in a
 closed loop for ``--seconds``; each call's latency is measured. Through the gateway every call is a
 recorded tether decision with the agent's task token, and its ``constrain`` obligation
-(``redact=iban``) is applied to the result.
+(``redact=iban``) is applied to the result. The CPU each process spent in the gateway's
+rounds is read from ``/proc`` (the gateway with its worker process, the worker alone, the
+upstream) and printed per call: on a shared machine it is steadier than wall time.
 
 Then ``@guarded``: the same tool as a plain in-process function, and guarded with a
 ``Client`` of a local ``tether serve`` (one decision per call, reporting off), called
-in a loop; the overhead per call is printed and as a ratio.
+in a loop; the overhead per call is printed and as a ratio, with the CPU per call of the
+client (this process: the SDK and httpx) and of ``tether serve``.
 
 Targets (printed, never asserted): added latency p50 <= 1 ms and p99 <= 5 ms, gateway
 throughput >= 70 % of direct.
@@ -60,12 +63,19 @@ TARGET_ADDED_P50_MS, TARGET_ADDED_P99_MS, TARGET_THROUGHPUT = 1.0, 5.0, 0.70
 
 @contextlib.contextmanager
 def _started(
-    command: list[str], base: str, probe: str, folder: Path, name: str
+    command: list[str],
+    base: str,
+    probe: str,
+    folder: Path,
+    name: str,
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``command`` running in ``folder`` (its output in NAME.log) once ``base + probe``
     answers; stopped at the end."""
     with (folder / f"{name}.log").open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=folder)
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, cwd=folder, env=env
+        )
     try:
         wait_ready(process, base, probe=probe, timeout=30)
         yield process
@@ -237,6 +247,23 @@ def _estate(folder: Path) -> Path:
     return target
 
 
+def _store(folder: Path) -> tuple[str, Tether, str]:
+    """A store in ``folder`` with the example's estate: its URL, a tether on it, and a
+    task token to call ``read_invoice`` with."""
+    db = f"sqlite:///{folder / 'tether.db'}"
+    os.environ["TETHER_ISSUER"] = ISSUER  # one issuer for every process of the bench
+    settings = load_settings(
+        {},
+        database_url=db,
+        master_key_file=str(folder / ".tether" / "master.key"),
+        issuer=ISSUER,
+    )
+    tether = Tether(settings)
+    apply_estate(tether.engine, _estate(folder), actor="bench")
+    tether.reload()
+    return db, tether, _token(tether, ["read_invoice"])
+
+
 def _token(tether: Tether, actions: list[str]) -> str:
     """A task token for the example's agent, opened by an operator (no proof needed)."""
     request = TaskRequest.from_json(
@@ -302,18 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = 3.0 if args.quick else args.seconds
     folder = Path(tempfile.mkdtemp(prefix="tether-bench-gateway-"))
     try:
-        db = f"sqlite:///{folder / 'tether.db'}"
-        os.environ["TETHER_ISSUER"] = ISSUER  # one issuer for all three processes
-        settings = load_settings(
-            {},
-            database_url=db,
-            master_key_file=str(folder / ".tether" / "master.key"),
-            issuer=ISSUER,
-        )
-        tether = Tether(settings)
-        apply_estate(tether.engine, _estate(folder), actor="bench")
-        tether.reload()
-        token = _token(tether, ["read_invoice"])
+        db, tether, token = _store(folder)
         pep_key = add_api_key(tether.engine, "bench-pep").key
         up_port, gw_port, tether_port = free_port(), free_port(), free_port()
         up_base, gw_base = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{gw_port}"
