@@ -187,9 +187,10 @@ class ToolCallShortcut:
             return {"result": serialize_server_result("tools/call", version, dumped)}
         except MCPError as exc:
             return {"error": exc.error.model_dump(by_alias=True, mode="json", exclude_none=True)}
-        except ValidationError:
-            log.exception("the governed call returned an invalid result")
-            return {"error": {"code": types.INTERNAL_ERROR, "message": "invalid tool result"}}
+        except Exception as exc:  # a fault of the gateway's: a JSON-RPC error, as the SDK's
+            log.exception("tools/call `%s` failed in the gateway", params.name)
+            message = f"the gateway failed on `{params.name}`: {type(exc).__name__}"
+            return {"error": {"code": types.INTERNAL_ERROR, "message": message}}
 
 
 def _length(value: str | None) -> int | None:
@@ -217,23 +218,21 @@ def _ordinary(seen: dict[str, str]) -> bool:
 
 
 async def _read(receive: Receive, length: int) -> tuple[bytes | None, Receive]:
-    """The body (``None`` past ``length``), and a ``receive`` that gives it again."""
-    chunks: list[bytes] = []
-    size = 0
+    """The body when it is ``length`` bytes (else ``None``), and a ``receive`` that gives
+    the SDK every message read here again."""
     messages: list[Message] = []
+    size = 0
     while True:
         message = await receive()
         messages.append(message)
         if message["type"] != "http.request":  # the client went away
             break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        chunks.append(chunk)
+        size += len(message.get("body", b""))
         if size > length or not message.get("more_body", False):
             break
-    body = b"".join(chunks) if size == length and messages[-1]["type"] == "http.request" else None
-    if body is not None and messages[-1].get("more_body", False):
-        body = None
+    last = messages[-1]
+    whole = last["type"] == "http.request" and not last.get("more_body", False)
+    body = b"".join(m.get("body", b"") for m in messages) if whole and size == length else None
 
     async def replay() -> Message:
         if messages:
