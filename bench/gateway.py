@@ -8,11 +8,14 @@ recorded). Then, alternately, direct and through the gateway, 32 MCP sessions (o
 asyncio process, JSON-RPC written by hand: see ``_RawSession``) call ``read_invoice`` in a
 closed loop for ``--seconds``; each call's latency is measured. Through the gateway every call is a
 recorded tether decision with the agent's task token, and its ``constrain`` obligation
-(``redact=iban``) is applied to the result.
+(``redact=iban``) is applied to the result. The CPU each process spent in the gateway's
+rounds is read from ``/proc`` (the gateway with its worker process, the worker alone, the
+upstream) and printed per call: on a shared machine it is steadier than wall time.
 
 Then ``@guarded``: the same tool as a plain in-process function, and guarded with a
 ``Client`` of a local ``tether serve`` (one decision per call, reporting off), called
-in a loop; the overhead per call is printed and as a ratio.
+in a loop; the overhead per call is printed and as a ratio, with the CPU per call of the
+client (this process: the SDK and httpx) and of ``tether serve``.
 
 Targets (printed, never asserted): added latency p50 <= 1 ms and p99 <= 5 ms, gateway
 throughput >= 70 % of direct.
@@ -59,16 +62,53 @@ TARGET_ADDED_P50_MS, TARGET_ADDED_P99_MS, TARGET_THROUGHPUT = 1.0, 5.0, 0.70
 
 
 @contextlib.contextmanager
-def _started(command: list[str], base: str, probe: str, folder: Path, name: str) -> Iterator[None]:
+def _started(
+    command: list[str],
+    base: str,
+    probe: str,
+    folder: Path,
+    name: str,
+    env: dict[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
     """``command`` running in ``folder`` (its output in NAME.log) once ``base + probe``
     answers; stopped at the end."""
     with (folder / f"{name}.log").open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=folder)
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, cwd=folder, env=env
+        )
     try:
         wait_ready(process, base, probe=probe, timeout=30)
-        yield
+        yield process
     finally:
         stop(process)
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int, *, own: bool = True) -> float:
+    """CPU seconds (user + system) of ``pid`` (unless not ``own``) and of its live
+    descendants (the gateway's worker process), from ``/proc``; 0 without ``/proc``."""
+    total = 0.0
+    pending = [(pid, own)]
+    while pending:
+        current, counted = pending.pop()
+        try:
+            if counted:
+                fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+                total += (int(fields[11]) + int(fields[12])) / _TICK
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [(int(c), True) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def _cpu_of(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each process named, and of its descendants alone."""
+    spent = {name: _cpu_s(pid) for name, pid in pids.items()}
+    spent.update({f"{name} children": _cpu_s(pid, own=False) for name, pid in pids.items()})
+    return spent
 
 
 @dataclass
@@ -76,6 +116,8 @@ class Round:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     seconds: float = 0.0
+    #: CPU seconds each measured process spent during the round (by name).
+    cpu: dict[str, float] = field(default_factory=dict)
 
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies) or [float("nan")]
@@ -182,12 +224,17 @@ async def _session(url: str, token: str | None, until: float, into: Round) -> No
         session.close()
 
 
-async def _round(url: str, token: str | None, sessions: int, seconds: float) -> Round:
+async def _round(
+    url: str, token: str | None, sessions: int, seconds: float, pids: dict[str, int] | None = None
+) -> Round:
     into = Round()
     until = time.perf_counter() + seconds
+    before = _cpu_of(pids or {})
     started = time.perf_counter()
     await asyncio.gather(*(_session(url, token, until, into) for _ in range(sessions)))
     into.seconds = time.perf_counter() - started
+    after = _cpu_of(pids or {})
+    into.cpu = {name: after[name] - before[name] for name in after}
     return into
 
 
@@ -198,6 +245,23 @@ def _estate(folder: Path) -> Path:
     (target / "bundles").mkdir(exist_ok=True)
     (target / "bundles" / "demo.example.jwks.json").write_text(json.dumps({"keys": [key]}))
     return target
+
+
+def _store(folder: Path) -> tuple[str, Tether, str]:
+    """A store in ``folder`` with the example's estate: its URL, a tether on it, and a
+    task token to call ``read_invoice`` with."""
+    db = f"sqlite:///{folder / 'tether.db'}"
+    os.environ["TETHER_ISSUER"] = ISSUER  # one issuer for every process of the bench
+    settings = load_settings(
+        {},
+        database_url=db,
+        master_key_file=str(folder / ".tether" / "master.key"),
+        issuer=ISSUER,
+    )
+    tether = Tether(settings)
+    apply_estate(tether.engine, _estate(folder), actor="bench")
+    tether.reload()
+    return db, tether, _token(tether, ["read_invoice"])
 
 
 def _token(tether: Tether, actions: list[str]) -> str:
@@ -221,7 +285,12 @@ def _token(tether: Tether, actions: list[str]) -> str:
     return str(issued.token)
 
 
-def _guarded_overhead(tether_url: str, pep_key: str, token: str, calls: int) -> dict[str, float]:
+def _guarded_overhead(
+    tether_url: str, server_pid: int, pep_key: str, token: str, calls: int
+) -> dict[str, float]:
+    """Microseconds a call (and CPU microseconds a call of this process, the client, and of
+    the server), plain and guarded."""
+
     def read_invoice(invoice_id: str) -> dict[str, Any]:
         return {"id": invoice_id, "amount": 120, "iban": "DE89370400440532013000"}
 
@@ -241,10 +310,13 @@ def _guarded_overhead(tether_url: str, pep_key: str, token: str, calls: int) -> 
         for name, function in (("plain", read_invoice), ("guarded", governed)):
             with acting_as(grant):
                 function("INV-7")  # warm up
+                cpu, server = time.process_time(), _cpu_s(server_pid)
                 started = time.perf_counter()
                 for _ in range(calls):
                     function("INV-7")
                 timings[name] = (time.perf_counter() - started) / calls * 1e6
+                timings[f"{name} client cpu"] = (time.process_time() - cpu) / calls * 1e6
+                timings[f"{name} server cpu"] = (_cpu_s(server_pid) - server) / calls * 1e6
     return timings
 
 
@@ -257,18 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = 3.0 if args.quick else args.seconds
     folder = Path(tempfile.mkdtemp(prefix="tether-bench-gateway-"))
     try:
-        db = f"sqlite:///{folder / 'tether.db'}"
-        os.environ["TETHER_ISSUER"] = ISSUER  # one issuer for all three processes
-        settings = load_settings(
-            {},
-            database_url=db,
-            master_key_file=str(folder / ".tether" / "master.key"),
-            issuer=ISSUER,
-        )
-        tether = Tether(settings)
-        apply_estate(tether.engine, _estate(folder), actor="bench")
-        tether.reload()
-        token = _token(tether, ["read_invoice"])
+        db, tether, token = _store(folder)
         pep_key = add_api_key(tether.engine, "bench-pep").key
         up_port, gw_port, tether_port = free_port(), free_port(), free_port()
         up_base, gw_base = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{gw_port}"
@@ -280,18 +341,23 @@ def main(argv: list[str] | None = None) -> int:
         serve = [*TETHER, "serve", "--port", str(tether_port), "--db", db]
         rounds: dict[str, list[Round]] = {"direct": [], "gateway": []}
         with (
-            _started(upstream, up_base, "/mcp", folder, "upstream"),
-            _started(gateway, gw_base, "/.well-known/oauth-protected-resource", folder, "gateway"),
+            _started(upstream, up_base, "/mcp", folder, "upstream") as up,
+            _started(
+                gateway, gw_base, "/.well-known/oauth-protected-resource", folder, "gateway"
+            ) as gw,
         ):
+            pids = {"upstream": up.pid, "gateway": gw.pid}
             asyncio.run(_round(through, token, 4, 1.0))  # warm both paths
             asyncio.run(_round(direct, None, 4, 1.0))
             for _ in range(2):
                 for mode, url, bearer in (("direct", direct, None), ("gateway", through, token)):
                     rounds[mode].append(
-                        asyncio.run(_round(url, bearer, args.sessions, seconds / 2))
+                        asyncio.run(_round(url, bearer, args.sessions, seconds / 2, pids))
                     )
-        with _started(serve, tether_base, "/healthz", folder, "tether"):
-            guarded_us = _guarded_overhead(tether_base, pep_key, token, 300 if args.quick else 2000)
+        with _started(serve, tether_base, "/healthz", folder, "tether") as server:
+            guarded_us = _guarded_overhead(
+                tether_base, server.pid, pep_key, token, 300 if args.quick else 2000
+            )
         tether.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -305,6 +371,8 @@ def _merged(rounds: list[Round]) -> Round:
         merged.latencies += r.latencies
         merged.errors += r.errors
         merged.seconds += r.seconds
+        for name, spent in r.cpu.items():
+            merged.cpu[name] = merged.cpu.get(name, 0.0) + spent
     return merged
 
 
@@ -319,6 +387,14 @@ def _print(rounds: dict[str, list[Round]], guarded_us: dict[str, float], session
     added50 = gateway.percentile(50) - direct.percentile(50)
     added99 = gateway.percentile(99) - direct.percentile(99)
     ratio = gateway.rate / direct.rate if direct.rate else float("nan")
+    calls = len(gateway.latencies) + gateway.errors
+    if calls and "gateway" in gateway.cpu:
+        print(
+            f"CPU a call through the gateway: gateway {gateway.cpu['gateway'] / calls * 1000:.2f}"
+            f" ms (its worker {gateway.cpu['gateway children'] / calls * 1000:.2f} of them), "
+            f"upstream {gateway.cpu['upstream'] / calls * 1000:.2f} ms; load average "
+            + " ".join(f"{x:.2f}" for x in os.getloadavg())
+        )
     print(
         f"added latency p50 {added50:.2f} ms (target <= {TARGET_ADDED_P50_MS:g}), "
         f"p99 {added99:.2f} ms (target <= {TARGET_ADDED_P99_MS:g}); "
@@ -328,6 +404,10 @@ def _print(rounds: dict[str, list[Round]], guarded_us: dict[str, float], session
     print(
         f"@guarded: plain call {plain:.2f} us, guarded {governed:,.0f} us "
         f"(one decision over HTTP): +{governed - plain:,.0f} us, {governed / plain:,.0f}x"
+    )
+    print(
+        f"@guarded CPU a call: client (the SDK) {guarded_us['guarded client cpu']:,.0f} us, "
+        f"tether serve (and its worker) {guarded_us['guarded server cpu']:,.0f} us"
     )
 
 

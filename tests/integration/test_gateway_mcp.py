@@ -87,6 +87,17 @@ INTENT = {
     "actions": ("read_invoice", "send_email", "list_customers"),
     "resources": ("invoice:*", "email:*@example.org", "mcp_tool:list_customers"),
 }
+#: An MCP session's opening request, written by hand.
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"},
+    },
+}
 _T = TypeVar("_T")
 
 
@@ -448,17 +459,7 @@ def test_bad_json_rpc_gets_errors_and_the_gateway_keeps_serving(stack: Stack) ->
     )
     assert oversized.status_code == 413
 
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "1"},
-        },
-    }
-    opened = httpx.post(stack.url, json=initialize, headers=headers, timeout=5)
+    opened = httpx.post(stack.url, json=INITIALIZE, headers=headers, timeout=5)
     assert opened.status_code == 200, opened.text
     session = {**headers, "Mcp-Session-Id": opened.headers["mcp-session-id"]}
     httpx.post(
@@ -717,3 +718,84 @@ def test_a_destination_is_judged_by_where_the_call_results_put_it(
     assert on_invoice["introduced_by"].startswith("decision:")
     assert made_up["origin"] == "unsourced"
     assert first.score < second.score
+
+
+def _raw_session(stack: Stack, token: str) -> dict[str, str]:
+    """A session opened by hand: the headers of its later requests."""
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+    }
+    opened = httpx.post(stack.url, json=INITIALIZE, headers=headers, timeout=5)
+    assert opened.status_code == 200, opened.text
+    session = {**headers, "Mcp-Session-Id": opened.headers["mcp-session-id"]}
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert httpx.post(stack.url, json=initialized, headers=session, timeout=5).status_code == 202
+    return session
+
+
+def _without_ids(value: Any) -> Any:
+    """``value`` with decision ids masked (each call is a decision of its own)."""
+    masked = re.sub(r'"((?:tether/)?decision_id)": "\w+"', r'"\1": "*"', json.dumps(value))
+    return json.loads(masked)
+
+
+def test_a_tool_call_is_answered_the_same_with_and_without_the_version_header(
+    stack: Stack,
+) -> None:
+    # With `MCP-Protocol-Version` the gateway answers `tools/call` in front of the SDK's
+    # transport; without it the SDK's own server does: the answers must not differ.
+    calls = [
+        ("list_customers", {"count": 5}),  # constrained: rows cut, a field redacted
+        ("read_invoice", {"invoice_id": "INV-11"}),
+        ("pay_invoice", {"invoice_id": "INV-11", "iban": "X"}),  # refused: not in the task
+        ("read_invoice", {}),  # refused: the resource argument is missing
+    ]
+    for number, (name, arguments) in enumerate(calls, start=1):
+        call = {
+            "jsonrpc": "2.0",
+            "id": number,
+            "method": "tools/call",
+            "params": {"name": name, "arguments": arguments},
+        }
+        # Each in a task of its own: live drift may end a task after its first refusal.
+        sessions = [_raw_session(stack, stack.token()[0]) for _ in range(2)]
+        sessions[1]["MCP-Protocol-Version"] = "2025-06-18"
+        answers = [
+            httpx.post(stack.url, json=call, headers=headers, timeout=10) for headers in sessions
+        ]
+        assert [a.status_code for a in answers] == [200, 200]
+        assert [a.headers["mcp-session-id"] for a in answers] == [
+            headers["Mcp-Session-Id"] for headers in sessions
+        ]
+        sdk, shortcut = (_without_ids(a.json()) for a in answers)
+        assert shortcut == sdk
+        assert shortcut["id"] == number
+    assert [line for line in stack.upstream_calls() if "INV-11" in line] == [
+        'read_invoice {"invoice_id": "INV-11"}'
+    ] * 2
+
+
+def test_a_deleted_session_answers_not_found_and_calls_nothing(stack: Stack) -> None:
+    token, _ = stack.token()
+    session = {**_raw_session(stack, token), "MCP-Protocol-Version": "2025-06-18"}
+    call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "read_invoice", "arguments": {"invoice_id": "INV-12"}},
+    }
+    assert "result" in httpx.post(stack.url, json=call, headers=session, timeout=10).json()
+    assert httpx.delete(stack.url, headers=session, timeout=5).status_code == 200
+
+    after = httpx.post(stack.url, json=call, headers=session, timeout=10)
+    unknown = httpx.post(
+        stack.url, json=call, headers={**session, "Mcp-Session-Id": "no-such-session"}, timeout=10
+    )
+
+    assert after.status_code == 404
+    assert unknown.status_code == 404
+    assert [line for line in stack.upstream_calls() if "INV-12" in line] == [
+        'read_invoice {"invoice_id": "INV-12"}'
+    ]

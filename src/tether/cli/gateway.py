@@ -1,13 +1,15 @@
 """``tether gateway mcp``: the MCP gateway, governing every tool call of an agent.
 
 ``--db URL`` decides through a tether in this process (the store's estate, tasks and
-revocations; decisions recorded and seen by live drift here). ``--tether URL --key KEY``
+revocations; decisions recorded and seen by live drift in a worker process beside it, as
+``tether serve`` does, or in threads with ``--background-work thread``). ``--tether URL --key KEY``
 asks a running ``tether serve`` instead, as a PEP (:class:`~tether.gateway.RemoteDecider`):
 the decisions are that server's, recorded and seen by its drift.
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -64,6 +66,17 @@ def mcp(
     max_body: Annotated[
         int, typer.Option(help="largest request body accepted, in bytes")
     ] = 1_000_000,
+    background_work: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "with --db: where decisions are committed and drift detection runs: "
+                "`process` (a worker process beside the gateway) or `thread` (default: "
+                "$TETHER_BACKGROUND_WORK, else process)"
+            ),
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve MCP at http://HOST:PORT/mcp in front of an upstream MCP server: each
     tools/call, resources/read and prompts/get is one tether decision made with the
@@ -79,7 +92,13 @@ def mcp(
         fail("give --db (tether in this process) or --tether (a tether server), not both")
     with errors_to_exit():
         spec = UpstreamSpec.parse(upstream, upstream_cmd)
-        settings = settings_for(db, background_work="thread")
+        # As `tether serve`: committing and signing each decision row and running drift
+        # in a worker process keeps that CPU off the gateway's event loop (and its GIL).
+        settings = settings_for(
+            db,
+            background_work=background_work
+            or (None if os.environ.get("TETHER_BACKGROUND_WORK") else "process"),
+        )
     local: Tether | None = None
     if tether_url is None:
         local, decider, issuer = _in_process(settings)

@@ -25,6 +25,7 @@ transport with JSON-RPC errors; each session is independent of the others.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
@@ -47,6 +48,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tether.gateway._calls import PROMPT_GET, RESOURCE_READ, TOOL_CALL, GatewayDecision, ToolCall
 from tether.gateway._decider import DeciderUnavailable, GatewayDecider
 from tether.gateway._obligations import UNFULFILLABLE, constrain, unfulfillable
+from tether.gateway._shortcut import SdkSessions, ToolCallShortcut
 from tether.gateway._upstream import Upstream, UpstreamSpec, open_upstream
 
 #: JSON-RPC error codes of the gateway (implementation-defined server errors).
@@ -93,11 +95,25 @@ class Gateway:
     def __init__(self, decider: GatewayDecider, upstream: UpstreamSpec) -> None:
         self.decider = decider
         self.upstream = upstream
+        self.verifier = TaskTokenVerifier(decider)
+        #: The upstream while the server runs (for the ``tools/call`` shortcut).
+        self.live_upstream: Upstream | None = None
 
     @asynccontextmanager
     async def lifespan(self, _: Server[Upstream]) -> AsyncIterator[Upstream]:
         async with open_upstream(self.upstream) as upstream:
-            yield upstream
+            self.live_upstream = upstream
+            try:
+                yield upstream
+            finally:
+                self.live_upstream = None
+
+    async def access_token(self, token: str) -> AccessToken | None:
+        """The bearer as the SDK's auth backend would accept it, or ``None``."""
+        access = await self.verifier.verify_token(token)
+        if access is None or (access.expires_at and access.expires_at < int(time.time())):
+            return None
+        return access
 
     def server(self) -> Server[Upstream]:
         return Server(
@@ -131,14 +147,25 @@ class Gateway:
     async def call_tool(
         self, ctx: Context, params: types.CallToolRequestParams
     ) -> types.CallToolResult:
+        return await self.governed_call(_token(ctx), _request_id(ctx), params, ctx.lifespan_context)
+
+    async def governed_call(
+        self,
+        token: str,
+        request_id: str | None,
+        params: types.CallToolRequestParams,
+        upstream: Upstream,
+    ) -> types.CallToolResult:
+        """``tools/call`` decided for ``token``, forwarded, constrained and reported
+        (the SDK's handler and the shortcut's, see :mod:`tether.gateway._shortcut`)."""
         call = ToolCall(TOOL_CALL, params.name, params.arguments or {}, _approval_id(params))
-        decision = await self._decide(ctx, call)
+        decision = await self._decide(token, request_id, call)
         with self._upstream_failures():
-            result = await ctx.lifespan_context.call_tool(params)
+            result = await upstream.call_tool(params)
         shown = constrain(result, decision.obligations)
         if decision.decision_id is not None:  # what the agent saw: where later values came from
             reported = shown.model_dump(mode="json", by_alias=True, exclude_none=True)
-            self.decider.report_result(_token(ctx), decision.decision_id, reported)
+            self.decider.report_result(token, decision.decision_id, reported)
             meta = {**(shown.meta or {}), DECISION_META: decision.decision_id}
             shown = shown.model_copy(update={"meta": {**meta, OUTCOME_META: decision.outcome}})
         return shown
@@ -146,7 +173,8 @@ class Gateway:
     async def read_resource(
         self, ctx: Context, params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
-        await self._decide(ctx, ToolCall(RESOURCE_READ, str(params.uri), {}, _approval_id(params)))
+        call = ToolCall(RESOURCE_READ, str(params.uri), {}, _approval_id(params))
+        await self._decide(_token(ctx), _request_id(ctx), call)
         result = await self._upstream(ctx, lambda s: s.read_resource(params.uri))
         if not isinstance(result, types.ReadResourceResult):
             raise MCPError(UPSTREAM_FAILED, f"the upstream answered `{params.uri}` unexpectedly")
@@ -156,7 +184,8 @@ class Gateway:
         self, ctx: Context, params: types.GetPromptRequestParams
     ) -> types.GetPromptResult:
         arguments = dict(params.arguments or {})
-        await self._decide(ctx, ToolCall(PROMPT_GET, params.name, arguments, _approval_id(params)))
+        call = ToolCall(PROMPT_GET, params.name, arguments, _approval_id(params))
+        await self._decide(_token(ctx), _request_id(ctx), call)
         result = await self._upstream(ctx, lambda s: s.get_prompt(params.name, params.arguments))
         if not isinstance(result, types.GetPromptResult):
             raise MCPError(UPSTREAM_FAILED, f"the upstream answered `{params.name}` unexpectedly")
@@ -181,10 +210,9 @@ class Gateway:
 
     # --- helpers -------------------------------------------------------------------------
 
-    async def _decide(self, ctx: Context, call: ToolCall) -> GatewayDecision:
+    async def _decide(self, token: str, request_id: str | None, call: ToolCall) -> GatewayDecision:
         """The decision on ``call``; raises the JSON-RPC error of a refusal."""
-        request_id = str(ctx.request_id) if ctx.request_id is not None else None
-        decision = await self.decider.decide(_token(ctx), call, request_id)
+        decision = await self.decider.decide(token, call, request_id)
         if decision.permits:
             missing = unfulfillable(decision.obligations)
             if not missing:
@@ -251,6 +279,10 @@ def _token(ctx: Context) -> str:
     return ctx.request.headers["authorization"][len("Bearer ") :]
 
 
+def _request_id(ctx: Context) -> str | None:
+    return str(ctx.request_id) if ctx.request_id is not None else None
+
+
 def _approval_id(params: types.RequestParams) -> str | None:
     meta = params.meta
     value = meta.get(APPROVAL_META) if isinstance(meta, dict) else None
@@ -309,7 +341,8 @@ def create_gateway_app(
             "validate_token_resource": False,  # task tokens name tether's audience
         }
     )
-    server = Gateway(decider, upstream).server()
+    gateway = Gateway(decider, upstream)
+    server = gateway.server()
     # RFC 9728 §3.1 puts the document under the resource's path; clients also probe the root.
     metadata = ProtectedResourceMetadata.model_validate(
         {"resource": resource, "authorization_servers": [issuer]}
@@ -326,6 +359,14 @@ def create_gateway_app(
         custom_starlette_routes=root,
     )
     app.add_middleware(_UnavailableAs503)  # outermost of the app's own: around the auth
+    # In front of everything: tools/call in an open session, without the SDK's server.
+    app.add_middleware(
+        ToolCallShortcut,
+        gateway=gateway,
+        sessions=SdkSessions(server.session_manager),
+        path="/mcp",
+        max_body=max_body,
+    )
     return app
 
 

@@ -43,10 +43,14 @@ T = TypeVar("T")
 TransportT = TypeVar("TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
 HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
 DEFAULT_TIMEOUT_S = 5.0
+#: Request URLs kept merged (see ``_Endpoint._url``).
+KEPT_URLS = 64
 USER_AGENT = f"tether-sdk/{__version__}"
 
 
-def _request(http: httpx.Client | httpx.AsyncClient, config: ClientConfig, call: Call[Any]) -> Any:
+def _request(
+    http: httpx.Client | httpx.AsyncClient, config: ClientConfig, call: Call[Any], url: httpx.URL
+) -> Any:
     headers = {}
     authorization = (
         f"Bearer {call.bearer}"
@@ -57,7 +61,7 @@ def _request(http: httpx.Client | httpx.AsyncClient, config: ClientConfig, call:
         headers["authorization"] = authorization
     return http.build_request(
         call.method,
-        call.path,
+        url,
         json=call.json,
         data=call.form,
         params=call.params,
@@ -115,9 +119,20 @@ class _Endpoint(Generic[TransportT, HttpT]):
             headers={"user-agent": USER_AGENT},
             follow_redirects=False,
         )
+        self._urls: dict[str, httpx.URL] = {}
 
     def _open(self, **options: Any) -> HttpT:
         raise NotImplementedError
+
+    def _url(self, path: str) -> httpx.URL:
+        """``path`` on tether's URL: httpx parses and merges a relative URL again for
+        every request, ~20 % of its CPU per request; merged once here, per path."""
+        url = self._urls.get(path)
+        if url is None:
+            if len(self._urls) >= KEPT_URLS:  # paths naming tasks or tickets: forget them
+                self._urls.clear()
+            url = self._urls[path] = self._http.build_request("GET", path).url
+        return url
 
 
 class Client(_Endpoint[httpx.BaseTransport, httpx.Client]):
@@ -145,7 +160,7 @@ class Client(_Endpoint[httpx.BaseTransport, httpx.Client]):
         return value  # type: ignore[return-value]  # the flow's return value
 
     def _send(self, call: Call[Any]) -> Any:
-        request = _request(self._http, self.config, call)
+        request = _request(self._http, self.config, call, self._url(call.path))
         try:
             response = self._http.send(request)
         except httpx.TransportError as exc:
@@ -203,7 +218,7 @@ class AsyncClient(_Endpoint[httpx.AsyncBaseTransport, httpx.AsyncClient]):
         return value  # type: ignore[return-value]
 
     async def _send(self, call: Call[Any]) -> Any:
-        request = _request(self._http, self.config, call)
+        request = _request(self._http, self.config, call, self._url(call.path))
         try:
             response = await self._http.send(request)
         except httpx.TransportError as exc:

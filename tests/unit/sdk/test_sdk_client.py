@@ -20,10 +20,12 @@ from tether.api.results import MAX_RESULT_JSON as MAX_RESULT_JSON_SERVED
 from tether.drift.provenance import MAX_RESULT_CHARS as MAX_RESULT_CHARS_READ
 from tether.sdk import (
     AccessRequest,
+    ApiKey,
     ApprovalStatus,
     AuthenticationError,
     BadRequestError,
     BearerToken,
+    Client,
     ConflictError,
     Decision,
     NotFoundError,
@@ -40,6 +42,7 @@ from tether.sdk import (
     UnexpectedResponse,
 )
 from tether.sdk import _operations as ops
+from tether.sdk.client import KEPT_URLS
 from tether.sdk.events import MAX_RESULT_CHARS, MAX_RESULT_JSON
 from tether.telemetry.ingest import otel
 from tether.telemetry.ingest._base import Context
@@ -526,3 +529,23 @@ def test_the_async_client_reports_results_the_same() -> None:
     answer = run_async(fake, lambda c: c.report_result(GRANT, "d-3", "plain text"))
     assert answer.decision_id == "d-3"
     assert fake.bodies("/v1/results")[0]["result"] == "plain text"
+
+
+def test_requests_go_to_their_paths_under_the_base_url_however_many_paths() -> None:
+    # The client merges each path with its base URL once and keeps a bounded number.
+    fake = FakeTether().on("POST", "/prefix/access/v1/evaluation", decision("allow"))
+    client = Client(
+        "http://tether.test/prefix/",
+        credential=ApiKey(KEY),
+        transport=httpx.MockTransport(fake.handle),
+    )
+    tasks = [f"task-{n}" for n in range(KEPT_URLS + 10)]
+    with client:
+        for task_id in [*tasks, *tasks[:3]]:
+            with pytest.raises(NotFoundError):
+                client.end_task(task_id, proof="proof")
+            assert client.evaluate(GRANT, "read_invoice", "invoice:INV-1").allowed
+
+    ended = [str(r.url) for r in fake.requests if r.url.path.endswith("/end")]
+    assert ended == [f"http://tether.test/prefix/v1/tasks/{t}/end" for t in [*tasks, *tasks[:3]]]
+    assert len(fake.sent("/prefix/access/v1/evaluation")) == len(tasks) + 3
