@@ -3,8 +3,10 @@
 ``python -m bench.uncached [--requests N]`` builds tether as ``tether serve`` does
 (``create_app(Tether(settings))``, ``TETHER_BACKGROUND_WORK=process``, the bench estate on
 a temporary SQLite store), warms it up, then sends N AuthZEN evaluations straight to the
-ASGI app (no socket), each with a new ``context.request_id`` so that Cedar evaluates every
-one, and prints the process's CPU time per request.
+ASGI app (no socket), each with a new ``context.request_id`` and ``context.chain_depth`` (a
+value a guardrail reads, the answer unchanged) so that Cedar evaluates every one (but the
+2 of 20 that need approval, which keep their pending ticket and are answered from the
+decision cache), and prints the process's CPU time per request.
 
 ``--callgrind`` runs the same under ``valgrind --tool=callgrind`` with instrumentation off,
 switches it on (``callgrind_control -i on``) only for the N requests, and prints the
@@ -72,8 +74,15 @@ def _serve(requests: int, control: Path | None) -> None:
         await app(scope, receive, send)
 
     def new(number: int) -> bytes:
-        body = bodies[number % len(bodies)]
-        return orjson.dumps({**body, "context": {**body["context"], "request_id": str(number)}})
+        # A new request id, and a new `chain_depth` (read by a guardrail: `> 3`) with the
+        # same answer, so the decision cache never answers; but for the questions that
+        # need approval, which keep their pending ticket (as bench/http.py's "all new").
+        request = estate.requests[number % len(bodies)]
+        context = {**request.context, "request_id": str(number)}
+        if request.expected != "approval_required":
+            depth = request.context["chain_depth"]
+            context["chain_depth"] = -abs(number) - 1 if depth <= 3 else 5_000_000 + abs(number)
+        return orjson.dumps({**bodies[number % len(bodies)], "context": context})
 
     running: list[asyncio.Future[None]] = []  # the lifespan task, kept while we run
 
