@@ -12,9 +12,11 @@ the decision rows, runs live drift detection); the benchmark moves that process 
 load core, so the server process has core 0 to itself, and reports its CPU apart.
 tether is measured on ``/access/v1/evaluation`` (one decision per request, the acceptance
 figure), on ``/access/v1/evaluations`` with 10 items per request (decisions per second
-when a PEP batches), and on ``/access/v1/evaluation`` with a running number in every
-request's context, so that no question is asked twice and tether's decision cache never
-answers (every decision evaluated by Cedar). After the runs the server is stopped
+when a PEP batches), on ``/access/v1/evaluation`` with a running number in every
+request's context where a policy reads it (``chain_depth``), so that no question is asked
+twice and tether's decision cache never answers (every decision evaluated by Cedar), and
+with the running number only as ``context.request_id`` ("new ids": new to the PEP, not to
+Cedar, which is handed only what the policies read). After the runs the server is stopped
 cleanly (SIGTERM drains the batching decision log) and the rows in its ``decisions``
 table are counted: they must equal the decisions in the 200 answers the server sent
 (counted by ``bench/server.py``), and may exceed what ``wrk`` received only by requests
@@ -37,6 +39,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -62,6 +65,9 @@ TETHER = "tether /access/v1/evaluation"
 BATCH = 10  # items per /access/v1/evaluations request
 TETHER_BATCH = f"tether /access/v1/evaluations ×{BATCH}"
 TETHER_NEW = "tether /access/v1/evaluation, all new"  # every question new: no cache hits
+# Each request with a new `context.request_id`, which no policy reads: new to the PEP, not
+# to Cedar (the decision cache keys on the context Cedar is handed).
+TETHER_IDS = "tether /access/v1/evaluation, new ids"
 
 
 @dataclass(frozen=True)
@@ -251,12 +257,20 @@ def run_http(
     if not pinned:
         notes.append("not pinned: taskset missing or fewer than 2 cores")
     single = [_compact(r.authzen_body()) for r in estate.requests]
-    # The same questions, each made new by a running number in its context (wrk only), as
-    # a PEP passing its request id makes them; an approval is not bound to `request_id`,
-    # so a retried approval_required request still finds its pending ticket.
-    nonced = [
+    # The same questions, each with a running number as its request id (wrk only), as a
+    # PEP passing its request id sends them; an approval is not bound to `request_id`, so
+    # a retried approval_required request still finds its pending ticket.
+    with_ids = [
         _compact({**body, "context": {**body["context"], "request_id": NONCE}})
         for body in (r.authzen_body() for r in estate.requests)
+    ]
+    # Each made new to Cedar as well: the running number also in `chain_depth`, which a
+    # guardrail reads (`> 3`), so that every answer stays the mix's own. Not the two that
+    # need approval: an approval is bound to what Cedar reads, so each would open a new
+    # ticket (a store write); as a PEP retrying them they keep their pending ticket.
+    nonced = [
+        with_ids[n] if r.expected == "approval_required" else _new_to_cedar(r.authzen_body())
+        for n, r in enumerate(estate.requests)
     ]
     items = [r.authzen_body() for r in estate.requests]
     batches = [_compact({"evaluations": items[i : i + BATCH]}) for i in range(0, len(items), BATCH)]
@@ -322,10 +336,13 @@ def run_http(
         with uvicorn_server("bench.server:tether_app", env) as (process, base):
             one = measure(TETHER, process, base, EVALUATION, single, 1, authorization)
             many = measure(TETHER_BATCH, process, base, EVALUATIONS, batches, BATCH, authorization)
-            fresh = None
+            fresh = ids = None
             if wrk is not None:
                 fresh = measure(
                     TETHER_NEW, process, base, EVALUATION, nonced, 1, authorization, unique=True
+                )
+                ids = measure(
+                    TETHER_IDS, process, base, EVALUATION, with_ids, 1, authorization, unique=True
                 )
             stop(process)  # SIGTERM: the decision log drains, the answer counts are written
         sent: dict[str, int] = json.loads(counts.read_text()) if counts.is_file() else {}
@@ -333,7 +350,8 @@ def run_http(
             server_sent=sent.get(EVALUATION, 0) + BATCH * sent.get(EVALUATIONS, 0),
             client_received=one.client_ok_total
             + BATCH * many.client_ok_total
-            + (fresh.client_ok_total if fresh else 0),
+            + (fresh.client_ok_total if fresh else 0)
+            + (ids.client_ok_total if ids else 0),
             rows=count_rows(database),
         )
     return HttpReport(targets, connections, pinned, notes, check)
@@ -341,6 +359,18 @@ def run_http(
 
 def _compact(document: object) -> str:
     return json.dumps(document, separators=(",", ":"))
+
+
+def _new_to_cedar(body: dict[str, Any]) -> str:
+    """``body`` with the running number as its request id and in its ``chain_depth``:
+    ``-N`` for a depth of at most 3, ``5N`` (51, 52, …) for a deeper one, so the answer
+    is the same and Cedar is asked a new question every time."""
+    depth = body["context"]["chain_depth"]
+    mark = "-" + NONCE if depth <= 3 else "5" + NONCE
+    text = _compact(
+        {**body, "context": {**body["context"], "request_id": NONCE, "chain_depth": mark}}
+    )
+    return text.replace(f'"{mark}"', mark)
 
 
 def format_http(report: HttpReport) -> str:

@@ -1,8 +1,10 @@
 """Task tokens: exchanges per second over HTTP, and what a task token adds to a decision.
 
-Run ``python bench/tokens.py [--quick] [--json]``. One ``uvicorn`` process serves tether
-(``bench.server:tether_app``: one worker, uvloop + httptools, pinned to core 0 when there
-are two cores), ``wrk`` loads it from core 1 over 32 keep-alive connections:
+Run ``python bench/tokens.py [--quick] [--json] [--postgres URL]`` (``--postgres``: the store
+in a new schema on that server, its change feed live, instead of a temporary SQLite file).
+One ``uvicorn`` process serves tether (``bench.server:tether_app``: one worker, uvloop +
+httptools, pinned to core 0 when there are two cores), ``wrk`` loads it from core 1 over
+32 keep-alive connections:
 
 * ``POST /oauth2/token``: a workload exchanges its JWT-SVID for a task token (RFC 8693);
   every exchange signs a token (ES256) and commits its record and audit event;
@@ -40,6 +42,7 @@ from joserfc.jwk import ECKey  # noqa: E402
 
 from bench.http import cpu_seconds, uvicorn_server  # noqa: E402
 from bench.load import LoadResult, ensure_wrk, run_wrk, wrk_script  # noqa: E402
+from bench.replicas import POSTGRES, fresh_schema  # noqa: E402
 
 CONNECTIONS = 32
 SVID = "spiffe://example.org/agents/billing-bot"
@@ -92,6 +95,7 @@ class TokenReport:
     inprocess_plain_us: float
     inprocess_token_us: float
     generator: str
+    store: str = "SQLite"
 
     @property
     def http_ratio(self) -> float:
@@ -118,8 +122,9 @@ def _script(bodies: list[str], *, content_type: str, authorization: str) -> str:
     return script.replace(default, f'{{["Content-Type"] = "{content_type}"}}')
 
 
-def _prepare(folder: Path, key: ECKey) -> tuple[str, str]:
-    """The estate applied to a fresh store, and a PEP API key; (database URL, PEP key)."""
+def _prepare(folder: Path, key: ECKey, postgres: str | None) -> tuple[str, str]:
+    """The estate applied to a fresh store (a temporary SQLite file, or a new schema on
+    the ``postgres`` server), and a PEP API key; (database URL, PEP key)."""
     from tether.callers import add_api_key
     from tether.estate import apply_estate
     from tether.store import migrate
@@ -130,7 +135,7 @@ def _prepare(folder: Path, key: ECKey) -> tuple[str, str]:
     public = {**key.as_dict(private=False), "kid": "bench-1", "use": "jwt-svid"}
     (estate / "bundle.jwks.json").write_text(json.dumps({"keys": [public]}))
     (estate / "estate.yaml").write_text(ESTATE)
-    url = f"sqlite:///{folder}/tether.db"
+    url = f"sqlite:///{folder}/tether.db" if postgres is None else fresh_schema(postgres)
     engine = open_engine(url)
     try:
         migrate.upgrade(engine)
@@ -212,7 +217,9 @@ def _inprocess(url: str, folder: Path, svid: str, iterations: int) -> tuple[floa
         tether.close()
 
 
-def run_tokens(*, seconds: float = 10.0, iterations: int = 20_000) -> TokenReport:
+def run_tokens(
+    *, seconds: float = 10.0, iterations: int = 20_000, postgres: str | None = None
+) -> TokenReport:
     wrk = ensure_wrk()
     if wrk is None:
         raise SystemExit("bench/tokens.py needs wrk (apt-get install wrk)")
@@ -220,7 +227,7 @@ def run_tokens(*, seconds: float = 10.0, iterations: int = 20_000) -> TokenRepor
     svid = _svid(key)
     with tempfile.TemporaryDirectory(prefix="tether-bench-tokens-") as name:
         folder = Path(name)
-        url, pep = _prepare(folder, key)
+        url, pep = _prepare(folder, key, postgres)
         env = {
             "TETHER_DATABASE_URL": url,
             "TETHER_MASTER_KEY_FILE": str(folder / "master.key"),
@@ -274,7 +281,8 @@ def run_tokens(*, seconds: float = 10.0, iterations: int = 20_000) -> TokenRepor
             )
         print("in process:", flush=True)
         inproc_plain, inproc_token = _inprocess(url, folder, svid, iterations)
-    return TokenReport(exchanged, without, with_token, inproc_plain, inproc_token, "wrk")
+    store = "SQLite" if postgres is None else "PostgreSQL (change feed live)"
+    return TokenReport(exchanged, without, with_token, inproc_plain, inproc_token, "wrk", store)
 
 
 def format_tokens(report: TokenReport) -> str:
@@ -295,7 +303,7 @@ def format_tokens(report: TokenReport) -> str:
         f"in process (evaluate_one, no HTTP): {report.inprocess_plain_us:.0f} µs without, "
         f"{report.inprocess_token_us:.0f} µs with a token: {report.inprocess_ratio:.2f}×",
         f"{CONNECTIONS} connections, load by {report.generator}; server: uvicorn, 1 worker, "
-        "uvloop + httptools, SQLite",
+        f"uvloop + httptools, {report.store}",
     ]
     return "\n".join(lines)
 
@@ -304,8 +312,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 s runs instead of 10 s")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="a PostgreSQL server to store on (a new schema), e.g. " + POSTGRES,
+    )
     args = parser.parse_args(argv)
-    report = run_tokens(seconds=3 if args.quick else 10, iterations=5_000 if args.quick else 20_000)
+    report = run_tokens(
+        seconds=3 if args.quick else 10,
+        iterations=5_000 if args.quick else 20_000,
+        postgres=args.postgres,
+    )
     if args.json:
         figures = asdict(report)
         figures["http_ratio"] = report.http_ratio

@@ -3,8 +3,10 @@
 ``python -m bench.uncached [--requests N]`` builds tether as ``tether serve`` does
 (``create_app(Tether(settings))``, ``TETHER_BACKGROUND_WORK=process``, the bench estate on
 a temporary SQLite store), warms it up, then sends N AuthZEN evaluations straight to the
-ASGI app (no socket), each with a new ``context.request_id`` so that Cedar evaluates every
-one, and prints the process's CPU time per request.
+ASGI app (no socket), each with a new ``context.request_id`` and ``context.chain_depth`` (a
+value a guardrail reads, the answer unchanged) so that Cedar evaluates every one (but the
+2 of 20 that need approval, which keep their pending ticket and are answered from the
+decision cache), and prints the process's CPU time per request.
 
 ``--callgrind`` runs the same under ``valgrind --tool=callgrind`` with instrumentation off,
 switches it on (``callgrind_control -i on``) only for the N requests, and prints the
@@ -13,7 +15,8 @@ Instruction counts do not move with the load of a shared machine; CPU time does.
 valgrind time-driven background work (the estate refresher, caller activity) runs about 50 times
 more often per request than in real time: read the SQLite part of a profile with that in
 mind. Approval tickets are reused for an hour here (``TICKET_REUSE_S``), so that
-valgrind's slowness does not turn reused tickets into new ones.
+valgrind's slowness does not turn reused tickets into new ones. ``--ids-only`` varies the
+request id alone (no policy reads it): what a PEP passing its request ids costs.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from bench.inprocess import evaluation_scope
 WARMUP = 60
 
 
-def _serve(requests: int, control: Path | None) -> None:
+def _serve(requests: int, control: Path | None, *, ids_only: bool = False) -> None:
     estate = build_estate()
     folder = Path(tempfile.mkdtemp(prefix="tether-bench-uncached-"))
     database = folder / "tether.db"
@@ -72,8 +75,15 @@ def _serve(requests: int, control: Path | None) -> None:
         await app(scope, receive, send)
 
     def new(number: int) -> bytes:
-        body = bodies[number % len(bodies)]
-        return orjson.dumps({**body, "context": {**body["context"], "request_id": str(number)}})
+        # A new request id, and a new `chain_depth` (read by a guardrail: `> 3`) with the
+        # same answer, so the decision cache never answers; but for the questions that
+        # need approval, which keep their pending ticket (as bench/http.py's "all new").
+        request = estate.requests[number % len(bodies)]
+        context = {**request.context, "request_id": str(number)}
+        if request.expected != "approval_required" and not ids_only:
+            depth = request.context["chain_depth"]
+            context["chain_depth"] = -abs(number) - 1 if depth <= 3 else 5_000_000 + abs(number)
+        return orjson.dumps({**bodies[number % len(bodies)], "context": context})
 
     running: list[asyncio.Future[None]] = []  # the lifespan task, kept while we run
 
@@ -111,7 +121,7 @@ def _serve(requests: int, control: Path | None) -> None:
     os._exit(0)  # the worker process and threads end with us
 
 
-def _callgrind(requests: int, out: Path) -> None:
+def _callgrind(requests: int, out: Path, *, ids_only: bool = False) -> None:
     with tempfile.TemporaryDirectory(prefix="tether-bench-cg-") as folder:
         control = Path(folder)
         command = [
@@ -124,6 +134,7 @@ def _callgrind(requests: int, out: Path) -> None:
             "bench.uncached",
             "--requests",
             str(requests),
+            *(["--ids-only"] if ids_only else []),
             "--control",
             folder,
         ]
@@ -154,14 +165,19 @@ def _callgrind(requests: int, out: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument(
+        "--ids-only",
+        action="store_true",
+        help="vary only context.request_id (which no policy reads): new to the PEP, not Cedar",
+    )
     parser.add_argument("--callgrind", action="store_true", help="count instructions")
     parser.add_argument("--out", type=Path, default=Path("callgrind.uncached.out"))
     parser.add_argument("--control", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.callgrind:
-        _callgrind(args.requests, args.out.resolve())
+        _callgrind(args.requests, args.out.resolve(), ids_only=args.ids_only)
     else:
-        _serve(args.requests, args.control)
+        _serve(args.requests, args.control, ids_only=args.ids_only)
 
 
 if __name__ == "__main__":

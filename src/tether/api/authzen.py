@@ -31,6 +31,7 @@ from tether.errors import FieldError, InvalidRequest
 from tether.policy import Decision, DecisionRequest, EntityRef, Outcome
 from tether.services import Tether
 from tether.tokens import TOKEN_PROPERTY, UNVERIFIED_SUBJECT, bind_task_token
+from tether.tokens.decisions import bind_inspected
 
 
 def decision_json(recorded: RecordedDecision) -> dict[str, Any]:
@@ -89,8 +90,14 @@ def _evaluate(
             request, request_id=request_id, caller=caller, may_block=may_block
         )
         return decision_json(recorded)
-    if not may_block:  # a task token's revocation state is read from the store
-        raise WouldBlock
+    token = properties[TOKEN_PROPERTY]
+    inspection = None
+    if not may_block:
+        # Answered here only when checking the token needs no store I/O: verified before,
+        # and the revocation state known current (PostgreSQL with a live change feed).
+        inspection = tether.tasks.inspect_in_memory(token)
+        if inspection is None:
+            raise WouldBlock
     assert isinstance(subject, dict)  # the task token never reaches Cedar or the log
     subject_given = "type" in subject or "id" in subject
     stripped = {k: v for k, v in properties.items() if k != TOKEN_PROPERTY}
@@ -103,10 +110,15 @@ def _evaluate(
             "properties": stripped,
         }
     request = parse_evaluation({**body, "subject": without}, path=path)
-    request, task = bind_task_token(
-        tether.tasks, request, properties[TOKEN_PROPERTY], subject_given=subject_given
+    if inspection is None:
+        request, task = bind_task_token(tether.tasks, request, token, subject_given=subject_given)
+    else:
+        request, task = bind_inspected(
+            tether.tasks, request, inspection, subject_given=subject_given
+        )
+    recorded = tether.decider.evaluate(
+        request, request_id=request_id, caller=caller, task=task, may_block=may_block
     )
-    recorded = tether.decider.evaluate(request, request_id=request_id, caller=caller, task=task)
     return decision_json(recorded)
 
 

@@ -79,12 +79,13 @@ class RequestBounds:
 
         Members of the wrong type are left to the request parser, which names them.
         """
-        if not isinstance(body, Mapping):
+        if type(body) is not dict and not isinstance(body, Mapping):
             return
         check_value(body.get("context"), where=f"{prefix}context", kind="context", bounds=self.json)
         for entity in ENTITIES:
             member = body.get(entity)
-            if isinstance(member, Mapping) and "properties" in member:
+            # Parsed JSON holds plain dicts: no abstract-class check for them (~0.3 µs each).
+            if (type(member) is dict or isinstance(member, Mapping)) and "properties" in member:
                 check_value(
                     member["properties"],
                     where=f"{prefix}{entity}.properties",

@@ -30,13 +30,16 @@ _IDENTIFIER = re.compile(r"^[_a-zA-Z][_a-zA-Z0-9]*(::[_a-zA-Z][_a-zA-Z0-9]*)*$")
 RESERVED_CONTEXT_KEYS = ("tether", "action")
 NO_PERMIT = "no-permit-matched"
 #: Decisions remembered per engine, keyed by the exact Cedar question: principal,
-#: action, resource and the whole context as tether passes it to Cedar (the caller's
-#: context and ``context.tether``, which holds the resource's data class and the
-#: identity's live drift record). Cedar is deterministic and an engine (policies plus
-#: entities) is immutable, so a remembered answer is the answer; questions with
-#: request-asserted entity attributes and answers with evaluation errors are never
-#: remembered. A PEP asks the same questions again and again; each costs Cedar ~50-100 µs,
-#: a lookup ~1 µs. Full: forgotten at once and refilled. 0 turns the cache off.
+#: action, resource and the context exactly as tether hands it to Cedar (the JSON text
+#: of the cut context, ``tether.policy._context_use``: of the caller's context and
+#: ``context.tether``, which holds the resource's data class and the identity's live drift
+#: record, what the policies read). Cedar is deterministic, it sees nothing but that text
+#: and the engine's handles, and an engine (policies plus entities) is immutable, so a
+#: remembered answer is the answer; questions with request-asserted entity attributes and
+#: answers with evaluation errors are never remembered. A PEP asks the same questions
+#: again and again, often with a new request id or trace id that no policy reads; each
+#: costs Cedar ~50-100 µs, a lookup ~1 µs. Full: forgotten at once and refilled. 0 turns
+#: the cache off.
 DECISION_CACHE_SIZE = 65_536
 #: Contexts longer than this (characters of JSON) are not remembered.
 MAX_CACHED_CONTEXT = 2_048
@@ -99,7 +102,7 @@ class PolicyEngine:
             raise PolicyInvalid(f"cedar rejected the entities: {exc}") from None
         self.schema_text = schema_text
         # What the policies read of the context: Cedar is handed only that (it parses every
-        # key it is given, ~2 µs each); the cache key keeps the whole context.
+        # key it is given, ~2 µs each), and the cache key is what Cedar is handed.
         self._context_use = context_use(p.est for p in policies)
         self._outcome_of = {p.id: p.outcome for p in policies}
         self._obligations_of = {p.id: p.obligations for p in policies if p.obligations}
@@ -143,24 +146,24 @@ class PolicyEngine:
         try:
             # Inside the try: a context nested too deeply is a deny, not a crash.
             context = build_context(request, extra_context)
-            context_json = orjson.dumps(context).decode()
-            cedar_context = context_json
             if self._context_use is not None:
-                cedar_context = orjson.dumps(cut_context(context, self._context_use)).decode()
+                context = cut_context(context, self._context_use)
+            cedar_context = orjson.dumps(context).decode()
             entities = self._entities_for(request)
         except (ValueError, TypeError, RuntimeError) as exc:
             return _error_decision(f"evaluation failed: {exc}")
         key = None
         # Not for request-asserted entity attributes, nor for large contexts (the cache
-        # holds at most DECISION_CACHE_SIZE * MAX_CACHED_CONTEXT bytes of keys).
-        if entities is self._entities and len(context_json) <= MAX_CACHED_CONTEXT:
+        # holds at most DECISION_CACHE_SIZE * MAX_CACHED_CONTEXT bytes of keys). The key
+        # is what Cedar is handed, so the context no policy reads is not part of it.
+        if entities is self._entities and len(cedar_context) <= MAX_CACHED_CONTEXT:
             key = (
                 subject.type,
                 subject.id,
                 request.action,
                 resource.type,
                 resource.id,
-                context_json,
+                cedar_context,
             )
             cached = self._answers.get(key)
             if cached is not None:
@@ -293,7 +296,10 @@ def build_context(request: DecisionRequest, extra: Mapping[str, Any]) -> dict[st
 
 def to_cedar_value(value: Any) -> Any:
     """Turn JSON into Cedar JSON: drop nulls, floats become ``decimal`` or strings."""
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind is str or kind is bool:  # most values: no abstract-class check
+        return value
+    if kind is dict or isinstance(value, Mapping):
         return {str(k): to_cedar_value(v) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple):
         return [to_cedar_value(v) for v in value if v is not None]

@@ -322,6 +322,11 @@ class TaskAuthority:
         """Check a task token completely (:meth:`TokenChecker.inspect`); never raises."""
         return self.checker.inspect(token, refresh=refresh)
 
+    def inspect_in_memory(self, token: object) -> Inspection | None:
+        """:meth:`inspect` without store I/O, or ``None`` when it would need some
+        (:meth:`TokenChecker.inspect_in_memory`)."""
+        return self.checker.inspect_in_memory(token)
+
     def check(self, token: object) -> VerifiedToken:
         """:meth:`inspect`, raising the error.
 

@@ -120,7 +120,10 @@ class VersionProbe:
         """Skip reads while ``feed`` is live and announced no revocation (PostgreSQL)."""
         self._feed = feed
 
-    def _unchanged(self) -> int | None:
+    def unchanged(self) -> int | None:
+        """The version, known without a read: the change feed is live and announced no
+        revocation since a read younger than :data:`TRUST_NOTICES_FOR_S`; else ``None``
+        (always on SQLite, and without a live feed)."""
         feed, noticed = self._feed, self._noticed
         if feed is None or noticed is None or not feed.live:
             return None
@@ -135,7 +138,7 @@ class VersionProbe:
         Raises:
             StoreUnavailable: the store could not be read (twice).
         """
-        unchanged = self._unchanged()
+        unchanged = self.unchanged()
         if unchanged is not None:
             return unchanged
         with self._lock:
@@ -247,6 +250,12 @@ class RevocationState:
                 self._tasks = table
             else:
                 self._tokens = table
+
+    def current(self) -> bool:
+        """Whether the revoked tokens and ended tasks held are known to be the store's
+        without reading it (what :meth:`refresh` would find them: its read is spared)."""
+        version = self._version
+        return version is not None and self._probe.unchanged() == version
 
     def task_ended(self, task_id: str) -> bool:
         return task_id in self._tasks

@@ -88,12 +88,29 @@ class TokenChecker:
                 return Inspection(None, exc)
             assert isinstance(token, str)
             self.cache.put(token, verified, now)
-        claims, task = verified.claims, verified.task
         try:
             if refresh:
                 self.revocations.refresh()
         except TetherError as exc:  # cannot tell whether it was revoked: fail closed
-            return Inspection(None, exc, claims, task)
+            return Inspection(None, exc, verified.claims, verified.task)
+        return self._judge(verified, now)
+
+    def inspect_in_memory(self, token: object) -> Inspection | None:
+        """:meth:`inspect` when it needs no store I/O, else ``None`` (ask :meth:`inspect`):
+        the token verified before (cached) and the revocation state is known current
+        without a read (PostgreSQL with a live change feed, :meth:`RevocationState.current`).
+        Safe on an event loop: no lock, no store, no signature check."""
+        if not isinstance(token, str) or not self.revocations.current():
+            return None
+        now = self._clock()
+        verified = self.cache.get(token, now)
+        if verified is None:
+            return None
+        return self._judge(verified, now)
+
+    def _judge(self, verified: VerifiedToken, now: float) -> Inspection:
+        """What may have changed since ``verified`` was verified: its task, revocations."""
+        claims, task = verified.claims, verified.task
         if self.revocations.task_ended(task.id):
             return Inspection(None, TaskEnded(f"task `{task.id}` has ended"), claims, task)
         revoked = self.revocations.revoked(verified.chain)

@@ -29,6 +29,7 @@ from typing import Any
 from tether.policy import Decision, DecisionRequest, EntityRef, Outcome, PolicyEngine
 from tether.tokens.authority import TaskAuthority
 from tether.tokens.cache import VerifiedToken
+from tether.tokens.checking import Inspection
 from tether.tokens.tasks import TASK_CONTEXT_MEMBERS
 
 #: Where the PEP puts the task token in an AuthZEN request.
@@ -102,7 +103,18 @@ def bind_task_token(
         token: the value of ``subject.properties.token``.
         subject_given: whether the PEP named a subject (then it must be the token's).
     """
-    inspection = authority.inspect(token)
+    return bind_inspected(authority, request, authority.inspect(token), subject_given=subject_given)
+
+
+def bind_inspected(
+    authority: TaskAuthority,
+    request: DecisionRequest,
+    inspection: Inspection,
+    *,
+    subject_given: bool,
+) -> tuple[DecisionRequest, TaskUse]:
+    """:func:`bind_task_token` with the token already inspected (e.g. by
+    :meth:`TaskAuthority.inspect_in_memory` on an event loop)."""
     claims, task = inspection.claims, inspection.task
     known_task = task.id if task is not None else (claims.task_id if claims else None)
     known_jti = claims.jti if claims is not None else None

@@ -71,6 +71,32 @@ def test_context_is_part_of_the_question() -> None:
     assert eng.decide(request(context={"big": False})).outcome is Outcome.ALLOW
 
 
+def test_context_no_policy_reads_is_not_part_of_the_question() -> None:
+    # Cedar is handed only what the policies read (tether.policy._context_use): a new
+    # request id asks Cedar nothing new, so the remembered answer is the answer.
+    eng = engine()
+    first = eng.decide(request(context={"big": False, "request_id": "1"}))
+    assert first.outcome is Outcome.ALLOW
+    assert eng.decide(request(context={"big": False, "request_id": "2"})) is first
+    assert eng.decide(request(context={"big": False})) is first
+    # What the policies read still is part of it.
+    assert eng.decide(request(context={"big": True, "request_id": "1"})) is not first
+
+
+def test_an_unread_value_cedar_may_refuse_keeps_the_whole_context_in_the_question() -> None:
+    # A float goes to Cedar as a `decimal` escape: not cut, so Cedar sees (and the key
+    # holds) the whole context, and a context Cedar refuses stays a refusal.
+    eng = engine()
+    first = eng.decide(request(context={"big": False}))
+    floated = eng.decide(request(context={"big": False, "ratio": 0.5}))
+    assert floated is not first
+    assert floated.outcome is Outcome.ALLOW
+    assert eng.decide(request(context={"big": False, "ratio": 0.5})) is floated
+    refused = eng.decide(request(context={"big": False, "odd": {"__expr": "1"}}))
+    assert refused.outcome is Outcome.DENY
+    assert refused.errors
+
+
 def test_a_new_drift_record_changes_the_answer_at_once() -> None:
     eng = engine()
     assert eng.decide(request()).outcome is Outcome.ALLOW
@@ -106,9 +132,15 @@ def test_the_cache_is_bounded() -> None:
         assert len(eng._answers) <= 3
 
 
-contexts = st.dictionaries(
+contexts = st.dictionaries(  # "n" and "note" no policy reads
     st.sampled_from(["big", "count", "n", "note"]),
-    st.one_of(st.booleans(), st.integers(-5, 5), st.text(max_size=4)),
+    st.one_of(
+        st.booleans(),
+        st.integers(-5, 5),
+        st.text(max_size=4),
+        st.floats(-2, 2, allow_nan=False),  # a `decimal` escape: the context is not cut
+        st.none(),
+    ),
     max_size=3,
 )
 
