@@ -411,7 +411,8 @@ class DriftEngine:
                 inserted = insert_findings(connection, made, now)
                 log_uses(connection, uses, now)
             if respond and inserted:
-                made = [_with_response(f, self.responder.respond(f, now)) for f in made]
+                responses = self.responder.respond_all(made, now)
+                made = [_with_response(f, r) for f, r in zip(made, responses, strict=True)]
             return made
 
     def _repeat_key(self, signal: Signal, obs: Observation) -> tuple[str, ...]:
