@@ -11,7 +11,15 @@ size. The file is written as it is generated (constant memory), then ingested:
 2. in-process through the same calls the CLI makes (``iter_file`` -> ``EventStore.ingest``
    -> ``checkpoint``), once with no ``on_stored`` callback and once with a trivial one
    (the hook where detection is wired), into fresh stores;
-3. again by the CLI into the store of 1 (every event a duplicate).
+3. again by the CLI into the store of 1 (every event a duplicate);
+4. with detection on, the way a user runs it (``--live``, the default): ``tether serve``
+   on a fresh store (its worker process runs live drift detection, tailing the
+   ``events`` table), then ``tether ingest cloudtrail FILE SENTINEL`` into the same
+   store. ``SENTINEL`` is one more record, later than the trail, of an unmanaged principal
+   stopping a trail: detection examines stored events in chain order, so its finding in
+   ``findings`` means every event before it was examined. The figure: events / seconds
+   from the start of the ingest to that finding, next to the CPU of the ingest process
+   and of the server and its worker per event (``/proc/<pid>/stat``).
 
 Then ``audit verify`` walks the chain. Nothing is asserted: the target is printed as
 *met* / *NOT met*.
@@ -19,7 +27,7 @@ Then ``audit verify`` walks the chain. Nothing is asserted: the target is printe
     .venv/bin/python bench/ingest.py [--events 200000] [--db URL] [--keep DIR] [--gzip]
 
 ``--db`` (a PostgreSQL URL, say) is used for run 1 and 3 instead of a fresh SQLite file;
-its ``events`` must be empty.
+its ``events`` must be empty. Run 4 always uses a fresh SQLite store.
 """
 
 from __future__ import annotations
@@ -34,14 +42,19 @@ if sys.path and Path(sys.path[0] or ".").resolve() == ROOT / "bench":
     sys.path[0] = str(ROOT)
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import gzip  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
+import resource  # noqa: E402
 import shutil  # noqa: E402
+import socket  # noqa: E402
+import sqlite3  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+import urllib.request  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
@@ -102,17 +115,153 @@ def generate(path: Path, events: int, *, compress: bool, seed: int = 7) -> int:
     return path.stat().st_size
 
 
-def cli_ingest(path: Path, db: str, cwd: Path) -> dict[str, Any]:
+def cli_ingest(path: Path | Sequence[Path], db: str, cwd: Path) -> dict[str, Any]:
+    """The summary of ``tether ingest cloudtrail PATH... --json``, with its ``wall`` time and
+    its process's ``cpu`` seconds (user + system)."""
     tether = Path(sys.executable).parent / "tether"
-    command = [str(tether), "ingest", "cloudtrail", str(path), "--db", db, "--json"]
+    paths = [path] if isinstance(path, Path) else list(path)
+    command = [str(tether), "ingest", "cloudtrail", *map(str, paths), "--db", db, "--json"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, check=False)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"`tether ingest` failed ({done.returncode}): {done.stderr[-2000:]}")
     summary: dict[str, Any] = json.loads(done.stdout)
     summary["wall"] = wall
+    summary["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return summary
+
+
+# --- with detection on: `tether serve` (live detection in its worker) + `tether ingest` ---
+
+SENTINEL_USER = "bench-sentinel"
+
+
+def write_sentinel(path: Path, events: int) -> datetime:
+    """One CloudTrail record after the trail's last: an unmanaged IAM user stopping a trail
+    (a Write of defense evasion: a finding by itself). Returns its time."""
+    at = START + timedelta(milliseconds=events * 37, minutes=1)
+    record = {
+        "eventVersion": "1.08",
+        "eventTime": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "eventSource": "cloudtrail.amazonaws.com",
+        "eventName": "StopLogging",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "198.51.100.7",
+        "userAgent": "aws-cli/2.15.0",
+        "userIdentity": {
+            "type": "IAMUser",
+            "principalId": "AIDABENCHSENTINEL0001",
+            "arn": f"arn:aws:iam::123456789012:user/{SENTINEL_USER}",
+            "accountId": "123456789012",
+            "userName": SENTINEL_USER,
+        },
+        "requestParameters": {"name": "arn:aws:cloudtrail:us-east-1:123456789012:trail/main"},
+        "eventID": str(uuid.uuid4()),
+        "readOnly": False,
+        "recipientAccountId": "123456789012",
+    }
+    path.write_bytes(orjson.dumps({"Records": [record]}))
+    return at
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _cpu_of(pid: int) -> float:
+    """User + system CPU seconds of a live process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found.extend(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def _sentinel_examined(database: Path, at: datetime) -> bool:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+            found = db.execute(
+                "SELECT 1 FROM findings WHERE at >= ? LIMIT 1",
+                (at.replace(tzinfo=None).isoformat(" "),),
+            ).fetchone()
+    except sqlite3.Error:  # not created yet, or locked for a moment
+        return False
+    return found is not None
+
+
+def live(trail: Path, events: int, work: Path, timeout: float) -> dict[str, float] | None:
+    """Ingest with detection on, the product's way (module doc, run 4); its figures, or
+    ``None`` when detection did not reach the sentinel within ``timeout`` seconds."""
+    database = work / "live.db"
+    url = f"sqlite:///{database}"
+    sentinel = work / "sentinel.json"
+    sentinel_at = write_sentinel(sentinel, events)
+    port = _free_port()
+    tether = Path(sys.executable).parent / "tether"
+    log = (work / "serve.log").open("wb")
+    server = subprocess.Popen(
+        [str(tether), "serve", "--db", url, "--port", str(port)],
+        cwd=work,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(f"`tether serve` exited: see {work / 'serve.log'}")
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1),
+            ):
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit("`tether serve` is not ready after 60 s")
+            time.sleep(0.1)
+        workers = _children(server.pid)
+        server_before = _cpu_of(server.pid)
+        workers_before = sum(_cpu_of(p) for p in workers)
+        started = time.perf_counter()
+        summary = cli_ingest([trail, sentinel], url, work)
+        ingested = time.perf_counter() - started
+        while not _sentinel_examined(database, sentinel_at):
+            if time.perf_counter() - started > timeout:
+                return None
+            time.sleep(0.01)
+        examined = time.perf_counter() - started
+        server_cpu = _cpu_of(server.pid) - server_before
+        workers_cpu = sum(_cpu_of(p) for p in workers) - workers_before
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+    return {
+        "events": summary["ingested"],
+        "errors": summary["errors"],
+        "ingest_s": ingested,
+        "examined_s": examined,
+        "ingest_cpu": summary["cpu"],
+        "server_cpu": server_cpu,
+        "workers_cpu": workers_cpu,
+        "workers": len(workers),
+    }
 
 
 def in_process(path: Path, db: str, *, callback: bool) -> tuple[int, float, int]:
@@ -173,6 +322,37 @@ def verify(db: str) -> tuple[bool, int, float]:
         return report.ok, report.events, time.perf_counter() - started
 
 
+def report_live(trail: Path, events: int, work: Path) -> None:
+    """Run 4 and its verdict: the acceptance figure of ingest with detection on."""
+    figures = live(trail, events, work, timeout=max(120.0, events / 1000))
+    if figures is None:
+        print("ingest with detection on (serve + CLI): detection did NOT reach the last event")
+        return
+    count = int(figures["events"])
+    if count != events + 1 or figures["errors"]:
+        print(f"  LOST EVENTS: stored {count:,} of {events + 1:,}, errors {figures['errors']}")
+    seconds = figures["examined_s"]
+    print(
+        f"ingest with detection on (serve + CLI): {_rate(count, seconds)}: the last event "
+        f"examined {seconds - figures['ingest_s']:.2f} s after the ingest ended "
+        f"({figures['ingest_s']:.2f} s)"
+    )
+    ingest_cpu, server_cpu = figures["ingest_cpu"], figures["server_cpu"]
+    workers_cpu = figures["workers_cpu"]
+    print(
+        f"  CPU per event: ingest process {ingest_cpu / count * 1e6:.1f} µs, "
+        f"{int(figures['workers'])} worker process (detection) "
+        f"{workers_cpu / count * 1e6:.1f} µs, server {server_cpu / count * 1e6:.1f} µs; "
+        f"{count / (ingest_cpu + server_cpu + workers_cpu):,.0f} events per CPU-second"
+    )
+    rate = count / seconds
+    verdict = "met" if rate >= TARGET else "NOT met"
+    print(
+        f"target >= {TARGET:,} events/s ingested with detection on (wall clock, "
+        f"load average {os.getloadavg()[0]:.1f}): {verdict} ({rate:,.0f})"
+    )
+
+
 def _rate(count: int, seconds: float) -> str:
     return f"{count / seconds:>9,.0f} events/s ({count:,} in {seconds:.2f} s)"
 
@@ -184,6 +364,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="work in this folder and leave it behind")
     parser.add_argument("--gzip", action="store_true", help="write the trail gzip-compressed")
     parser.add_argument("--skip-in-process", action="store_true")
+    parser.add_argument(
+        "--live",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also ingest with detection on: `tether serve` + `tether ingest` (run 4)",
+    )
+    parser.add_argument(
+        "--only-live", action="store_true", help="run 4 alone (no other run, no verify)"
+    )
     args = parser.parse_args(argv)
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="tether-ingest-bench-"))
@@ -199,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
             f"generated {args.events:,} CloudTrail records, {size / 2**20:.0f} MB "
             f"({time.perf_counter() - started:.1f} s): {trail}"
         )
+        if args.only_live:
+            report_live(trail, args.events, work)
+            return 0
         db = args.db or f"sqlite:///{work}/cli.db"
         first = cli_ingest(trail, db, work)
         stored = first["ingested"]
@@ -242,7 +434,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"audit verify: {'clean' if ok else 'BROKEN'}, {_rate(count, seconds)}")
         rate = stored / first["seconds"]
         verdict = "met" if rate >= TARGET else "NOT met"
-        print(f"target >= {TARGET:,} CloudTrail events/s into the store: {verdict} ({rate:,.0f})")
+        print(
+            f"target >= {TARGET:,} CloudTrail events/s into the store, detection off: "
+            f"{verdict} ({rate:,.0f})"
+        )
+        if args.live:
+            report_live(trail, args.events, work)
     finally:
         os.chdir(home)
         if args.keep is None:

@@ -43,8 +43,9 @@ def _package_imports() -> dict[str, dict[str, set[str]]]:
 # tether's packages (top-level modules count as packages), innermost first. A package
 # may import packages of its own layer or of layers before it, never of a later one.
 LAYERS: tuple[frozenset[str], ...] = (
-    # Shared vocabulary: errors, ids, settings, the framework catalogue.
-    frozenset({"errors", "ids", "numerals", "config", "frameworks"}),
+    # Shared vocabulary: errors, ids, settings, the framework catalogue, building frozen
+    # values on hot paths.
+    frozenset({"errors", "ids", "numerals", "config", "frameworks", "frozen"}),
     # The store: tables, migrations, the hash chains, the audit log, the decision log.
     frozenset({"store"}),
     frozenset({"policy", "identity", "inventory"}),

@@ -82,8 +82,11 @@ log = logging.getLogger(__name__)
 
 #: How often the worker looks for queued decisions (seconds).
 POLL_S = 0.005
-#: How often, at most, the worker reads newly stored events (seconds).
+#: How often, at most, the worker reads newly stored events (seconds) while it keeps up.
 EVENTS_POLL_S = 0.1
+#: Stored events read at a time. While a read fills its page the engine is behind
+#: (``events_behind``) and reads the next page at its next step, without waiting.
+EVENTS_PAGE = 2000
 REPEAT_WINDOW = timedelta(minutes=5)
 MAX_RECENT = 100_000
 # A result can reach the engine before its decision (reported to one replica, decided on
@@ -115,6 +118,7 @@ class DriftEngine:
         sink: where Shared Signals go (``tether.signals.Transmitter``).
         detectors: names of the enabled detectors (all by default).
         board: where drift records go (``context.tether.behaviour``); a new one by default.
+        events_page: stored events read at a time (see ``EVENTS_PAGE``).
     """
 
     def __init__(
@@ -136,8 +140,10 @@ class DriftEngine:
         baseline_window: timedelta | None = None,
         baseline_every_s: float | None = None,
         board: BehaviourBoard | None = None,
+        events_page: int = EVENTS_PAGE,
     ) -> None:
         self._engine = engine
+        self._events_page = events_page
         self._estate = estate
         self._tasks = tasks
         self._detector_names = tuple(detectors) if detectors is not None else None
@@ -178,6 +184,8 @@ class DriftEngine:
         # Stored events read so far (late commits below the newest are read too).
         self._events_read = SeqCursor()
         self._events_polled = 0.0
+        self.events_behind = False
+        """The last read of stored events filled its page: more are waiting to be examined."""
         # The same finding again (identity, detector, task, resource, reason) within
         # REPEAT_WINDOW of observed time is counted, not stored again: repeated probes make
         # one finding to act on, not a flood (and no write per request under load).
@@ -255,7 +263,8 @@ class DriftEngine:
     def _run(self) -> None:
         idle_since = time.monotonic()
         while not self._stop.is_set():
-            if not self._queue and time.monotonic() - idle_since < self._refresh_s / 2:
+            idle = not self._queue and not self.events_behind
+            if idle and time.monotonic() - idle_since < self._refresh_s / 2:
                 self._stop.wait(POLL_S)
                 continue
             self._busy.set()
@@ -287,8 +296,10 @@ class DriftEngine:
                 items.append(row)
             else:
                 items.extend(from_decision(row, directory))
-        if self._tail_events and time.monotonic() - self._events_polled >= EVENTS_POLL_S:
-            # Under load a batch comes every few ms: ask the store for events less often.
+        polled = time.monotonic() - self._events_polled >= EVENTS_POLL_S
+        if self._tail_events and (self.events_behind or polled):
+            # Under load a batch of decisions comes every few ms: ask the store for events
+            # less often, unless the last read left events waiting (an ingest under way).
             self._events_polled = time.monotonic()
             items.extend(self._new_events())
         if items:
@@ -327,19 +338,22 @@ class DriftEngine:
         except Exception:  # the store away a moment: the next round looks again
             log.exception("looking for responses owed failed")
 
-    def _new_events(self, limit: int = 2000) -> list[Observation]:
+    def _new_events(self) -> list[Observation]:
+        limit = self._events_page
+        self.events_behind = False  # a store that cannot be read is not asked again at once
         with self._engine.connect() as connection:
-            rows = (
-                connection.execute(
-                    select_observed_events()
-                    .where(self._events_read.unread(events.c.seq))
-                    .order_by(events.c.seq)
-                    .limit(limit)
-                )
-                .mappings()
-                .all()
+            result = connection.execute(
+                select_observed_events()
+                .where(self._events_read.unread(events.c.seq))
+                .order_by(events.c.seq)
+                .limit(limit)
             )
+            names = tuple(result.keys())
+            # Plain dicts, as a drift scan reads them: a RowMapping's `get` costs several
+            # times a dict's, and detection reads two dozen fields of every event.
+            rows = [dict(zip(names, values, strict=True)) for values in result]
         self._events_read.advance(int(r["seq"]) for r in rows)
+        self.events_behind = len(rows) >= limit
         found = (from_event(r, self._directory) for r in rows)
         return [o for o in found if o is not None]
 
@@ -397,7 +411,8 @@ class DriftEngine:
                 inserted = insert_findings(connection, made, now)
                 log_uses(connection, uses, now)
             if respond and inserted:
-                made = [_with_response(f, self.responder.respond(f, now)) for f in made]
+                responses = self.responder.respond_all(made, now)
+                made = [_with_response(f, r) for f, r in zip(made, responses, strict=True)]
             return made
 
     def _repeat_key(self, signal: Signal, obs: Observation) -> tuple[str, ...]:

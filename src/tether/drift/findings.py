@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tether.drift.model import Finding, Mode, Severity
@@ -79,6 +79,17 @@ def set_response(connection: Connection, finding_id: str, response: str) -> None
     connection.execute(
         update(findings).where(findings.c.finding_id == finding_id).values(response=response)
     )
+
+
+def set_responses(connection: Connection, responses: Sequence[tuple[str, str]]) -> None:
+    """Record ``(finding id, response)`` pairs: one statement, run for each pair."""
+    if responses:
+        connection.execute(
+            update(findings)
+            .where(findings.c.finding_id == bindparam("finding"))
+            .values(response=bindparam("chosen")),
+            [{"finding": finding, "chosen": response} for finding, response in responses],
+        )
 
 
 def owed_responses(connection: Connection, before: datetime, limit: int) -> list[Finding]:

@@ -47,16 +47,21 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from tether.drift.findings import owed_responses, set_response, take_over_response
+from tether.drift.findings import (
+    owed_responses,
+    set_response,
+    set_responses,
+    take_over_response,
+)
 from tether.drift.model import Finding, Mode, Severity
 from tether.errors import TetherError
-from tether.store.audit import record_audit
+from tether.store.record_chain import append_audit
 
 log = logging.getLogger(__name__)
 
@@ -199,31 +204,48 @@ class Responder:
         self._revoked: set[str] = set()
 
     def respond(self, finding: Finding, now: datetime) -> str:
-        response = choose_response(finding)
-        details: dict[str, Any] = {
-            "finding_id": finding.finding_id,
-            "detector": finding.detector,
-            "severity": finding.severity.value,
-            "score": finding.score,
-            "mode": finding.mode.value,
-            "task_id": finding.task_id,
-        }
-        if response == "revoke":
-            details.update(self._revoke(finding))
-        self._board.note(finding, response)
-        if response == "none":
-            return response
-        with self._engine.begin() as connection:
-            set_response(connection, finding.finding_id, response)
-            record_audit(
-                connection,
-                actor=ACTOR,
-                action=f"drift.{response}",
-                target=finding.identity_id,
-                details=details,
-                at=now,
-            )
-        return response
+        return self.respond_all([finding], now)[0]
+
+    def respond_all(self, made: Sequence[Finding], now: datetime) -> list[str]:
+        """Respond to each new finding, in order; the responses are recorded (the finding's
+        ``response``, an audit row each) in one transaction: a batch of an ingest's
+        findings is one write, not one per finding (on SQLite each write waits for the
+        ingest's chain lock)."""
+        responses: list[str] = []
+        recorded: list[tuple[Finding, str, dict[str, Any]]] = []
+        for finding in made:
+            response = choose_response(finding)
+            details: dict[str, Any] = {
+                "finding_id": finding.finding_id,
+                "detector": finding.detector,
+                "severity": finding.severity.value,
+                "score": finding.score,
+                "mode": finding.mode.value,
+                "task_id": finding.task_id,
+            }
+            if response == "revoke":
+                details.update(self._revoke(finding))
+            self._board.note(finding, response)
+            responses.append(response)
+            if response != "none":
+                recorded.append((finding, response, details))
+        if recorded:
+            with self._engine.begin() as connection:
+                set_responses(connection, [(f.finding_id, r) for f, r, _ in recorded])
+                append_audit(
+                    connection,
+                    [
+                        {
+                            "at": now,
+                            "actor": ACTOR,
+                            "action": f"drift.{response}",
+                            "target": finding.identity_id,
+                            "details": details,
+                        }
+                        for finding, response, details in recorded
+                    ],
+                )
+        return responses
 
     def recover(self, now: datetime, *, limit: int = 100) -> list[tuple[str, str]]:
         """Carry out the responses owed by findings left ``pending`` (see the module's

@@ -225,7 +225,9 @@ def _serve(
     ended = False
     while not ended:
         now = time.monotonic()
-        wake = due if due is not None else last_work + idle_every
+        # Stored events waiting to be examined (an ingest under way): the next page now.
+        idle_until = now if drift.events_behind else last_work + idle_every
+        wake = due if due is not None else idle_until
         if lines.wait(max(0.0, wake - now)):
             arrived = lines.read()
             if arrived is None:
@@ -267,8 +269,9 @@ def _serve(
                 for number in flushes:
                     replies.send(FLUSHED, number)
                 flushes = []
-        elif due is None and now - last_work >= idle_every:
-            # No decisions for a while: still watch ingested events (and take late results).
+        elif due is None and (drift.events_behind or now - last_work >= idle_every):
+            # No decisions for a while, or ingested events waiting: examine stored events
+            # (and take late results).
             _detect(drift, observed)
             observed, last_work = [], now
 

@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from tether.frozen import builder
 from tether.telemetry.ingest._aws import outcome_of_error, principal_of
 from tether.telemetry.ingest._aws_resources import resource_of
 from tether.telemetry.ingest._base import (
@@ -69,6 +70,10 @@ def _each_record(records: list[Any], context: Context) -> Iterator[ObservedAcces
             yield f"record {index}: event holds text that is not valid UTF-8"
 
 
+# ObservedAccess(...) and Environment(...) per record, at half the cost (tether.frozen).
+_observed = builder(ObservedAccess)
+_environment = builder(Environment)
+
 # Some exporters lower-case every key; such records are read through a respelt copy.
 _SPELLING = respelling(
     "eventName eventSource eventTime eventID awsRegion recipientAccountId userIdentity"
@@ -100,7 +105,7 @@ def decode_record(raw: dict[str, Any], context: Context) -> ObservedAccess:
     )
     at, at_is_ingest_time = context.time_of(fields.get("eventTime"))
     raw_json = canonical_json(raw)
-    return ObservedAccess(
+    return _observed(
         at=at,
         at_is_ingest_time=at_is_ingest_time,
         source=Source.CLOUDTRAIL,
@@ -112,7 +117,7 @@ def decode_record(raw: dict[str, Any], context: Context) -> ObservedAccess:
         resource_type=resource_type,
         outcome=_outcome(fields),
         read_only=_read_only(fields.get("readOnly")),
-        environment=Environment(
+        environment=_environment(
             source_ip=text(fields.get("sourceIPAddress")),
             region=region,
             user_agent=text(fields.get("userAgent")),
