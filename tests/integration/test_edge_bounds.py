@@ -34,8 +34,9 @@ POLICIES = {
         for name in ("read", "list", "write", "share")
     )
 }
-# Loose on purpose (a shared 2-core machine); unpatched, the 330k batch stalled ~5 s.
-STALL_BOUND_S = 0.25
+# Loose on purpose: unpatched, the 330k batch stalled ~5 s; on a loaded 2-core machine an
+# honest request beside three allowed 1000-item batches once waited 0.49 s.
+STALL_BOUND_S = 1.0
 
 
 @pytest.fixture(scope="module")
