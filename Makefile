@@ -37,7 +37,7 @@ $(CHROMIUM):
 
 # Two workers (one per core here), a test file kept on one worker: its fixtures and servers stay together.
 test: lint typecheck $(CHROMIUM)
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15
 
 clean:
 	rm -rf $(VENV) .tether .pytest_cache .mypy_cache .ruff_cache
