@@ -176,12 +176,14 @@ def note_appended(connection: Connection, chain: str, sealer: Sealer | None, *, 
     """After rows were appended under the lock to a chain whose last hash was ``after``:
     the first ``seq`` noted, and the new head sealed when a ``sealer`` is given, but only
     if ``after`` is the sealed head (the chain was not altered since tether sealed it)."""
-    _note_first(connection, chain)
+    head = read_head(connection, chain)  # its seq and hash: not changed by noting first_seq
+    first = head.first_seq
+    if first is None:
+        _note_first(connection, chain)
     if sealer is None:
         return
-    head = read_head(connection, chain)
     if after == (head.hash if head.seq is not None else GENESIS):
-        _seal(connection, chain, sealer)
+        _seal(connection, chain, sealer, first_seq=first)
     else:
         log.error(
             "the %s chain does not continue from its sealed head: not sealing it "
@@ -231,7 +233,11 @@ def _continues(connection: Connection, chain: str, head: SealedHead) -> bool:
     return prev is not None
 
 
-def _seal(connection: Connection, chain: str, sealer: Sealer) -> None:
+def _seal(
+    connection: Connection, chain: str, sealer: Sealer, *, first_seq: int | None = None
+) -> None:
+    """Sign the chain's last row as its head (``first_seq``: the chain's, when the caller
+    read it in this transaction; read here otherwise)."""
     table = _TABLES[chain]
     row = connection.execute(
         select(table.c.seq, table.c.hash)
@@ -239,9 +245,11 @@ def _seal(connection: Connection, chain: str, sealer: Sealer) -> None:
         .order_by(table.c.seq.desc())
         .limit(1)
     ).first()
-    first = connection.execute(
-        select(record_chain_heads.c.first_seq).where(record_chain_heads.c.chain == chain)
-    ).scalar()
+    first = first_seq
+    if first is None:
+        first = connection.execute(
+            select(record_chain_heads.c.first_seq).where(record_chain_heads.c.chain == chain)
+        ).scalar()
     if row is None or first is None:
         return
     now = datetime.now(UTC)
