@@ -193,6 +193,30 @@ def test_a_transient_database_error_is_retried(store: Engine, logs: list[Decisio
     assert log.lost == 0
 
 
+def test_batches_share_one_connection_and_a_failed_one_is_dropped(
+    store: Engine, logs: list[DecisionLog]
+) -> None:
+    log = open_log(store, logs, probe_interval_ms=600_000)  # no probe meanwhile
+    checkouts: list[int] = []
+    invalidated: list[int] = []
+    event.listen(store, "checkout", lambda *_: checkouts.append(1))
+    event.listen(store, "invalidate", lambda *_: invalidated.append(1))
+    batches = [[row(10 * b + i) for i in range(3)] for b in range(8)]
+    for batch in batches[:4]:
+        log.write(batch)
+    assert len(checkouts) == 1, "a connection per batch"
+    failures = _fail_inserts(store, times=1)
+    log.write(batches[4])  # fails once, then is retried
+    assert failures == [1]
+    assert invalidated == [1], "the connection of the failed batch was kept"
+    settled = len(checkouts)
+    for batch in batches[5:]:
+        log.write(batch)
+    assert len(checkouts) == settled
+    assert stored_ids(store) == {r["decision_id"] for b in batches for r in b}
+    assert (log.written, log.lost) == (24, 0)
+
+
 def test_the_writer_survives_a_persistent_error_and_keeps_writing(
     store: Engine, logs: list[DecisionLog]
 ) -> None:
