@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from tether.store.decision_rows import Params, RowEncoder, error_row, short_reason, storable
 from tether.store.record_chain import (
@@ -332,7 +332,8 @@ class DecisionLog:
         """Insert rows as the next links of the decision chain, sealed in the same
         transaction (the chain's lock is held until it commits)."""
         connection = self._held
-        if connection is None or connection.closed or connection.invalidated:
+        reused = not (connection is None or connection.closed or connection.invalidated)
+        if connection is None or not reused:
             connection = self._held = self._engine.connect()
         try:
             with connection.begin():
@@ -344,6 +345,15 @@ class DecisionLog:
                     prev = digest
                 connection.exec_driver_sql(self._encoder.insert_sql, chained)
                 note_appended(connection, DECISIONS, self._sealer, after=after)
+        except DBAPIError as exc:
+            self._drop_connection()
+            if reused and exc.connection_invalidated:
+                # The kept connection broke while idle (a store restart): what a pool's
+                # ping on checkout did. Once, on a new connection; a commit that may have
+                # landed ends in the stored-row check of a refused row, as before.
+                self._insert(params)
+                return
+            raise
         except BaseException:
             # Whatever failed (the store, the row, the commit), the next attempt starts
             # on a new connection, as a connection per batch did.
