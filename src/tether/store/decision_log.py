@@ -31,8 +31,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from tether.store.decision_rows import Params, RowEncoder, error_row, short_reason, storable
 from tether.store.record_chain import (
@@ -88,6 +88,11 @@ class DecisionLog:
         self._problem: str | None = None
         self._urgent = threading.Event()  # flush() and close() cut the wait short
         self._encoder = RowEncoder(engine)
+        # The writer's connection, kept between batches (each batch still commits on its
+        # own): a connection per batch cost more than the batch's rows on SQLite (connect,
+        # pragmas, and the WAL checkpoint of closing the last connection) and a pool
+        # checkout with its ping on PostgreSQL. Dropped after any failure.
+        self._held: Connection | None = None
         self._thread = threading.Thread(target=self._run, name="tether-decision-log", daemon=True)
         self._closed = False
         self._thread.start()
@@ -131,6 +136,7 @@ class DecisionLog:
         self._urgent.set()
         self._thread.join(timeout=30)
         self.seal_audit(force=True)
+        self._drop_connection()
 
     def seal_audit(self, *, force: bool = False) -> None:
         """Seal the audit log's head if rows were added since its last seal (at most once
@@ -325,15 +331,43 @@ class DecisionLog:
     def _insert(self, params: list[Params]) -> None:
         """Insert rows as the next links of the decision chain, sealed in the same
         transaction (the chain's lock is held until it commits)."""
-        with self._engine.begin() as connection:
-            prev = after = hold(connection, DECISIONS)
-            chained = []
-            for values in params:
-                digest = link(prev, decision_header(values))
-                chained.append((*values, prev, digest))
-                prev = digest
-            connection.exec_driver_sql(self._encoder.insert_sql, chained)
-            note_appended(connection, DECISIONS, self._sealer, after=after)
+        connection = self._held
+        reused = not (connection is None or connection.closed or connection.invalidated)
+        if connection is None or not reused:
+            connection = self._held = self._engine.connect()
+        try:
+            with connection.begin():
+                prev = after = hold(connection, DECISIONS)
+                chained = []
+                for values in params:
+                    digest = link(prev, decision_header(values))
+                    chained.append((*values, prev, digest))
+                    prev = digest
+                connection.exec_driver_sql(self._encoder.insert_sql, chained)
+                note_appended(connection, DECISIONS, self._sealer, after=after)
+        except DBAPIError as exc:
+            self._drop_connection()
+            if reused and exc.connection_invalidated:
+                # The kept connection broke while idle (a store restart): what a pool's
+                # ping on checkout did. Once, on a new connection; a commit that may have
+                # landed ends in the stored-row check of a refused row, as before.
+                self._insert(params)
+                return
+            raise
+        except BaseException:
+            # Whatever failed (the store, the row, the commit), the next attempt starts
+            # on a new connection, as a connection per batch did.
+            self._drop_connection()
+            raise
+
+    def _drop_connection(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            try:
+                held.invalidate()
+                held.close()
+            except Exception as exc:  # already broken: nothing to give back
+                log.debug("dropping the decision writer's connection: %s", short_reason(exc))
 
     def _reachable(self) -> bool:
         try:

@@ -177,21 +177,51 @@ class RowEncoder:
         return self._to_params(row)
 
 
+# Positions in COLUMNS order, so a row is encoded in one pass over its values (a call per
+# column cost more than the rest of the row's encoding).
+_AT = COLUMNS.index("at")
+_JSON_AT = tuple(i for i, name in enumerate(COLUMNS) if name in JSON_COLUMNS)
+_STRINGS_AT = tuple(
+    (i, STRING_LENGTHS[name]) for i, name in enumerate(COLUMNS) if name in STRING_LENGTHS
+)
+_PLAIN_AT = tuple(i for i, name in enumerate(COLUMNS) if name not in JSON_COLUMNS)
+
+
+def _common_values(row: Mapping[str, Any]) -> list[Any]:
+    """The row's values in :data:`COLUMNS` order, JSON columns as text and text columns
+    fitted (:func:`_fit`), the same on every store."""
+    get = row.get
+    values = [get(name) for name in COLUMNS]
+    for i in _JSON_AT:
+        values[i] = encode_json(values[i])
+    for i, length in _STRINGS_AT:
+        value = values[i]
+        if isinstance(value, str):
+            values[i] = _fit(value, length)
+    return values
+
+
 def _sqlite_params(row: Mapping[str, Any]) -> Params:
-    return tuple(_sqlite_value(name, row.get(name)) for name in COLUMNS)
+    values = _common_values(row)
+    _require_time(values[_AT])
+    for i in _PLAIN_AT:
+        value = values[i]
+        if isinstance(value, datetime):
+            values[i] = _sqlite_time(value)
+    return tuple(values)
+
+
+def _sqlite_time(value: datetime) -> str:
+    """The storage format SQLAlchemy's SQLite DateTime reads back (UTC, no offset):
+    ``YYYY-MM-DD HH:MM:SS.ffffff`` (``isoformat``: a third of ``strftime``'s cost)."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _driver_params(row: Mapping[str, Any]) -> Params:
     _require_time(row.get("at"))
-    return tuple(_driver_value(name, row.get(name)) for name in COLUMNS)
-
-
-def _driver_value(name: str, value: Any) -> Any:
-    if name in JSON_COLUMNS:
-        return encode_json(value)
-    if isinstance(value, str) and name in STRING_LENGTHS:
-        return _fit(value, STRING_LENGTHS[name])
-    return value
+    return tuple(_common_values(row))
 
 
 def _fit(value: str, length: int) -> str:
@@ -210,19 +240,6 @@ def _is_utf8(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _sqlite_value(name: str, value: Any) -> Any:
-    if name in JSON_COLUMNS:
-        return encode_json(value)
-    if isinstance(value, str) and name in STRING_LENGTHS:
-        return _fit(value, STRING_LENGTHS[name])
-    if isinstance(value, datetime):
-        # The storage format SQLAlchemy's SQLite DateTime reads back (UTC, no offset).
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    if name == "at":
-        _require_time(value)
-    return value
 
 
 def _require_time(value: Any) -> None:

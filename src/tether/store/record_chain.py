@@ -28,7 +28,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Connection, RowMapping, Text, cast, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    RowMapping,
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from tether.store.tables import audit_log, decisions, record_chain_heads
 
@@ -144,21 +155,42 @@ def append_audit(connection: Connection, rows: Iterable[Mapping[str, Any]]) -> N
 
 _TABLES = {DECISIONS: decisions, AUDIT_LOG: audit_log}
 
+# The statements of every append, built once (building one cost more than running it: a
+# batch of decisions runs them all, often for a few rows).
+_HEADS = record_chain_heads.c
+_LOCK = (
+    update(record_chain_heads)
+    .where(_HEADS.chain == bindparam("lock_chain"))
+    .values(chain=_HEADS.chain)
+)
+_LAST = {
+    chain: select(table.c.seq, table.c.hash)
+    .where(table.c.hash.is_not(None))
+    .order_by(table.c.seq.desc())
+    .limit(1)
+    for chain, table in _TABLES.items()
+}
+_HEAD = select(record_chain_heads).where(_HEADS.chain == bindparam("head_chain"))
+_FIRST = select(_HEADS.first_seq).where(_HEADS.chain == bindparam("first_chain"))
+_SEAL = (
+    update(record_chain_heads)
+    .where(_HEADS.chain == bindparam("seal_chain"))
+    .values(
+        seq=bindparam("seal_seq"),
+        hash=bindparam("seal_hash"),
+        at=bindparam("seal_at"),
+        signature=bindparam("seal_signature"),
+    )
+)
+
 
 def hold(connection: Connection, chain: str) -> str:
     """Take ``chain``'s lock for the rest of the transaction; the hash of its last row."""
-    locked = connection.execute(
-        update(record_chain_heads)
-        .where(record_chain_heads.c.chain == chain)
-        .values(chain=record_chain_heads.c.chain)
-    )
+    locked = connection.execute(_LOCK, {"lock_chain": chain})
     if locked.rowcount == 0:  # a store made before the row existed
         connection.execute(insert(record_chain_heads).values(chain=chain))
-    table = _TABLES[chain]
-    last = connection.execute(
-        select(table.c.hash).where(table.c.hash.is_not(None)).order_by(table.c.seq.desc()).limit(1)
-    ).scalar()
-    return str(last) if last is not None else GENESIS
+    last = connection.execute(_LAST[chain]).first()
+    return str(last.hash) if last is not None else GENESIS
 
 
 def _note_first(connection: Connection, chain: str) -> None:
@@ -176,12 +208,14 @@ def note_appended(connection: Connection, chain: str, sealer: Sealer | None, *, 
     """After rows were appended under the lock to a chain whose last hash was ``after``:
     the first ``seq`` noted, and the new head sealed when a ``sealer`` is given, but only
     if ``after`` is the sealed head (the chain was not altered since tether sealed it)."""
-    _note_first(connection, chain)
+    head = read_head(connection, chain)  # its seq and hash: not changed by noting first_seq
+    first = head.first_seq
+    if first is None:
+        _note_first(connection, chain)
     if sealer is None:
         return
-    head = read_head(connection, chain)
     if after == (head.hash if head.seq is not None else GENESIS):
-        _seal(connection, chain, sealer)
+        _seal(connection, chain, sealer, first_seq=first)
     else:
         log.error(
             "the %s chain does not continue from its sealed head: not sealing it "
@@ -231,32 +265,33 @@ def _continues(connection: Connection, chain: str, head: SealedHead) -> bool:
     return prev is not None
 
 
-def _seal(connection: Connection, chain: str, sealer: Sealer) -> None:
-    table = _TABLES[chain]
-    row = connection.execute(
-        select(table.c.seq, table.c.hash)
-        .where(table.c.hash.is_not(None))
-        .order_by(table.c.seq.desc())
-        .limit(1)
-    ).first()
-    first = connection.execute(
-        select(record_chain_heads.c.first_seq).where(record_chain_heads.c.chain == chain)
-    ).scalar()
+def _seal(
+    connection: Connection, chain: str, sealer: Sealer, *, first_seq: int | None = None
+) -> None:
+    """Sign the chain's last row as its head (``first_seq``: the chain's, when the caller
+    read it in this transaction; read here otherwise)."""
+    row = connection.execute(_LAST[chain]).first()
+    first = first_seq
+    if first is None:
+        first = connection.execute(_FIRST, {"first_chain": chain}).scalar()
     if row is None or first is None:
         return
     now = datetime.now(UTC)
     seq, head = int(row.seq), str(row.hash)
     connection.execute(
-        update(record_chain_heads)
-        .where(record_chain_heads.c.chain == chain)
-        .values(seq=seq, hash=head, at=now, signature=sealer(chain, int(first), seq, head, now))
+        _SEAL,
+        {
+            "seal_chain": chain,
+            "seal_seq": seq,
+            "seal_hash": head,
+            "seal_at": now,
+            "seal_signature": sealer(chain, int(first), seq, head, now),
+        },
     )
 
 
 def read_head(connection: Connection, chain: str) -> SealedHead:
-    row = connection.execute(
-        select(record_chain_heads).where(record_chain_heads.c.chain == chain)
-    ).first()
+    row = connection.execute(_HEAD, {"head_chain": chain}).first()
     if row is None:
         return SealedHead(chain, None, None, None, None, None)
     return SealedHead(

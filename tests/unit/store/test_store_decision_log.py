@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from decision_support import row
@@ -191,6 +191,66 @@ def test_a_transient_database_error_is_retried(store: Engine, logs: list[Decisio
     assert stored_ids(store) == {r["decision_id"] for r in rows}
     assert log.written == 20
     assert log.lost == 0
+
+
+def test_batches_share_one_connection_and_a_failed_one_is_dropped(
+    store: Engine, logs: list[DecisionLog]
+) -> None:
+    log = open_log(store, logs, probe_interval_ms=600_000)  # no probe meanwhile
+    checkouts: list[int] = []
+    invalidated: list[int] = []
+    event.listen(store, "checkout", lambda *_: checkouts.append(1))
+    event.listen(store, "invalidate", lambda *_: invalidated.append(1))
+    batches = [[row(10 * b + i) for i in range(3)] for b in range(8)]
+    for batch in batches[:4]:
+        log.write(batch)
+    assert len(checkouts) == 1, "a connection per batch"
+    failures = _fail_inserts(store, times=1)
+    log.write(batches[4])  # fails once, then is retried
+    assert failures == [1]
+    assert invalidated == [1], "the connection of the failed batch was kept"
+    settled = len(checkouts)
+    for batch in batches[5:]:
+        log.write(batch)
+    assert len(checkouts) == settled
+    assert stored_ids(store) == {r["decision_id"] for b in batches for r in b}
+    assert (log.written, log.lost) == (24, 0)
+
+
+def test_a_kept_connection_the_store_closed_is_replaced_without_splitting_the_batch(
+    store: Engine, logs: list[DecisionLog]
+) -> None:
+    if store.dialect.name != "postgresql":
+        pytest.skip("a server that ends connections: PostgreSQL")
+    backends: list[int] = []
+
+    def note_backend(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backends.append(int(cursor.fetchone()[0]))
+
+    store.dispose()  # the writer's connection is the first one made from now on
+    event.listen(store, "connect", note_backend)
+    log = open_log(store, logs, probe_interval_ms=600_000)
+    first = row(1)
+    log.write([first])
+    with store.connect() as other:  # as a restart would: the writer's backend ends
+        for pid in backends[:1]:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    inserts: list[int] = []
+
+    def count_inserts(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("INSERT INTO decisions"):
+            inserts.append(1)
+
+    event.listen(store, "before_cursor_execute", count_inserts)
+    batch = [row(10 + i) for i in range(4)]
+    log.write(batch)
+    assert stored_ids(store) == {r["decision_id"] for r in [first, *batch]}
+    assert (log.written, log.lost, log.healthy) == (5, 0, True)
+    # The kept connection failed on its first statement, before any insert: one insert,
+    # on a new connection, not the halves a refused batch is split into.
+    assert inserts == [1]
 
 
 def test_the_writer_survives_a_persistent_error_and_keeps_writing(
