@@ -217,11 +217,10 @@ def test_batches_share_one_connection_and_a_failed_one_is_dropped(
     assert (log.written, log.lost) == (24, 0)
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # a server ends connections
 def test_a_kept_connection_the_store_closed_is_replaced_without_splitting_the_batch(
     store: Engine, logs: list[DecisionLog]
 ) -> None:
-    if store.dialect.name != "postgresql":
-        pytest.skip("a server that ends connections: PostgreSQL")
     backends: list[int] = []
 
     def note_backend(dbapi_connection: Any, _record: Any) -> None:
