@@ -75,12 +75,6 @@ PENDING = "pending"
 RECOVERING = "recovering"
 
 
-def set_response(connection: Connection, finding_id: str, response: str) -> None:
-    connection.execute(
-        update(findings).where(findings.c.finding_id == finding_id).values(response=response)
-    )
-
-
 def set_responses(connection: Connection, responses: Sequence[tuple[str, str]]) -> None:
     """Record ``(finding id, response)`` pairs: one statement, run for each pair."""
     if responses:

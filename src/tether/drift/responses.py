@@ -55,7 +55,6 @@ from sqlalchemy import Engine
 
 from tether.drift.findings import (
     owed_responses,
-    set_response,
     set_responses,
     take_over_response,
 )
@@ -249,21 +248,17 @@ class Responder:
 
     def recover(self, now: datetime, *, limit: int = 100) -> list[tuple[str, str]]:
         """Carry out the responses owed by findings left ``pending`` (see the module's
-        docstring); ``(finding id, response)`` of those this engine took over."""
-        with self._engine.connect() as connection:
+        docstring); ``(finding id, response)`` of those this engine took over. (A finding
+        is stored ``pending`` only when its response is not ``none``, and the response
+        depends on the stored finding alone, so each one taken gets a response recorded.)"""
+        with self._engine.begin() as connection:
             owed = owed_responses(connection, now - OWED_AFTER, limit)
-        done: list[tuple[str, str]] = []
-        for finding in owed:
-            with self._engine.begin() as connection:
-                if not take_over_response(connection, finding.finding_id):
-                    continue  # another engine took it
-            log.warning("responding to %s, left pending by its process", finding.finding_id)
-            response = self.respond(finding, now)
-            if response == "none":  # nothing is owed after all: say so on the finding
-                with self._engine.begin() as connection:
-                    set_response(connection, finding.finding_id, response)
-            done.append((finding.finding_id, response))
-        return done
+            taken = [f for f in owed if take_over_response(connection, f.finding_id)]
+        if not taken:
+            return []
+        log.warning("responding to %d findings left pending by their process", len(taken))
+        responses = self.respond_all(taken, now)
+        return [(f.finding_id, r) for f, r in zip(taken, responses, strict=True)]
 
     def _revoke(self, finding: Finding) -> dict[str, Any]:
         if finding.task_id is not None:
