@@ -13,7 +13,17 @@ from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tether.drift.model import Finding, Mode, Severity
@@ -86,24 +96,40 @@ def set_responses(connection: Connection, responses: Sequence[tuple[str, str]]) 
         )
 
 
+def _owed_since_before(before: datetime) -> ColumnElement[bool]:
+    row = findings.c
+    return or_(
+        and_(row.response == PENDING, row.recorded_at < before),
+        and_(
+            row.response == RECOVERING,
+            or_(row.response_taken_at.is_(None), row.response_taken_at < before),
+        ),
+    )
+
+
 def owed_responses(connection: Connection, before: datetime, limit: int) -> list[Finding]:
-    """Findings stored as ``pending`` before ``before``, oldest first: their process found
-    them and did not get to respond (it stopped or crashed in between)."""
+    """Findings whose response is owed since before ``before``, oldest first: stored as
+    ``pending`` by a process that did not get to respond, or taken over (``recovering``)
+    by one that did not either (it stopped or crashed in between)."""
     rows = connection.execute(
         select(findings)
-        .where(findings.c.response == PENDING, findings.c.recorded_at < before)
+        .where(_owed_since_before(before))
         .order_by(findings.c.recorded_at)
         .limit(limit)
     ).mappings()
     return [finding_from_row(r) for r in rows]
 
 
-def take_over_response(connection: Connection, finding_id: str) -> bool:
-    """Mark a pending finding ``recovering``; whether this caller got it (one does)."""
+def take_over_response(
+    connection: Connection, finding_id: str, before: datetime, at: datetime
+) -> bool:
+    """Mark a finding still owed since before ``before`` as ``recovering`` at ``at``
+    (``at`` is after ``before``); whether this caller got it. Of several processes looking
+    at once one does: the others' conditional updates no longer match."""
     taken = connection.execute(
         update(findings)
-        .where(findings.c.finding_id == finding_id, findings.c.response == PENDING)
-        .values(response=RECOVERING)
+        .where(findings.c.finding_id == finding_id, _owed_since_before(before))
+        .values(response=RECOVERING, response_taken_at=at)
     )
     return bool(taken.rowcount)
 

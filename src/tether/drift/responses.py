@@ -38,8 +38,10 @@ A response is owed at least once: a live finding that calls for one is stored as
 ``pending`` in the transaction that stores it, and the response replaces that once
 carried out. A finding still ``pending`` after ``OWED_AFTER`` (its process stopped or
 crashed in between) is taken over by the next live engine on the store that looks
-(:meth:`Responder.recover`, every ``RECOVER_EVERY_S``): one takes it (``recovering``),
-responds and records the response. A revocation may then go out twice, never not at all.
+(:meth:`Responder.recover`, every ``RECOVER_EVERY_S``): one takes it (``recovering``,
+with the time in ``response_taken_at``), responds and records the response. One taken
+over and still ``recovering`` after ``OWED_AFTER`` (the second process died too) is owed
+again. A revocation may then go out twice, never not at all.
 """
 
 from __future__ import annotations
@@ -252,8 +254,9 @@ class Responder:
         is stored ``pending`` only when its response is not ``none``, and the response
         depends on the stored finding alone, so each one taken gets a response recorded.)"""
         with self._engine.begin() as connection:
-            owed = owed_responses(connection, now - OWED_AFTER, limit)
-            taken = [f for f in owed if take_over_response(connection, f.finding_id)]
+            before = now - OWED_AFTER
+            owed = owed_responses(connection, before, limit)
+            taken = [f for f in owed if take_over_response(connection, f.finding_id, before, now)]
         if not taken:
             return []
         log.warning("responding to %d findings left pending by their process", len(taken))

@@ -48,6 +48,7 @@ findings = Table(
     Column("suppressed_by", String(80)),
     Column("downgraded_from", String(10)),
     Column("response", String(20)),
+    Column("response_taken_at", DateTime(timezone=True)),  # set when `recovering`
 )
 Index("ix_findings_identity_at", findings.c.identity_id, findings.c.at)
 Index("ix_findings_at", findings.c.at)

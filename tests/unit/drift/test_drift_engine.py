@@ -211,3 +211,47 @@ def test_a_response_left_pending_by_a_dead_process_is_carried_out_once(
     assert all(responses[f] == "pending" for f in owed[1:])
     assert [d["finding_id"] for d in revokes] == [owed[0]]
     assert drift.responder.recover(now) == []  # taken once, never again
+
+
+def test_a_response_taken_over_by_a_process_that_died_too_is_owed_again(
+    make: Callable[[str], Tether], workload_key: WorkloadKey
+) -> None:
+    tether = make("enforce")
+    task = open_task(tether.tasks, workload_key)
+    token = issue(tether.tasks, workload_key, task.id).token
+    for i in range(3):
+        ask(tether, token, "pay_invoice", ("payments", f"acct-{i}"))
+    tether.decision_log.flush()
+    drift = tether.start_drift(background=False)
+    found = drift.scan(since=datetime.now(UTC) - timedelta(hours=1))
+    owed = [f.finding_id for f in found if f.severity.rank >= Severity.HIGH.rank]
+    assert len(owed) >= 2, found
+    now = datetime.now(UTC)
+    long_ago, just_now = now - timedelta(minutes=2), now - timedelta(seconds=5)
+    with tether.engine.begin() as connection:  # taken over, then the taker died too
+        connection.execute(
+            findings.update()
+            .where(findings.c.finding_id == owed[0])
+            .values(response="recovering", recorded_at=long_ago, response_taken_at=long_ago)
+        )
+        connection.execute(  # taken over seconds ago: its taker may be responding now
+            findings.update()
+            .where(findings.c.finding_id.in_(owed[1:]))
+            .values(response="recovering", recorded_at=long_ago, response_taken_at=just_now)
+        )
+    assert [finding for finding, _ in drift.responder.recover(now)] == [owed[0]]
+    assert tether.tasks.task(task.id, fresh=True).status == "ended"
+    with tether.engine.connect() as connection:
+        rows = dict(
+            connection.execute(
+                select(findings.c.finding_id, findings.c.response).where(
+                    findings.c.finding_id.in_(owed)
+                )
+            ).all()
+        )
+    assert rows[owed[0]] == "revoke"
+    assert all(rows[f] == "recovering" for f in owed[1:])
+    # A minute later the others' taker has not answered either: they are owed again.
+    later = now + timedelta(minutes=1)
+    assert sorted(f for f, _ in drift.responder.recover(later)) == sorted(owed[1:])
+    assert drift.responder.recover(later) == []
