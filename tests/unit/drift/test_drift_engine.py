@@ -191,14 +191,8 @@ def test_a_response_left_pending_by_a_dead_process_is_carried_out_once(
     assert tether.tasks.task(task.id, fresh=True).status == "open"
     drift.work([])  # a live step looks for owed responses
     assert tether.tasks.task(task.id, fresh=True).status == "ended"
+    responses = responses_of(tether.engine, owed)
     with tether.engine.connect() as connection:
-        responses = dict(
-            connection.execute(
-                select(findings.c.finding_id, findings.c.response).where(
-                    findings.c.finding_id.in_(owed)
-                )
-            ).all()
-        )
         revokes = (
             connection.execute(
                 select(audit_log.c.details).where(audit_log.c.action == "drift.revoke")
@@ -241,17 +235,17 @@ def test_a_response_taken_over_by_a_process_that_died_too_is_owed_again(
         )
     assert [finding for finding, _ in drift.responder.recover(now)] == [owed[0]]
     assert tether.tasks.task(task.id, fresh=True).status == "ended"
-    with tether.engine.connect() as connection:
-        rows = dict(
-            connection.execute(
-                select(findings.c.finding_id, findings.c.response).where(
-                    findings.c.finding_id.in_(owed)
-                )
-            ).all()
-        )
+    rows = responses_of(tether.engine, owed)
     assert rows[owed[0]] == "revoke"
     assert all(rows[f] == "recovering" for f in owed[1:])
     # A minute later the others' taker has not answered either: they are owed again.
     later = now + timedelta(minutes=1)
     assert sorted(f for f, _ in drift.responder.recover(later)) == sorted(owed[1:])
     assert drift.responder.recover(later) == []
+
+
+def responses_of(engine: Engine, finding_ids: list[str]) -> dict[str, str]:
+    with engine.connect() as connection:
+        query = select(findings.c.finding_id, findings.c.response)
+        rows = connection.execute(query.where(findings.c.finding_id.in_(finding_ids)))
+        return {str(row[0]): str(row[1]) for row in rows.all()}
