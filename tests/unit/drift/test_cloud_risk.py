@@ -68,9 +68,16 @@ def test_attack_tactics_make_dangerous_actions_high() -> None:
         ("k8s:create clusterrolebindings", "k8s-audit", AccessLevel.PERMISSIONS_MANAGEMENT, True),
         ("k8s:create serviceaccounts/token", "k8s-audit", AccessLevel.WRITE, True),
         ("k8s:patch deployments", "k8s-audit", AccessLevel.WRITE, False),
-        # RBAC good practices: admission webhooks see (and may change) every object.
+        # RBAC good practices: admission webhooks see (and may change) every object; a new
+        # one is also T1546 (called on every admitted object), an update is routine.
         (
             "k8s:create mutatingwebhookconfigurations",
+            "k8s-audit",
+            AccessLevel.PERMISSIONS_MANAGEMENT,
+            True,
+        ),
+        (
+            "k8s:update mutatingwebhookconfigurations",
             "k8s-audit",
             AccessLevel.PERMISSIONS_MANAGEMENT,
             False,
@@ -185,7 +192,7 @@ def test_unmonitored_reads_and_writes_name_no_control() -> None:
 def test_permissions_management_by_an_unmanaged_identity_is_at_least_medium() -> None:
     for action, source in (
         ("lambda:AddPermission20150331v2", "cloudtrail"),
-        ("k8s:create mutatingwebhookconfigurations", "k8s-audit"),
+        ("k8s:update validatingwebhookconfigurations", "k8s-audit"),
     ):
         risk = risk_of(action, source)
         assert risk is not None
