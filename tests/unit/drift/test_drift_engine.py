@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from tether.config import load_settings
+from tether.drift.engine import DriftEngine
 from tether.drift.findings import FindingQuery, query_findings
 from tether.drift.model import Severity
 from tether.estate import apply_estate
@@ -166,16 +167,7 @@ def test_the_same_probe_repeated_makes_one_finding(
 def test_a_response_left_pending_by_a_dead_process_is_carried_out_once(
     make: Callable[[str], Tether], workload_key: WorkloadKey
 ) -> None:
-    tether = make("enforce")
-    task = open_task(tether.tasks, workload_key)
-    token = issue(tether.tasks, workload_key, task.id).token
-    for i in range(3):  # out of intent, on restricted data: a revocation is owed
-        ask(tether, token, "pay_invoice", ("payments", f"acct-{i}"))
-    tether.decision_log.flush()
-    drift = tether.start_drift(background=False)
-    found = drift.scan(since=datetime.now(UTC) - timedelta(hours=1))  # stored, no response
-    owed = [f.finding_id for f in found if f.severity.rank >= Severity.HIGH.rank]
-    assert owed, found
+    tether, task, drift, owed = revocations_owed(make("enforce"), workload_key)
     now = datetime.now(UTC)
     with tether.engine.begin() as connection:  # as a process that died before responding
         connection.execute(
@@ -210,16 +202,7 @@ def test_a_response_left_pending_by_a_dead_process_is_carried_out_once(
 def test_a_response_taken_over_by_a_process_that_died_too_is_owed_again(
     make: Callable[[str], Tether], workload_key: WorkloadKey
 ) -> None:
-    tether = make("enforce")
-    task = open_task(tether.tasks, workload_key)
-    token = issue(tether.tasks, workload_key, task.id).token
-    for i in range(3):
-        ask(tether, token, "pay_invoice", ("payments", f"acct-{i}"))
-    tether.decision_log.flush()
-    drift = tether.start_drift(background=False)
-    found = drift.scan(since=datetime.now(UTC) - timedelta(hours=1))
-    owed = [f.finding_id for f in found if f.severity.rank >= Severity.HIGH.rank]
-    assert len(owed) >= 2, found
+    tether, task, drift, owed = revocations_owed(make("enforce"), workload_key)
     now = datetime.now(UTC)
     long_ago, just_now = now - timedelta(minutes=2), now - timedelta(seconds=5)
     with tether.engine.begin() as connection:  # taken over, then the taker died too
@@ -249,3 +232,20 @@ def responses_of(engine: Engine, finding_ids: list[str]) -> dict[str, str]:
         query = select(findings.c.finding_id, findings.c.response)
         rows = connection.execute(query.where(findings.c.finding_id.in_(finding_ids)))
         return {str(row[0]): str(row[1]) for row in rows.all()}
+
+
+def revocations_owed(
+    tether: Tether, workload_key: WorkloadKey
+) -> tuple[Tether, Any, DriftEngine, list[str]]:
+    """An open task whose out-of-intent calls on restricted data owe revocations: the
+    high findings, stored by a scan (which responds to none)."""
+    task = open_task(tether.tasks, workload_key)
+    token = issue(tether.tasks, workload_key, task.id).token
+    for i in range(3):
+        ask(tether, token, "pay_invoice", ("payments", f"acct-{i}"))
+    tether.decision_log.flush()
+    drift = tether.start_drift(background=False)
+    found = drift.scan(since=datetime.now(UTC) - timedelta(hours=1))
+    owed = [f.finding_id for f in found if f.severity.rank >= Severity.HIGH.rank]
+    assert len(owed) >= 2, found
+    return tether, task, drift, owed
