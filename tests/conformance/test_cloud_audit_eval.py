@@ -18,12 +18,13 @@ from pathlib import Path
 
 from authzen_harness import SHARED_DATA
 
-#: Recall measured at the last change (flag at high); the issue's target is 0.8.
+#: Recall measured at the last change (flag at high), over every counted rule and over
+#: those their authors rate above informational; the issue's target is 0.8.
 RECALL_AT_LEAST = {
-    "aws_cloudtrail_rules.labelled.jsonl": 0.63,
-    "gcp_audit_rules.labelled.jsonl": 0.77,
-    "kubernetes_rules.labelled.jsonl": 0.25,
-    "gcp_k8s_rules.labelled.jsonl": 0.83,
+    "aws_cloudtrail_rules.labelled.jsonl": (0.68, 0.87),
+    "gcp_audit_rules.labelled.jsonl": (0.78, 0.84),
+    "kubernetes_rules.labelled.jsonl": (0.5, 0.66),
+    "gcp_k8s_rules.labelled.jsonl": (0.83, 0.83),
 }
 FILES = [
     SHARED_DATA / "cloud-audit" / f"{name}_rules.labelled.jsonl"
@@ -46,7 +47,8 @@ def test_benign_events_stay_below_five_percent_per_source(
     figure(
         "[cloud-audit] "
         + "; ".join(
-            f"{name.split('_rules')[0]}: recall {f['recall']}, FPR {f['fpr']}, "
+            f"{name.split('_rules')[0]}: recall {f['recall']} "
+            f"(rated > info {f['recall_rated']}), FPR {f['fpr']}, "
             f"FPR all benign {f['fpr_all_benign']}"
             for name, f in files.items()
         )
@@ -57,8 +59,11 @@ def test_benign_events_stay_below_five_percent_per_source(
     for result in files.values():
         assert result["fpr"] is None or result["fpr"] <= 0.05, result
         assert result["counted_rules"] or result["fpr"] is None
-    for name, least in RECALL_AT_LEAST.items():
+    for name, (least, least_rated) in RECALL_AT_LEAST.items():
         assert files[name]["recall"] >= least, files[name]
+        assert files[name]["recall_rated"] >= least_rated, files[name]
+        split = files[name]["recall_by_rule_severity"].values()
+        assert sum(s["tp"] + s["fn"] for s in split) == files[name]["tp"] + files[name]["fn"]
     # GKE-shaped lines among the Kubernetes rules are read as GCP audit entries.
     assert len(files["kubernetes_rules.labelled.jsonl"]["counted_rules"]) >= 4
 

@@ -204,6 +204,7 @@ def cloud_audit(
             r.fn,
             _rate(r.precision),
             _rate(r.recall),
+            _rate(r.recall_rated),
             _rate(r.fpr),
             _rate(r.fpr_all_benign),
             _rate(r.fpr_all_uncontested),
@@ -211,7 +212,8 @@ def cloud_audit(
         ]
         for r in results
     ]
-    columns = ["file", "source", "rules", "TP", "FP", "TN", "FN", "precision", "recall", "FPR"]
+    columns = ["file", "source", "rules", "TP", "FP", "TN", "FN", "precision", "recall"]
+    columns += ["recall rated > info", "FPR"]
     table(
         f"cloud audit (flag at {severity.value})",
         [*columns, "FPR all benign", "FPR all uncontested", "no event"],
@@ -220,7 +222,8 @@ def cloud_audit(
     console.print(
         "positives: malicious events of identity-behaviour rules (tests that differ by the "
         "action or its outcome); negatives: their benign events that repeat no malicious "
-        "test of the file (uncontested); every principal is unmanaged (no estate)",
+        "test of the file (uncontested); every principal is unmanaged (no estate); "
+        "'rated > info': rules their authors rate above informational",
         highlight=False,
     )
 

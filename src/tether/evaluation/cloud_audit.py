@@ -29,7 +29,12 @@ file (``iam:AttachUserPolicy`` is benign for "a role was created" and malicious 
 "a compromised key was quarantined") is *contested*: by the counting rule above it
 differs from a malicious event only by parameters. FPR is over the uncontested benign
 events of counted rules; contested ones are reported beside it (``fpr_with_contested``),
-as is FPR over every benign event of the file and over its uncontested ones. Nothing
+as is FPR over every benign event of the file and over its uncontested ones.
+
+Recall is also split by each rule's own severity (its ``severity`` field, as its authors
+rate it): ``recall_rated`` is over the counted rules rated above informational. An "Info"
+rule (a password changed, a sign-in, a role assumed by a Lambda) gives an analyst context
+and raises no alert in its own product; tether flagging at high is an alert. Nothing
 reads rule ids or values of the data: the rule field only groups events, and detection
 sees the raw events alone.
 """
@@ -77,12 +82,19 @@ def source_of(path: Path) -> Source:
     raise EvaluationInputInvalid(f"`{path.name}`: no cloud audit source (names start {known})")
 
 
+#: A rule's severity when its line gives none, and the ones that rate a rule as
+#: informational (Panther's "Info": context for an analyst, not an alert).
+UNRATED = "unrated"
+INFORMATIONAL = frozenset({"info", "informational", UNRATED})
+
+
 @dataclass(slots=True)
 class Labelled:
     line: int
     rule: str
     malicious: bool
     log: dict[str, Any]
+    rated: str = UNRATED  # the rule's own severity, as its authors rate it
     action: str | None = None
     outcome: str | None = None
     flagged: bool = False
@@ -108,12 +120,20 @@ class FileResult:
     all_uncontested: int = 0  # benign events of any rule that repeat no malicious test
     all_uncontested_flagged: int = 0
     skipped: list[int] = field(default_factory=list)  # lines without an event
+    #: Malicious events of counted rules by the rules' own severity: [flagged, missed].
+    by_rated: dict[str, list[int]] = field(default_factory=dict)
     misses: list[dict[str, Any]] = field(default_factory=list)
     false_alarms: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def recall(self) -> float | None:
         return _ratio(self.tp, self.tp + self.fn)
+
+    @property
+    def recall_rated(self) -> float | None:
+        """Recall over the counted rules their own authors rate above informational."""
+        rated = [v for k, v in self.by_rated.items() if k not in INFORMATIONAL]
+        return _ratio(sum(v[0] for v in rated), sum(v[0] + v[1] for v in rated))
 
     @property
     def precision(self) -> float | None:
@@ -148,6 +168,11 @@ class FileResult:
             "tn": self.tn,
             "precision": self.precision,
             "recall": self.recall,
+            "recall_rated": self.recall_rated,
+            "recall_by_rule_severity": {
+                rated: {"tp": hit, "fn": miss, "recall": _ratio(hit, hit + miss)}
+                for rated, (hit, miss) in sorted(self.by_rated.items())
+            },
             "fpr": self.fpr,
             "contested": self.contested,
             "contested_flagged": self.contested_flagged,
@@ -188,7 +213,8 @@ def read_labelled(path: Path) -> tuple[list[Labelled], list[int]]:
         if not isinstance(log, dict):
             skipped.append(number)
             continue
-        found.append(Labelled(number, str(row.get("rule_id")), row["malicious"], log))
+        rated = str(row.get("severity") or UNRATED).lower()
+        found.append(Labelled(number, str(row.get("rule_id")), row["malicious"], log, rated))
     return found, skipped
 
 
@@ -286,6 +312,8 @@ def _count(result: FileResult, labelled: list[Labelled]) -> None:
                 result.all_uncontested_flagged += item.flagged
         if item.rule not in counted:
             continue
+        if item.malicious:
+            result.by_rated.setdefault(item.rated, [0, 0])[0 if item.flagged else 1] += 1
         if item.malicious and item.flagged:
             result.tp += 1
         elif item.malicious:
