@@ -30,7 +30,12 @@ from tether.drift.baselines import BaselineLearner, LearnedBaseline
 from tether.drift.cloud import CLOUD_SOURCES
 from tether.drift.directory import Directory
 from tether.drift.model import Observation
-from tether.drift.observations import LONG_TERM_KEY_PREFIX, from_decision, from_event
+from tether.drift.observations import (
+    LONG_TERM_KEY_PREFIX,
+    OBSERVED_COLUMNS,
+    from_decision,
+    observation_of,
+)
 from tether.store.drift_tables import drift_baselines
 from tether.store.tables import decisions
 from tether.store.telemetry_tables import events
@@ -40,13 +45,13 @@ _CHUNK = 2000
 
 
 def select_observed_events() -> Select[Any]:
-    """``select(events)`` with ``raw`` as stored text, and only where it holds a long-term
-    AWS key id (``AKIA``): the one field of it an observation reads
-    (:func:`tether.drift.observations.from_event`), so the rest is neither sent nor decoded."""
-    columns = [c for c in events.c if c.name != "raw"]
+    """``select`` of the :data:`~tether.drift.observations.OBSERVED_COLUMNS` of ``events``
+    (what :func:`~tether.drift.observations.observation_of` reads, in its order), with
+    ``raw`` as stored text, and only where it holds a long-term AWS key id (``AKIA``): the
+    one field of it an observation reads, so the rest is neither sent nor decoded."""
     text = cast(events.c.raw, Text)
     raw = case((text.contains(LONG_TERM_KEY_PREFIX), text), else_=null())
-    return select(*columns, raw.label("raw"))
+    return select(*(raw.label("raw") if c == "raw" else events.c[c] for c in OBSERVED_COLUMNS))
 
 
 def stored_observations(
@@ -74,13 +79,13 @@ def stored_observations(
     if identity_id is not None:
         query = query.where(events.c.identity_id == identity_id)
     result = connection.execution_options(yield_per=_CHUNK).execute(query)
-    names = tuple(result.keys())
-    for values in result:
-        # A plain dict per row: detection reads two dozen fields of every event, and a
-        # RowMapping's `get` costs several times a dict's.
-        obs = from_event(dict(zip(names, values, strict=True)), directory)
-        if obs is not None:
-            yield obs
+    for rows in result.partitions():
+        # Rows by position, a chunk at a time: no mapping per row (detection reads two
+        # dozen fields of every event).
+        for values in rows:
+            obs = observation_of(values, directory)
+            if obs is not None:
+                yield obs
     query = (
         select(decisions)
         .where(decisions.c.at >= since, decisions.c.at < until)

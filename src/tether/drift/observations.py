@@ -11,7 +11,7 @@ events that name no principal at all: observations of :data:`UNATTRIBUTED`, a di
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -115,50 +115,21 @@ def from_decision(row: Mapping[Any, Any], directory: Directory) -> list[Observat
 def from_event(row: Mapping[Any, Any], directory: Directory) -> Observation | None:
     """The observation of a stored event (an ``events`` row), or ``None`` if unattributed."""
     get = row.get
-    identity_id = get("identity_id")
-    if not identity_id:
-        if get("source") not in CLOUD_SOURCES:
-            return None
-        # A cloud call whose event names nobody (no `userIdentity`, no principal) is still
-        # a call: judged as an unmanaged identity's, as nothing vouches for it.
-        identity_id = UNATTRIBUTED
-    # Per event, every call counts: the text fields as `_text` reads them, inline.
-    values = tuple(map(get, _TEXT_FIELDS))
-    if "" in values or not _STR_OR_NONE.issuperset(map(type, values)):
-        values = tuple(map(_text, values))
-    resource, data_class, resource_type, task_id, token_id, tool_name, call_id, parent = values[:8]
-    ip, region, agent, source, principal_kind = values[8:]
-    level = directory.data_classes.get(data_class, 0) if data_class else 0
-    if data_class is None and resource is not None:
-        data_class, level = directory.classify(resource)
-    return _observation(
-        ref=f"event:{row['seq']}",
-        at=_aware(row["at"]),
-        identity_id=str(identity_id),
-        action=str(row["action"]),
-        kind="event",
-        resource=resource,
-        resource_type=resource_type,
-        data_class=data_class,
-        sensitivity=level,
-        outcome=str(get("outcome") or "allowed"),
-        task_id=task_id,
-        token_id=token_id,
-        tool_name=tool_name,
-        call_id=call_id,
-        parent_call_id=parent,
-        environment=_environment(source_ip=ip, region=region, user_agent=agent),
-        records=_int(get("records")),
-        bytes=_int(get("bytes")),
-        credential=_credential(get("principal_kind"), get("raw")),
-        source=source,
-        principal_kind=principal_kind,
-    )
+    values = (row["seq"], row["at"], row["action"], *map(get, OBSERVED_COLUMNS[3:]))
+    return observation_of(values, directory)
 
 
-# The columns of an events row that an observation takes as optional text, in the order
-# from_event unpacks them.
-_TEXT_FIELDS = (
+# The columns of an events row an observation is made of, in the order observation_of
+# reads them: then the ones it takes as optional text.
+OBSERVED_COLUMNS = (
+    "seq",
+    "at",
+    "action",
+    "identity_id",
+    "outcome",
+    "records",
+    "bytes",
+    "raw",
     "resource",
     "data_class",
     "resource_type",
@@ -173,13 +144,63 @@ _TEXT_FIELDS = (
     "source",
     "principal_kind",
 )
+_FIRST_TEXT = OBSERVED_COLUMNS.index("resource")
 _STR_OR_NONE = frozenset({str, type(None)})
+
+
+def observation_of(values: Sequence[Any], directory: Directory) -> Observation | None:
+    """:func:`from_event` of a row's :data:`OBSERVED_COLUMNS` values, in that order (a row
+    of a select of those columns, read without a mapping per row)."""
+    seq, at, action, identity_id, outcome, records, size, raw = values[:_FIRST_TEXT]
+    texts = values[_FIRST_TEXT:]
+    # Every text field as `_text` reads it, checked in one pass (the store's text columns
+    # give str or None: only the empty string needs a second look).
+    if "" in texts or not _STR_OR_NONE.issuperset(map(type, texts)):
+        texts = tuple(map(_text, texts))
+    resource, data_class, resource_type, task_id, token_id, tool_name, call_id, parent = texts[:8]
+    ip, region, agent, source, principal_kind = texts[8:]
+    if not identity_id:
+        if source not in CLOUD_SOURCES:
+            return None
+        # A cloud call whose event names nobody (no `userIdentity`, no principal) is still
+        # a call: judged as an unmanaged identity's, as nothing vouches for it.
+        identity_id = UNATTRIBUTED
+    level = directory.data_classes.get(data_class, 0) if data_class else 0
+    if data_class is None and resource is not None:
+        data_class, level = directory.classify(resource)
+    naive = type(at) is datetime and at.tzinfo is None  # SQLite's times: UTC
+    at = at.replace(tzinfo=UTC) if naive else _aware(at)
+    return _observation(
+        ref=f"event:{seq}",
+        at=at,
+        identity_id=identity_id if type(identity_id) is str else str(identity_id),
+        action=action if type(action) is str else str(action),
+        kind="event",
+        resource=resource,
+        resource_type=resource_type,
+        data_class=data_class,
+        sensitivity=level,
+        outcome=outcome if type(outcome) is str and outcome else str(outcome or "allowed"),
+        task_id=task_id,
+        token_id=token_id,
+        tool_name=tool_name,
+        call_id=call_id,
+        parent_call_id=parent,
+        environment=_environment(source_ip=ip, region=region, user_agent=agent),
+        records=records if type(records) is int else None,
+        bytes=size if type(size) is int else None,
+        credential=_credential(principal_kind, raw),
+        source=source,
+        principal_kind=principal_kind,
+    )
 
 
 def _credential(principal_kind: Any, raw: Any) -> str | None:
     """``static_secret`` for API keys and AWS long-term access keys (``AKIA...``)."""
-    if str(principal_kind or "").endswith("api-key"):
+    if principal_kind is not None and str(principal_kind).endswith("api-key"):
         return "static_secret"
+    if raw is None:  # what detection selects for a row that holds no `AKIA` at all
+        return None
     # The stored text (detection selects it undecoded) is parsed only when it can hold a
     # long-term key id at all.
     if isinstance(raw, str):
