@@ -10,8 +10,12 @@ from ``time.process_time`` (this process) and ``/proc/<pid>/stat`` (the NATS ser
 2. publish: nats-py ``publish_async`` with every acknowledgement awaited
    (:func:`tether.bus.send_batch`, batches of 1,000, four in flight), and the NATS server's
    share;
-3. consume: a worker's side of NATS: ``fetch`` of 1,000, decode, explicit acks one by one,
-   one flush a batch; and the NATS server's share;
+3. consume: a worker's side of NATS as :class:`tether.bus.DriftWorker` does it: a
+   :class:`~tether.bus._fetch.PullFetcher` a partition, batches of 1,000, decode, the
+   stream sequence read from the ack subject, explicit acks one by one, one flush a batch;
+   and the NATS server's share. For reference (not summed) the same through nats-py's
+   ``PullSubscription.fetch`` and ``Msg.metadata``, the worker's path before the fetcher,
+   on a second set of consumers of the same stream;
 4. examine: :meth:`tether.bus.Examiner.examine_partitions` on 1,000-event batches from
    the 8 partitions on a fresh PostgreSQL schema: the dedupe lookup, the drift engine's
    detection step (``DriftEngine.examine``, findings stored) and the write of the hashes;
@@ -19,22 +23,42 @@ from ``time.process_time`` (this process) and ``/proc/<pid>/stat`` (the NATS ser
 
 The sum says how many events a second one core gives, and so how many cores a target needs.
 
-    PYTHONPATH=$PWD/src .venv/bin/python -m bench.bus_costs [--events 50000]
+    PYTHONPATH=$PWD/src .venv/bin/python bench/bus_costs.py [--events 50000]
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import os
-import secrets
 import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
-from bench.replicas import NATS, POSTGRES, _bus_estate, _cpu_s, _events, _pids, fresh_schema
+# `python bench/bus_costs.py` puts bench/ first on sys.path, where bench/http.py would
+# shadow the standard library's `http` (and `bench` itself would not be found).
+_ROOT = Path(__file__).resolve().parents[1]
+if sys.path and Path(sys.path[0] or ".").resolve() == _ROOT / "bench":
+    sys.path[0] = str(_ROOT)
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import os  # noqa: E402
+import secrets  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+from bench.replicas import (  # noqa: E402
+    NATS,
+    POSTGRES,
+    _bus_estate,
+    _cpu_s,
+    _events,
+    _pids,
+    fresh_schema,
+)
+
+#: Consume stages' names: the worker's path (summed) and nats-py's fetch (reference).
+CONSUME = "consume: PullFetcher, decode, ack"
+REFERENCE = "reference: consume with nats-py fetch"
 
 PARTITIONS = 8
 
@@ -42,8 +66,7 @@ PARTITIONS = 8
 async def _nats_stages(config: Any, messages: list[Any]) -> dict[str, float]:
     import nats
 
-    from tether.bus import decode, ensure_stream, send_batch
-    from tether.bus._nats import ensure_consumer
+    from tether.bus import ensure_stream, send_batch
 
     server = _pids("nats-server")[0]
     connection = await nats.connect(config.url, connect_timeout=3)
@@ -61,32 +84,84 @@ async def _nats_stages(config: Any, messages: list[Any]) -> dict[str, float]:
             await acknowledged
         costs["publish (nats-py)"] = time.process_time() - cpu
         costs["publish (NATS server)"] = _cpu_s(server) - served
-        subscriptions = []
-        for partition in range(config.partitions):
-            durable = await ensure_consumer(js, config, partition)
-            subscriptions.append(
-                await js.pull_subscribe_bind(durable=durable, stream=config.stream)
-            )
-        cpu, served, got = time.process_time(), _cpu_s(server), 0
-        while got < len(messages):
-            for subscription in subscriptions:
-                try:
-                    fetched = await subscription.fetch(batch=1_000, timeout=0.5)
-                except (nats.errors.TimeoutError, TimeoutError):
-                    continue
-                for message in fetched:
-                    decode(message.data)
-                    _ = message.metadata.sequence.stream
-                for message in fetched:
-                    await message.ack()
-                await connection.flush()
-                got += len(fetched)
-        costs["consume: fetch, decode, ack (nats-py)"] = time.process_time() - cpu
-        costs["consume (NATS server)"] = _cpu_s(server) - served
+        cpu, served = time.process_time(), _cpu_s(server)
+        await _consume_with_fetchers(connection, js, config, len(messages))
+        costs[CONSUME] = time.process_time() - cpu
+        costs[CONSUME.split(":")[0] + " (NATS server)"] = _cpu_s(server) - served
+        cpu, served = time.process_time(), _cpu_s(server)
+        await _consume_with_nats_py_fetch(connection, js, config, len(messages))
+        costs[REFERENCE] = time.process_time() - cpu
+        costs[f"{REFERENCE} (NATS server)"] = _cpu_s(server) - served
         await js.delete_stream(config.stream)
     finally:
         await connection.close()
     return costs
+
+
+async def _consume_with_fetchers(connection: Any, js: Any, config: Any, count: int) -> None:
+    """What DriftWorker._consume does with each batch, less the examining."""
+    from tether.bus import decode
+    from tether.bus._fetch import PullFetcher, delivery_of
+    from tether.bus._nats import ensure_consumer
+
+    async with contextlib.AsyncExitStack() as fetchers:
+        pulled = []
+        for partition in range(config.partitions):
+            durable = await ensure_consumer(js, config, partition)
+            fetcher = PullFetcher(connection, config.stream, durable)
+            pulled.append(await fetchers.enter_async_context(fetcher))
+        got = 0
+        while got < count:
+            for fetcher in pulled:
+                fetched = await fetcher.fetch(1_000, 0.5)
+                for message in fetched:
+                    decode(message.data)
+                    _ = delivery_of(message.reply).stream_seq
+                for message in fetched:
+                    await message.ack()
+                await connection.flush()
+                got += len(fetched)
+
+
+async def _consume_with_nats_py_fetch(connection: Any, js: Any, config: Any, count: int) -> None:
+    """The worker's path before PullFetcher, on consumers of its own (``…_ref_p<n>``)."""
+    import nats
+    from nats.js import api
+
+    from tether.bus import decode
+    from tether.bus._nats import ACK_WAIT_S
+
+    subscriptions = []
+    for partition in range(config.partitions):
+        durable = f"{config.stream}_ref_p{partition}"
+        await js.add_consumer(
+            config.stream,
+            api.ConsumerConfig(
+                durable_name=durable,
+                filter_subject=config.subject_of(partition),
+                deliver_policy=api.DeliverPolicy.ALL,
+                ack_policy=api.AckPolicy.EXPLICIT,
+                ack_wait=ACK_WAIT_S,
+                max_ack_pending=20_000,
+            ),
+        )
+        subscriptions.append(await js.pull_subscribe_bind(durable=durable, stream=config.stream))
+    got = 0
+    while got < count:
+        for subscription in subscriptions:
+            try:
+                fetched = await subscription.fetch(batch=1_000, timeout=0.5)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            for message in fetched:
+                decode(message.data)
+                _ = message.metadata.sequence.stream
+            for message in fetched:
+                await message.ack()
+            await connection.flush()
+            got += len(fetched)
+    for subscription in subscriptions:
+        await subscription.unsubscribe()
 
 
 def _examine_stage(messages: list[Any], partition_of: Any) -> dict[str, float]:
@@ -161,9 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     total = 0.0
     for stage, seconds in costs.items():
         per = seconds * 1e6 / args.events
-        total += per
-        print(f"  {stage:<45} {per:7.1f} us/event")
-    print(f"  {'all stages':<45} {total:7.1f} us/event: {1e6 / total:,.0f} events/s a core")
+        if not stage.startswith(REFERENCE):  # the path the worker no longer takes
+            total += per
+        print(f"  {stage:<52} {per:7.1f} us/event")
+    print(f"  {'all stages':<52} {total:7.1f} us/event: {1e6 / total:,.0f} events/s a core")
     print(
         f"  50,000 events/s would need {50_000 * total / 1e6:.1f} cores "
         f"(load average {os.getloadavg()[0]:.1f} at the end)"

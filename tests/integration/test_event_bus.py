@@ -361,6 +361,51 @@ def test_drift_found_by_a_bus_worker_reaches_the_servers_decisions(
     figure(f"bus: a worker's drift record refused the server's next decision {took:.2f} s after")
 
 
+def test_a_fetcher_takes_what_is_there_waits_for_what_comes_and_leaves_the_rest() -> None:
+    """The worker's pull requests on the real server: a batch of what is there (the
+    request ended by the server's status), none after waiting, one that came meanwhile,
+    and what a fetcher left unacknowledged delivered again to the next one."""
+    tag = secrets.token_hex(4)
+    config = BusConfig(NATS_URL, f"TETHER_F{tag}", f"tether_f{tag}.events", 1)
+    asyncio.run(_fetch_in_turn(config))
+
+
+async def _fetch_in_turn(config: BusConfig) -> None:
+    import nats
+
+    from tether.bus._fetch import PullFetcher, delivery_of
+    from tether.bus._nats import ACK_WAIT_S, ensure_consumer
+
+    connection = await nats.connect(config.url, connect_timeout=3)
+    js = connection.jetstream()
+    try:
+        await ensure_stream(js, config)
+        durable = await ensure_consumer(js, config, 0)
+        for n in range(5):
+            await js.publish(config.subject_of(0), f"m{n}".encode())
+        async with PullFetcher(connection, config.stream, durable) as fetcher:
+            first = await fetcher.fetch(3, 0.5)
+            rest = await fetcher.fetch(10, 0.5)  # fewer than asked: ended by a 408
+            assert [m.data for m in first + rest] == [b"m0", b"m1", b"m2", b"m3", b"m4"]
+            assert [delivery_of(m.reply) for m in first] == [(1, 1), (2, 1), (3, 1)]
+            for message in first + rest[:1]:
+                await message.ack()
+            assert await fetcher.fetch(10, 0.2) == []  # a 404, then a request that expired
+            waiting = asyncio.create_task(fetcher.fetch(1, 5.0))
+            await asyncio.sleep(0.1)
+            await js.publish(config.subject_of(0), b"m5")
+            late = await asyncio.wait_for(waiting, 2.0)  # as it came, not after 5 s
+            assert [(m.data, delivery_of(m.reply).stream_seq) for m in late] == [(b"m5", 6)]
+        await asyncio.sleep(ACK_WAIT_S)
+        async with PullFetcher(connection, config.stream, durable) as fetcher:
+            again = await fetcher.fetch(10, 0.5)
+        assert [(m.data, delivery_of(m.reply)) for m in again] == [(b"m4", (5, 2)), (b"m5", (6, 2))]
+    finally:
+        with contextlib.suppress(Exception):
+            await js.delete_stream(config.stream)
+        await connection.close()
+
+
 async def _await_leases(config: BusConfig, partitions: int) -> None:
     """Until the worker holds every partition (it is up and consuming)."""
     import nats

@@ -51,6 +51,7 @@ from nats.js.errors import KeyWrongLastSequenceError, NoKeysError
 
 from tether.bus._behaviour import BehaviourSharer, behaviour_bucket, records_of
 from tether.bus._examiner import EXAMINED_KEPT, Examiner, prune_examined
+from tether.bus._fetch import PullFetcher, delivery_of
 from tether.bus._nats import (
     ACK_WAIT_S,
     connect,
@@ -188,7 +189,8 @@ class DriftWorker:
             except (KeyWrongLastSequenceError, nats.errors.Error) as exc:
                 log.warning("lost the lease of partition %d (%s)", held.partition, exc)
                 held.releasing.set()
-                self._held.pop(held.partition, None)
+                if self._held.get(held.partition) is held:
+                    del self._held[held.partition]
 
     async def _balance(self) -> None:
         try:
@@ -262,47 +264,42 @@ class DriftWorker:
         config, partition = self.config, held.partition
         durable = config.consumer_of(partition)
         loop = asyncio.get_running_loop()
-        subscription = None
         try:
             info = await self._js.consumer_info(config.stream, durable)
             if info.num_ack_pending:  # a previous holder's unacknowledged batch comes first
                 await asyncio.sleep(ACK_WAIT_S)
-            subscription = await self._js.pull_subscribe_bind(durable=durable, stream=config.stream)
-            while not held.releasing.is_set():
-                try:
-                    messages = await subscription.fetch(batch=BATCH, timeout=FETCH_WAIT_S)
-                except (nats.errors.TimeoutError, TimeoutError):  # nothing new yet
-                    continue
-                if not messages:  # a fetch can end with none (the server's status only)
-                    continue
-                examined = loop.create_future()
-                self._waiting.put_nowait((partition, self._decoded(messages), examined))
-                await examined
-                if self._held.get(partition) is not held:
-                    # The lease was lost meanwhile: the new holder gets the batch again (its
-                    # hashes are recorded: skipped, not examined twice).
-                    break
-                # Every message of the batch, then one flush: a round trip a batch. One
-                # after the other, not gathered: an ack only appends to the client's
-                # buffer, and gathering made a task of each (15 us a message against 3).
-                for message in messages:
-                    await message.ack()
-                await self._connection.flush()
+            # Its own inbox, unsubscribed when the partition goes (lost, released, failed):
+            # what it delivered and nobody examined comes again to the next holder.
+            async with PullFetcher(self._connection, config.stream, durable) as fetcher:
+                while not held.releasing.is_set():
+                    messages = await fetcher.fetch(BATCH, FETCH_WAIT_S)
+                    if not messages:  # nothing new yet
+                        continue
+                    examined = loop.create_future()
+                    self._waiting.put_nowait((partition, self._decoded(messages), examined))
+                    await examined
+                    if self._held.get(partition) is not held:
+                        # The lease was lost meanwhile: the new holder gets the batch again
+                        # (its hashes are recorded: skipped, not examined twice).
+                        break
+                    # Every message of the batch, then one flush: a round trip a batch.
+                    # One after the other, not gathered: an ack only appends to the
+                    # client's buffer, and gathering made a task of each (15 us against 3).
+                    for message in messages:
+                        await message.ack()
+                    await self._connection.flush()
         except Exception:
             log.exception("consuming partition %d failed; releasing it", partition)
             held.releasing.set()
-            self._held.pop(partition, None)
-        finally:
-            if subscription is not None:
-                with contextlib.suppress(Exception):
-                    await subscription.unsubscribe()
+            if self._held.get(partition) is held:  # not a later claim of the same partition
+                del self._held[partition]
 
     def _decoded(self, messages: list[Any]) -> list[tuple[int, BusMessage]]:
         batch: list[tuple[int, BusMessage]] = []
         for message in messages:
             try:
-                batch.append((message.metadata.sequence.stream, decode(message.data)))
+                batch.append((delivery_of(message.reply).stream_seq, decode(message.data)))
             except BusMessageInvalid as exc:  # acknowledged with the batch: never retried
                 self.invalid += 1
-                log.warning("skipping stream message %s: %s", message.metadata.sequence, exc)
+                log.warning("skipping stream message `%s`: %s", message.reply, exc)
         return batch
