@@ -209,3 +209,108 @@ def test_a_call_written_to_a_connection_that_then_drops_is_never_sent_twice() ->
     anyio.run(two_calls)
     assert len(seen) == 2, "the second call reached the upstream once, and was not resent"
     assert len(links) == 1
+
+
+class _Trickling(FakeUpstream):
+    """A connection whose answers arrive a few bytes at a time (heads, chunk sizes and
+    bodies cut everywhere)."""
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        return await super().receive(3)
+
+
+def counted(
+    answer: Answer, stream: type[FakeUpstream] = FakeUpstream
+) -> tuple[ToolForwarder, list[int]]:
+    """A forwarder whose upstream connections are counted."""
+    opened: list[int] = []
+    forwarder = forwarding(answer)
+
+    async def connect() -> ByteStream:
+        opened.append(1)
+        return stream(answer, [])
+
+    forwarder._connect = connect
+    return forwarder, opened
+
+
+def two_calls(forwarder: ToolForwarder) -> list[dict[str, Any]]:
+    async def twice() -> list[dict[str, Any]]:
+        params = {"name": "read_invoice", "arguments": {"id": "INV-1"}}
+        return [await forwarder.call_tool(params), await forwarder.call_tool(params)]
+
+    return anyio.run(twice)
+
+
+def chunked(body: bytes, kind: str = "application/json") -> bytes:
+    head = f"HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\ntransfer-encoding: chunked\r\n\r\n"
+    pieces = [body[i : i + 7] for i in range(0, len(body), 7)]
+    framed = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces)
+    return head.encode() + framed + b"0\r\n\r\n"
+
+
+def test_answers_cut_anywhere_across_reads_are_read_whole_and_the_connection_kept() -> None:
+    def answer(headers: dict[str, str], body: Any) -> bytes:
+        done = {"jsonrpc": "2.0", "id": body["id"], "result": RESULT}
+        if body["params"]["arguments"].get("sse"):
+            return chunked(events(done), "text/event-stream")
+        return b"HTTP/1.1 100 Continue\r\n\r\n" + chunked(orjson.dumps(done))
+
+    forwarder, opened = counted(answer, _Trickling)
+    assert two_calls(forwarder) == [RESULT, RESULT]
+    sse = {"name": "read_invoice", "arguments": {"sse": True}}
+    assert anyio.run(forwarder.call_tool, sse) == RESULT
+    assert len(opened) == 1
+
+
+def test_an_answer_without_a_length_ends_with_the_connection_which_is_not_kept() -> None:
+    def answer(headers: dict[str, str], body: Any) -> bytes:
+        done = orjson.dumps({"jsonrpc": "2.0", "id": body["id"], "result": RESULT})
+        return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n" + done
+
+    forwarder, opened = counted(answer, _Trickling)
+    assert two_calls(forwarder) == [RESULT, RESULT]
+    assert len(opened) == 2
+
+
+def test_a_connection_the_upstream_closes_or_spoils_is_not_kept() -> None:
+    for after in [b"", b"HTTP/1.1 200 OK\r\n", b"garbage"]:
+
+        def answer(headers: dict[str, str], body: Any, after: bytes = after) -> bytes:
+            done = orjson.dumps({"jsonrpc": "2.0", "id": body["id"], "result": RESULT})
+            closing = http(200, done).replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n", 1)
+            return (closing if not after else http(200, done)) + after
+
+        forwarder, opened = counted(answer)
+        assert two_calls(forwarder) == [RESULT, RESULT]
+        assert len(opened) == 2, after
+
+
+def test_an_answer_cut_short_or_too_long_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = chunked(b'{"jsonrpc": "2.0", "id": "tether-1", "result": {}}')
+    for cut, message in [
+        (http(200, b'{"jsonrpc": "2.0"}')[:-3], "in the middle of the answer"),
+        (whole[: whole.rindex(b"0\r\n")], "in the middle of the answer"),
+        (b"HTTP/1.1 200 OK\r\ncontent-ty", "broke the HTTP exchange"),
+        (b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\n\r\n", "broke the HTTP"),
+    ]:
+        with pytest.raises(UpstreamProtocolError, match=message):
+            call(forwarding(lambda headers, body, cut=cut: cut))
+
+    from tether.gateway import _forward
+
+    monkeypatch.setattr(_forward, "MAX_ANSWER_BYTES", 100)
+    big = {"content": [{"type": "text", "text": "x" * 200}]}
+    with pytest.raises(UpstreamProtocolError, match="exceeds 100 bytes"):
+        call(forwarding(lambda headers, body: response(body, big)))
+    with pytest.raises(UpstreamProtocolError, match="exceeds 100 bytes"):
+        call(forwarding(lambda headers, body: chunked(orjson.dumps(big))))
+
+
+def test_a_session_id_that_cannot_be_a_header_is_never_written() -> None:
+    seen: list[tuple[dict[str, str], Any]] = []
+    forwarder = forwarding(lambda headers, body: response(body, RESULT), seen)
+    forwarder.session_id = "s-1\r\nx-injected: 1"
+    with pytest.raises(UpstreamProtocolError, match="cannot be sent as header `mcp-session-id`"):
+        call(forwarder)
+    assert seen == []
