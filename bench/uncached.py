@@ -17,12 +17,22 @@ more often per request than in real time: read the SQLite part of a profile with
 mind. Approval tickets are reused for an hour here (``TICKET_REUSE_S``), so that
 valgrind's slowness does not turn reused tickets into new ones. ``--ids-only`` varies the
 request id alone (no policy reads it): what a PEP passing its request ids costs.
+
+A new ``chain_depth`` is a new question only where a policy that may apply reads it: Cedar
+is handed, per principal and action, the context of the policies that may apply
+(``tether.policy._scope``), so a service account's request (the guardrail reading
+``chain_depth`` is for agents) is answered from the decision cache. The run prints how
+many Cedar evaluations the requests took; ``--cache-off`` turns the decision cache off so
+that every request is evaluated (approval tickets are still reused): the like-for-like
+measure of one uncached decision across versions.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import os
 import re
 import subprocess
@@ -40,7 +50,9 @@ from bench.inprocess import evaluation_scope
 WARMUP = 60
 
 
-def _serve(requests: int, control: Path | None, *, ids_only: bool = False) -> None:
+def _serve(
+    requests: int, control: Path | None, *, ids_only: bool = False, cache_off: bool = False
+) -> None:
     estate = build_estate()
     folder = Path(tempfile.mkdtemp(prefix="tether-bench-uncached-"))
     database = folder / "tether.db"
@@ -53,11 +65,24 @@ def _serve(requests: int, control: Path | None, *, ids_only: bool = False) -> No
         }
     )
     import tether.approvals._service as approvals
+    import tether.estate.compiled as compiled
+    import tether.policy._engine as engine
     from tether.api.app import create_app
     from tether.config import load_settings
     from tether.services import Tether
 
     approvals.TICKET_REUSE_S = 3600.0
+    if cache_off:
+        cache_off_engine = functools.partial(engine.PolicyEngine, cache_size=0)
+        setattr(compiled, "PolicyEngine", cache_off_engine)  # noqa: B010 - as the estate builds it
+    evaluations = [0]
+    authorize = engine.authorize  # type: ignore[attr-defined]
+
+    def counted(*args: Any) -> Any:
+        evaluations[0] += 1
+        return authorize(*args)
+
+    setattr(engine, "authorize", counted)  # noqa: B010 - a module's name, counted
     app = create_app(Tether(load_settings()))
     bodies = [r.authzen_body() for r in estate.requests]
     answered: list[bytes] = []
@@ -107,21 +132,28 @@ def _serve(requests: int, control: Path | None, *, ids_only: bool = False) -> No
             (control / "ready").touch()
             while not (control / "go").exists():
                 time.sleep(0.05)
+        evaluated = evaluations[0]
         cpu = time.process_time()
         for number in range(requests):
             await call(new(number))
         cpu = time.process_time() - cpu
+        evaluated = evaluations[0] - evaluated
         if control is not None:
             (control / "done").touch()
         refused = sum(1 for a in answered if b'"decision"' not in a)
-        print(f"{requests} requests, {cpu / requests * 1e6:.1f} µs of CPU each; refused {refused}")
+        print(
+            f"{requests} requests, {cpu / requests * 1e6:.1f} µs of CPU each; refused {refused};"
+            f" {evaluated} Cedar evaluations"
+        )
 
     asyncio.run(main())
     sys.stdout.flush()
     os._exit(0)  # the worker process and threads end with us
 
 
-def _callgrind(requests: int, out: Path, *, ids_only: bool = False) -> None:
+def _callgrind(
+    requests: int, out: Path, *, ids_only: bool = False, cache_off: bool = False
+) -> None:
     with tempfile.TemporaryDirectory(prefix="tether-bench-cg-") as folder:
         control = Path(folder)
         command = [
@@ -135,6 +167,7 @@ def _callgrind(requests: int, out: Path, *, ids_only: bool = False) -> None:
             "--requests",
             str(requests),
             *(["--ids-only"] if ids_only else []),
+            *(["--cache-off"] if cache_off else []),
             "--control",
             folder,
         ]
@@ -147,12 +180,15 @@ def _callgrind(requests: int, out: Path, *, ids_only: bool = False) -> None:
         (control / "go").touch()
         while not (control / "done").exists():
             time.sleep(0.5)
-        subprocess.run(  # it may have ended already: its totals are written at exit
-            ["callgrind_control", "-i", "off", str(process.pid)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        )
+        # It may have ended already (its totals are written at exit): vgdb then waits on.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(
+                ["callgrind_control", "-i", "off", str(process.pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+                timeout=10,
+            )
         process.wait()
     dumps = sorted(out.parent.glob(out.name + "*"), key=lambda p: p.stat().st_size)
     text = dumps[-1].read_text(errors="replace")
@@ -170,14 +206,21 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="vary only context.request_id (which no policy reads): new to the PEP, not Cedar",
     )
+    parser.add_argument(
+        "--cache-off",
+        action="store_true",
+        help="turn the decision cache off: Cedar evaluates every request",
+    )
     parser.add_argument("--callgrind", action="store_true", help="count instructions")
     parser.add_argument("--out", type=Path, default=Path("callgrind.uncached.out"))
     parser.add_argument("--control", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.callgrind:
-        _callgrind(args.requests, args.out.resolve(), ids_only=args.ids_only)
+        _callgrind(
+            args.requests, args.out.resolve(), ids_only=args.ids_only, cache_off=args.cache_off
+        )
     else:
-        _serve(args.requests, args.control, ids_only=args.ids_only)
+        _serve(args.requests, args.control, ids_only=args.ids_only, cache_off=args.cache_off)
 
 
 if __name__ == "__main__":

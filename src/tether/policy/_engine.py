@@ -20,9 +20,16 @@ import cedarpy
 import orjson
 
 from tether.policy._cedar import CedarAnswer, authorize
-from tether.policy._context_use import context_use, cut_context
+from tether.policy._context_use import ContextUse, context_use, cut_context
 from tether.policy._model import EMPTY, Decision, DecisionRequest, EntityRef, Outcome
 from tether.policy._obligations import check_obligation_kinds, merge_obligations
+from tether.policy._scope import (
+    ACTION_TYPE,
+    action_may_match,
+    ancestors_of,
+    entity_key,
+    principal_may_match,
+)
 from tether.policy._source import PolicySpec
 from tether.policy.errors import PolicyInvalid
 
@@ -43,6 +50,21 @@ NO_PERMIT = "no-permit-matched"
 DECISION_CACHE_SIZE = 65_536
 #: Contexts longer than this (characters of JSON) are not remembered.
 MAX_CACHED_CONTEXT = 2_048
+#: Policy slices remembered per engine, one per principal and action asked about (an
+#: action no policy names shares one): built on first use (a Cedar parse of the few
+#: policies, ~0.1-1 ms), forgotten at once when full and refilled.
+SLICE_CACHE_SIZE = 16_384
+
+
+@dataclass(frozen=True, slots=True)
+class _Slice:
+    """What Cedar is handed for one principal and action: the policies whose scope may
+    hold (``tether.policy._scope``), without the approval forbids when some exist, and
+    what those policies read of the context."""
+
+    policy_set: Any
+    without_approval_forbids: Any
+    context_use: ContextUse
 
 
 @dataclass(frozen=True)
@@ -102,18 +124,19 @@ class PolicyEngine:
             raise PolicyInvalid(f"cedar rejected the entities: {exc}") from None
         self.schema_text = schema_text
         # What the policies read of the context: Cedar is handed only that (it parses every
-        # key it is given, ~2 µs each), and the cache key is what Cedar is handed.
+        # key it is given, ~2 µs each), and the cache key is what Cedar is handed. Per
+        # slice (below), what the slice's policies read.
         self._context_use = context_use(p.est for p in policies)
+        self._cut_context = True
         self._outcome_of = {p.id: p.outcome for p in policies}
         self._obligations_of = {p.id: p.obligations for p in policies if p.obligations}
-        # approval_required forbids only offer approval for a request that is otherwise
-        # permitted; a set without them (built only when such forbids exist) answers that.
-        self._has_approval_forbids = any(_is_approval_forbid(p) for p in policies)
         # Slicing by principal: Cedar evaluates every policy of a set, so one decision
         # costs time linear in the estate. A policy scoped `principal == E` can neither
         # apply to nor error for a request by anyone but E (the scope is evaluated first),
         # so E is judged by the shared policies plus its own: the same answer from a set
-        # of a few policies. Sets per principal are built on first use.
+        # of a few policies. Then by principal and action: of those, only the policies
+        # whose scope may hold for E and the action (tether.policy._scope), and the
+        # context they read. Slices are built on first use.
         self._shared: list[PolicySpec] = []
         self._own: dict[tuple[str, str], list[PolicySpec]] = {}
         for p in policies:
@@ -122,8 +145,20 @@ class PolicyEngine:
                 self._shared.append(p)
             else:
                 self._own.setdefault(principal, []).append(p)
-        self._shared_sets = self._policy_sets(self._shared)
-        self._sets_of: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._slicing = True
+        self._named_actions = frozenset(scope_action_names(policies))
+        # `action in A` follows the action entities' parents: with any, an action scope
+        # is never judged false ahead (request-asserted entities bring no parents).
+        self._actions_nest = any(
+            e.parents for e in self._entity_records.values() if e.type == ACTION_TYPE
+        )
+        self._parents_of = {
+            key: [(p.type, p.id) for p in e.parents]
+            for key, e in self._entity_records.items()
+            if e.parents
+        }
+        self._slices: dict[tuple[str, str, str | None], _Slice] = {}
+        self._slices_by_policies: dict[tuple[str, ...], _Slice] = {}
 
     @property
     def policy_count(self) -> int:
@@ -146,8 +181,9 @@ class PolicyEngine:
         try:
             # Inside the try: a context nested too deeply is a deny, not a crash.
             context = build_context(request, extra_context)
-            if self._context_use is not None:
-                context = cut_context(context, self._context_use)
+            cut = self._slice_for(subject, request.action)
+            if self._cut_context:
+                context = cut_context(context, cut.context_use)
             cedar_context = orjson.dumps(context).decode()
             entities = self._entities_for(request)
         except (ValueError, TypeError, RuntimeError) as exc:
@@ -175,14 +211,13 @@ class PolicyEngine:
             "context": cedar_context,
         }
         try:
-            policy_set, without_approval_forbids = self._sets_for(subject)
-            result = authorize(cedar_request, policy_set, entities)
+            result = authorize(cedar_request, cut.policy_set, entities)
         except (ValueError, TypeError, RuntimeError) as exc:
             return _error_decision(f"evaluation failed: {exc}")
         decision = self._interpret(result)
         if decision.outcome is Outcome.APPROVAL_REQUIRED and not result.allowed:
             decision = self._approval_or_deny(
-                decision, cedar_request, entities, without_approval_forbids
+                decision, cedar_request, entities, cut.without_approval_forbids
             )
         if key is not None and not decision.errors:
             answers = self._answers
@@ -192,22 +227,41 @@ class PolicyEngine:
                 answers[key] = decision
         return decision
 
-    def _policy_sets(self, specs: Sequence[PolicySpec]) -> tuple[Any, Any]:
-        """The Cedar set of ``specs`` and, when approval forbids exist, the set without them."""
-        without = None
-        if self._has_approval_forbids:
-            without = _policy_set(p for p in specs if not _is_approval_forbid(p))
-        return _policy_set(specs), without
+    def _slice_for(self, subject: EntityRef, action: str) -> _Slice:
+        # An action no scope names is keyed as one: the slices stay bounded by the
+        # principals asked about times the actions the policies name.
+        key = (subject.type, subject.id, action if action in self._named_actions else None)
+        cut = self._slices.get(key)
+        if cut is None:
+            cut = self._new_slice(key)
+            if len(self._slices) >= SLICE_CACHE_SIZE:
+                self._slices.clear()  # bounded; refilled by the questions still asked
+                self._slices_by_policies.clear()
+            self._slices[key] = cut
+        return cut
 
-    def _sets_for(self, subject: EntityRef) -> tuple[Any, Any]:
-        key = (subject.type, subject.id)
-        own = self._own.get(key)
-        if own is None:
-            return self._shared_sets
-        sets = self._sets_of.get(key)
-        if sets is None:  # bounded: one entry per principal the policies name
-            sets = self._sets_of[key] = self._policy_sets(self._shared + own)
-        return sets
+    def _new_slice(self, key: tuple[str, str, str | None]) -> _Slice:
+        principal = (key[0], key[1])
+        specs = self._shared + self._own.get(principal, [])
+        if self._slicing:
+            ancestors = ancestors_of(principal, self._parents_of)
+            specs = [
+                p
+                for p in specs
+                if principal_may_match(p.est.get("principal"), principal, ancestors)
+                and (self._actions_nest or action_may_match(p.est.get("action"), key[2]))
+            ]
+        ids = tuple(p.id for p in specs)
+        cut = self._slices_by_policies.get(ids)
+        if cut is None:  # principals of one kind share their slices
+            # approval_required forbids only offer approval for a request that is otherwise
+            # permitted; the slice without them (built only when it has some) answers that.
+            policy_set = without = _policy_set(specs)
+            if any(_is_approval_forbid(p) for p in specs):
+                without = _policy_set(p for p in specs if not _is_approval_forbid(p))
+            use = context_use(p.est for p in specs) if self._slicing else self._context_use
+            cut = self._slices_by_policies[ids] = _Slice(policy_set, without, use)
+        return cut
 
     def _approval_or_deny(
         self,
@@ -327,15 +381,7 @@ def _scoped_principal(spec: PolicySpec) -> tuple[str, str] | None:
     scope = spec.est.get("principal")
     if not isinstance(scope, Mapping) or scope.get("op") != "==":
         return None
-    entity = scope.get("entity")
-    if isinstance(entity, Mapping) and "__entity" in entity:
-        entity = entity["__entity"]
-    if not isinstance(entity, Mapping):
-        return None
-    entity_type, entity_id = entity.get("type"), entity.get("id")
-    if isinstance(entity_type, str) and isinstance(entity_id, str):
-        return (entity_type, entity_id)
-    return None
+    return entity_key(scope.get("entity"))
 
 
 def _is_approval_forbid(spec: PolicySpec) -> bool:

@@ -44,7 +44,7 @@ def engines(text: str) -> tuple[PolicyEngine, PolicyEngine]:
     assert problems == []
     cutting = PolicyEngine(specs, ESTATE, cache_size=0)
     whole = PolicyEngine(specs, ESTATE, cache_size=0)
-    whole._context_use = None
+    whole._cut_context = False
     return cutting, whole
 
 
