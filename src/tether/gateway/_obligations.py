@@ -18,8 +18,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import mcp_types as types
-
 from tether.numerals import decimal
 
 KNOWN = frozenset({"max_rows", "redact"})
@@ -37,37 +35,34 @@ def unfulfillable(obligations: Mapping[str, str]) -> list[str]:
     return problems
 
 
-def constrain(result: types.CallToolResult, obligations: Mapping[str, str]) -> types.CallToolResult:
-    """``result`` with the obligations applied (a new value; the input is not changed)."""
+def constrain(result: dict[str, Any], obligations: Mapping[str, str]) -> dict[str, Any]:
+    """``result`` (a ``CallToolResult`` as JSON, aliases and all) with the obligations
+    applied (a new value; the input is not changed)."""
     if not obligations:
         return result
     limit = decimal(obligations.get("max_rows"))
     fields = frozenset(f for f in obligations.get("redact", "").split(",") if f)
-    structured = result.structured_content
+    shown = dict(result)
+    structured = result.get("structuredContent")
     if structured is not None:
-        structured = _apply(structured, limit, fields, nested=True)
-    content = list(result.content)
+        shown["structuredContent"] = _apply(structured, limit, fields, nested=True)
+    content = list(result.get("content", ()))
     if limit is not None and len(content) > limit:
         content = content[:limit]
-    content = [_block(block, limit, fields) for block in content]
-    meta = dict(result.meta or {})
-    meta["tether/obligations"] = dict(obligations)
-    return result.model_copy(
-        update={"content": content, "structured_content": structured, "meta": meta}
-    )
+    shown["content"] = [_block(block, limit, fields) for block in content]
+    shown["_meta"] = {**(result.get("_meta") or {}), "tether/obligations": dict(obligations)}
+    return shown
 
 
-def _block(
-    block: types.ContentBlock, limit: int | None, fields: frozenset[str]
-) -> types.ContentBlock:
-    if not isinstance(block, types.TextContent):
+def _block(block: Any, limit: int | None, fields: frozenset[str]) -> Any:
+    if not isinstance(block, dict) or block.get("type") != "text":
         return block
     try:
-        value = json.loads(block.text)
+        value = json.loads(block["text"])
     except ValueError:
-        return block.model_copy(update={"text": WITHHELD}) if fields else block
+        return {**block, "text": WITHHELD} if fields else block
     applied = _apply(value, limit, fields, nested=False)
-    return block.model_copy(update={"text": json.dumps(applied)})
+    return {**block, "text": json.dumps(applied)}
 
 
 def _apply(value: Any, limit: int | None, fields: frozenset[str], *, nested: bool) -> Any:

@@ -147,7 +147,10 @@ class Gateway:
     async def call_tool(
         self, ctx: Context, params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        return await self.governed_call(_token(ctx), _request_id(ctx), params, ctx.lifespan_context)
+        result = await self.governed_call(
+            _token(ctx), _request_id(ctx), params, ctx.lifespan_context
+        )
+        return types.CallToolResult.model_validate(result)
 
     async def governed_call(
         self,
@@ -155,19 +158,19 @@ class Gateway:
         request_id: str | None,
         params: types.CallToolRequestParams,
         upstream: Upstream,
-    ) -> types.CallToolResult:
+    ) -> dict[str, Any]:
         """``tools/call`` decided for ``token``, forwarded, constrained and reported
-        (the SDK's handler and the shortcut's, see :mod:`tether.gateway._shortcut`)."""
+        (the SDK's handler and the shortcut's, see :mod:`tether.gateway._shortcut`): the
+        ``CallToolResult`` the agent gets, as JSON (validated once, when it came)."""
         call = ToolCall(TOOL_CALL, params.name, params.arguments or {}, _approval_id(params))
         decision = await self._decide(token, request_id, call)
         with self._upstream_failures():
             result = await upstream.call_tool(params)
         shown = constrain(result, decision.obligations)
         if decision.decision_id is not None:  # what the agent saw: where later values came from
-            reported = shown.model_dump(mode="json", by_alias=True, exclude_none=True)
-            self.decider.report_result(token, decision.decision_id, reported)
-            meta = {**(shown.meta or {}), DECISION_META: decision.decision_id}
-            shown = shown.model_copy(update={"meta": {**meta, OUTCOME_META: decision.outcome}})
+            self.decider.report_result(token, decision.decision_id, shown)
+            meta = {**(shown.get("_meta") or {}), DECISION_META: decision.decision_id}
+            shown = {**shown, "_meta": {**meta, OUTCOME_META: decision.outcome}}
         return shown
 
     async def read_resource(

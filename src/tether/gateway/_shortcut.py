@@ -183,8 +183,7 @@ class ToolCallShortcut:
     ) -> dict[str, Any]:
         try:
             result = await self.gateway.governed_call(token, request_id, params, upstream)
-            dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
-            return {"result": serialize_server_result("tools/call", version, dumped)}
+            return {"result": serialize_server_result("tools/call", version, result)}
         except MCPError as exc:
             return {"error": exc.error.model_dump(by_alias=True, mode="json", exclude_none=True)}
         except Exception as exc:  # a fault of the gateway's: a JSON-RPC error, as the SDK's

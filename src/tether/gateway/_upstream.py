@@ -76,17 +76,19 @@ class Connection:
     session: ClientSession
     forwarder: ToolForwarder | None
 
-    async def call_tool(self, params: types.CallToolRequestParams) -> types.CallToolResult:
-        """``tools/call`` of the upstream (forwarded as JSON-RPC over HTTP)."""
+    async def call_tool(self, params: types.CallToolRequestParams) -> dict[str, Any]:
+        """``tools/call`` of the upstream (forwarded as JSON-RPC over HTTP): the
+        ``CallToolResult``, validated once, as JSON (aliases, no ``None`` members)."""
         if self.forwarder is None:
             result = await self.session.call_tool(params.name, params.arguments, meta=params.meta)
             if not isinstance(result, types.CallToolResult):  # input-required rounds: not yet
                 raise TypeError(f"the upstream answered `{params.name}` with a {type(result)}")
-            return result
-        forwarded: Mapping[str, Any] = params.model_dump(
-            by_alias=True, exclude_none=True, mode="json"
-        )
-        return types.CallToolResult.model_validate(await self.forwarder.call_tool(forwarded))
+        else:
+            forwarded: Mapping[str, Any] = params.model_dump(
+                by_alias=True, exclude_none=True, mode="json"
+            )
+            result = types.CallToolResult.model_validate(await self.forwarder.call_tool(forwarded))
+        return result.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 @asynccontextmanager
@@ -134,9 +136,9 @@ class Upstream:
         """
         return (await self.connection()).session
 
-    async def call_tool(self, params: types.CallToolRequestParams) -> types.CallToolResult:
-        """``tools/call`` of the upstream. A connection that failed under the call is
-        dropped, so that the next call opens a new session.
+    async def call_tool(self, params: types.CallToolRequestParams) -> dict[str, Any]:
+        """``tools/call`` of the upstream (its result as JSON). A connection that failed
+        under the call is dropped, so that the next call opens a new session.
 
         Raises:
             ConnectionError: the upstream cannot be reached.
