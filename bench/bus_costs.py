@@ -126,25 +126,14 @@ async def _consume_with_fetchers(connection: Any, js: Any, config: Any, count: i
 async def _consume_with_nats_py_fetch(connection: Any, js: Any, config: Any, count: int) -> None:
     """The worker's path before PullFetcher, on consumers of its own (``…_ref_p<n>``)."""
     import nats
-    from nats.js import api
 
     from tether.bus import decode
-    from tether.bus._nats import ACK_WAIT_S
+    from tether.bus._nats import consumer_config
 
     subscriptions = []
     for partition in range(config.partitions):
         durable = f"{config.stream}_ref_p{partition}"
-        await js.add_consumer(
-            config.stream,
-            api.ConsumerConfig(
-                durable_name=durable,
-                filter_subject=config.subject_of(partition),
-                deliver_policy=api.DeliverPolicy.ALL,
-                ack_policy=api.AckPolicy.EXPLICIT,
-                ack_wait=ACK_WAIT_S,
-                max_ack_pending=20_000,
-            ),
-        )
+        await js.add_consumer(config.stream, consumer_config(config, partition, durable))
         subscriptions.append(await js.pull_subscribe_bind(durable=durable, stream=config.stream))
     got = 0
     while got < count:

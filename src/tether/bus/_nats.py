@@ -81,18 +81,20 @@ async def ensure_consumer(js: JetStreamContext, config: BusConfig, partition: in
     try:
         await js.consumer_info(config.stream, durable)
     except NotFoundError:
-        await js.add_consumer(
-            config.stream,
-            api.ConsumerConfig(
-                durable_name=durable,
-                filter_subject=config.subject_of(partition),
-                deliver_policy=api.DeliverPolicy.ALL,
-                ack_policy=api.AckPolicy.EXPLICIT,
-                ack_wait=ACK_WAIT_S,
-                max_ack_pending=20_000,
-            ),
-        )
+        await js.add_consumer(config.stream, consumer_config(config, partition, durable))
     return durable
+
+
+def consumer_config(config: BusConfig, partition: int, durable: str) -> api.ConsumerConfig:
+    """A durable pull consumer named ``durable`` of one partition's subject."""
+    return api.ConsumerConfig(
+        durable_name=durable,
+        filter_subject=config.subject_of(partition),
+        deliver_policy=api.DeliverPolicy.ALL,
+        ack_policy=api.AckPolicy.EXPLICIT,
+        ack_wait=ACK_WAIT_S,
+        max_ack_pending=20_000,
+    )
 
 
 async def lease_bucket(js: JetStreamContext, config: BusConfig) -> KeyValue:
