@@ -82,3 +82,22 @@ def test_a_missing_file_is_named_as_missing() -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "/no/such_rules.jsonl`: no such file" in done.stderr
+
+
+def test_a_rule_without_a_severity_of_text_is_unrated(tmp_path: Path) -> None:
+    event = {
+        "eventSource": "iam.amazonaws.com",
+        "eventName": "CreateAccessKey",
+        "eventTime": "2026-01-01T00:00:00Z",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::1:user/u"},
+    }
+    labelled = tmp_path / "aws_cloudtrail_odd.jsonl"
+    labelled.write_text(
+        json.dumps({"rule_id": "r", "severity": ["High"], "malicious": True, "log": event}) + "\n"
+    )
+    command = [sys.executable, "-m", "tether.cli", "eval", "cloud-audit", str(labelled), "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)["files"][0]
+    assert set(result["recall_by_rule_severity"]) == {"unrated"}
+    assert result["recall_rated"] is None  # unrated counts with the informational rules

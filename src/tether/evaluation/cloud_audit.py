@@ -213,7 +213,8 @@ def read_labelled(path: Path) -> tuple[list[Labelled], list[int]]:
         if not isinstance(log, dict):
             skipped.append(number)
             continue
-        rated = str(row.get("severity") or UNRATED).lower()
+        severity = row.get("severity")
+        rated = severity.lower() if isinstance(severity, str) and severity else UNRATED
         found.append(Labelled(number, str(row.get("rule_id")), row["malicious"], log, rated))
     return found, skipped
 
