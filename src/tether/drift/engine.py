@@ -62,6 +62,7 @@ from tether.drift.model import (
     ToolCatalog,
 )
 from tether.drift.observations import from_decision, from_event, observation_of
+from tether.drift.positions import examined_up_to, resume_point, save_position
 from tether.drift.provenance import RunRecord, ToolOutput, read_output
 from tether.drift.responses import (
     RECOVER_EVERY_S,
@@ -184,6 +185,7 @@ class DriftEngine:
         self._recovered = 0.0  # monotonic time responses owed were last looked for
         # Stored events read so far (late commits below the newest are read too).
         self._events_read = SeqCursor()
+        self._position_saved = 0  # the tail's position last written to the store
         self._events_polled = 0.0
         self.events_behind = False
         """The last read of stored events filled its page: more are waiting to be examined."""
@@ -208,7 +210,11 @@ class DriftEngine:
         self.refresh(force=True)
         with self._engine.connect() as connection:
             newest = int(connection.execute(select(func.max(events.c.seq))).scalar() or 0)
-        self._events_read = SeqCursor(newest)
+        start = resume_point(self._engine, newest=newest) if self._tail_events else newest
+        if start < newest:
+            log.info("live detection resumes at event %d: %d stored since", start, newest - start)
+        self._events_read = SeqCursor(start)
+        self._position_saved = start
         if background and self._worker is None:
             self._worker = threading.Thread(target=self._run, name="tether-drift", daemon=True)
             self._worker.start()
@@ -303,9 +309,23 @@ class DriftEngine:
             # less often, unless the last read left events waiting (an ingest under way).
             self._events_polled = time.monotonic()
             items.extend(self._new_events())
-        if items:
-            return self.process(items, respond=True)
-        return []
+        found = self.process(items, respond=True) if items else []
+        self._save_position()
+        return found
+
+    def _save_position(self) -> None:
+        """Keep how far the tail examined (after the findings of what it read are stored)."""
+        if not self._tail_events:
+            return
+        examined = examined_up_to(self._events_read)
+        if examined <= self._position_saved:
+            return
+        try:
+            save_position(self._engine, examined)
+        except Exception:  # the store away a moment: the next step writes it
+            log.exception("keeping the live detection position failed")
+            return
+        self._position_saved = examined
 
     def examine(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Finding]:
         """Detect on decision and event rows in the order given, now, on the calling thread,

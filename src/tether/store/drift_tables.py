@@ -4,6 +4,8 @@
 suppressed them) and the response taken. ``drift_baselines`` keeps every version of an
 identity's learned baseline (a rebuild adds a version; detectors use the latest).
 ``exception_uses`` logs each time an exception suppressed or downgraded a finding.
+``drift_positions`` holds how far live detection has examined the stored events, so that a
+restarted server resumes there (events stored while no server ran are examined too).
 The exceptions themselves live in the core ``exceptions`` table (estate and CLI).
 """
 
@@ -80,3 +82,12 @@ exception_uses = Table(
     Column("effect", String(20), nullable=False),  # suppress | downgrade
 )
 Index("ix_exception_uses_exception", exception_uses.c.exception_id)
+
+drift_positions = Table(
+    "drift_positions",
+    metadata,
+    Column("reader", String(40), primary_key=True),  # `live`: the server's live tail
+    # Every stored event up to this sequence number has been examined.
+    Column("seq", BigInteger, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)

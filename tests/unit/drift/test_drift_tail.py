@@ -13,7 +13,9 @@ from sqlalchemy import Engine
 
 from tether.drift.engine import DriftEngine
 from tether.drift.findings import FindingQuery, query_findings
+from tether.drift.positions import examined_up_to, resume_point, save_position
 from tether.estate.compiled import EMPTY_ESTATE
+from tether.store.seq_cursor import SeqCursor
 from tether.telemetry.ingest import iter_file
 from tether.telemetry.model import Source
 from tether.telemetry.store import EventStore
@@ -70,3 +72,58 @@ def test_a_backlog_of_stored_events_is_read_page_after_page_to_the_last(
     assert intruder_findings()
     drift.work([])  # caught up: the next step reads nothing new
     assert not drift.events_behind
+
+
+def _ingest(store: Engine, keys: KeyRing, tmp_path: Path, records: list[dict[str, Any]]) -> None:
+    trail = tmp_path / f"trail-{records[0]['eventID']}.json"
+    trail.write_text(json.dumps({"Records": records}), encoding="utf-8")
+    assert EventStore(store, keys).ingest(iter_file(trail, Source.CLOUDTRAIL)).ingested == len(
+        records
+    )
+
+
+def _findings_of(store: Engine, user: str) -> list[Any]:
+    query = FindingQuery(since=START - timedelta(days=1))
+    return [f for f in query_findings(store, query) if user in f.identity_id]
+
+
+def test_a_restarted_tail_examines_the_events_stored_while_no_server_ran(
+    store: Engine, tmp_path: Path
+) -> None:
+    keys = KeyRing(store, load_or_create_master_key(tmp_path / "master.key"))
+    first = DriftEngine(store, lambda: (None, EMPTY_ESTATE))
+    first.start(background=False)
+    _ingest(store, keys, tmp_path, [_record(n, "reader", "GetObject") for n in range(10)])
+    first.work([])  # examines the 10 events and keeps its position
+    assert resume_point(store, newest=10) == 10
+    # The server is down: an intruder's call is ingested into its store meanwhile.
+    _ingest(store, keys, tmp_path, [_record(10, "intruder", "StopLogging")])
+    second = DriftEngine(store, lambda: (None, EMPTY_ESTATE))
+    second.start(background=False)  # resumes at 10, not at the head (11)
+    assert not _findings_of(store, "intruder")
+    second.work([])
+    assert _findings_of(store, "intruder")
+    assert resume_point(store, newest=11) == 11
+
+
+def test_a_first_start_begins_at_the_head_and_a_position_never_moves_back(
+    store: Engine, tmp_path: Path
+) -> None:
+    keys = KeyRing(store, load_or_create_master_key(tmp_path / "master.key"))
+    _ingest(store, keys, tmp_path, [_record(0, "intruder", "StopLogging")])
+    drift = DriftEngine(store, lambda: (None, EMPTY_ESTATE))
+    drift.start(background=False)  # no position kept yet: from the head, as before
+    drift.work([])
+    assert not _findings_of(store, "intruder")
+    save_position(store, 7)
+    save_position(store, 3)  # a slower replica's position does not pull it back
+    assert resume_point(store, newest=9) == 7
+    assert resume_point(store, newest=5) == 5  # a store restored from an older backup
+
+
+def test_the_position_kept_is_below_every_late_commit_still_awaited() -> None:
+    cursor = SeqCursor(4)
+    cursor.advance([5, 6, 9])  # 7 and 8 skipped: another writer may still commit them
+    assert examined_up_to(cursor) == 6
+    cursor.advance([7, 8])
+    assert examined_up_to(cursor) == 9
