@@ -110,3 +110,26 @@ def test_a_learned_environment_still_reports_beside_it() -> None:
     ctx = context(baseline=learned(usual))  # type: ignore[arg-type]
     signals = environment_change.detect(_k8s(COREDNS, "1.2.3.4"), ctx)  # type: ignore[arg-type]
     assert [s.details.get("severity_floor") for s in signals] == ["high", None]
+
+
+def test_a_stored_event_carries_its_principal_to_detection() -> None:
+    from tether.bus import event_row
+    from tether.drift.directory import Directory
+    from tether.drift.observations import from_event
+
+    row = {
+        "seq": 9,
+        "at": "2026-03-01T00:00:00+00:00",
+        "action": "k8s:list nodes",
+        "identity_id": "k8s-kube-system-metrics-server",
+        "source": "k8s-audit",
+        "source_ip": "8.8.8.8",
+        "principal_kind": "k8s:service-account",
+        "principal_key": "system:serviceaccount:kube-system:metrics-server",
+    }
+    seen = from_event(row, Directory(None))
+    assert seen is not None
+    assert seen.principal == row["principal_key"]
+    assert environment_change.detect(seen, UNMANAGED)
+    # The event bus carries it too.
+    assert event_row(row)["principal_key"] == row["principal_key"]
