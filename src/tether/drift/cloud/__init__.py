@@ -42,7 +42,7 @@ from tether.drift.cloud._model import (
     ActionRisk,
 )
 from tether.drift.cloud._monitoring import Control, control_table
-from tether.drift.cloud._origin import Network, Origin, origin_of
+from tether.drift.cloud._origin import Network, Origin, origin_of, provider_ranges
 from tether.drift.cloud._signin import sign_in_technique
 
 #: Event sources (``tether.telemetry.model.Source`` values) whose actions are cloud calls.
@@ -121,6 +121,7 @@ __all__ = [
     "is_kubernetes_call",
     "kubernetes_system_identity",
     "origin_of",
+    "provider_ranges",
     "risk_of",
     "sign_in_technique",
     "technique_table",

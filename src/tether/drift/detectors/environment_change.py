@@ -12,7 +12,9 @@ public address in no cloud provider's published ranges
 so they call from the cluster's network or its provider's; from anywhere else their
 credential is being used by someone else: ATT&CK T1078.001 Valid Accounts: Default
 Accounts (initial access), high. Refused calls count too: the credential left the
-cluster whether or not the call went through.
+cluster whether or not the call went through. A cluster whose nodes have public
+addresses of some other host (bare metal, a provider not in the table) sees its nodes'
+calls flagged: a drift exception for those identities and this detector says so.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from tether.drift.cloud import (
     is_kubernetes_call,
     kubernetes_system_identity,
     origin_of,
+    provider_ranges,
     technique_table,
 )
-from tether.drift.cloud._origin import provider_ranges
 from tether.drift.features import environment_features
 from tether.drift.model import DetectionContext, Observation, Severity, Signal
 
