@@ -4,7 +4,7 @@
 with no estate (every principal unmanaged) and flags an event on a high finding. Measured
 per source: false-positive rate <= 0.05 on the benign events of identity-behaviour rules
 (those no rule of the file calls malicious), and recall no lower than measured on
-2026-12-07 (short of the issue's 0.8, see bench/README.md): a regression fails.
+2026-12-08 (short of the issue's 0.8 for CloudTrail, see bench/README.md): a regression fails.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from authzen_harness import SHARED_DATA
 #: those their authors rate above informational; the issue's target is 0.8.
 RECALL_AT_LEAST = {
     "aws_cloudtrail_rules.labelled.jsonl": (0.68, 0.87),
-    "gcp_audit_rules.labelled.jsonl": (0.78, 0.84),
-    "kubernetes_rules.labelled.jsonl": (0.5, 0.66),
+    "gcp_audit_rules.labelled.jsonl": (0.80, 0.86),
+    "kubernetes_rules.labelled.jsonl": (0.83, 1.0),
     "gcp_k8s_rules.labelled.jsonl": (0.83, 0.83),
 }
 FILES = [

@@ -58,6 +58,7 @@ _EVENT_COLUMNS = (
     "records",
     "bytes",
     "principal_kind",
+    "principal_key",
 )
 
 

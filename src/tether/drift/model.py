@@ -120,6 +120,8 @@ class Observation:
     source: str | None = None
     # The kind of principal the source named (``aws:root``, ``k8s:service-account``, ...).
     principal_kind: str | None = None
+    # Who the source named, as it names them (a Kubernetes user name, a GCP email, an ARN).
+    principal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

