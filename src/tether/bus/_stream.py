@@ -29,6 +29,7 @@ import orjson
 
 from tether.bus.errors import BusConfigInvalid
 from tether.config import Settings
+from tether.drift.observations import OBSERVED_COLUMNS
 
 DECISION = "decision"
 EVENT = "event"
@@ -37,29 +38,10 @@ RESULT = "result"
 KINDS = (DECISION, EVENT, RESULT)
 #: How long the stream remembers message ids to drop re-published ones (seconds).
 DUPLICATE_WINDOW_S = 120.0
-# The columns of an `events` row that drift detection reads (tether.drift.observations).
-_EVENT_COLUMNS = (
-    "seq",
-    "at",
-    "identity_id",
-    "action",
-    "resource",
-    "resource_type",
-    "data_class",
-    "outcome",
-    "task_id",
-    "token_id",
-    "tool_name",
-    "call_id",
-    "parent_call_id",
-    "source_ip",
-    "region",
-    "user_agent",
-    "records",
-    "bytes",
-    "principal_kind",
-    "principal_key",
-)
+# The columns of an `events` row that drift detection reads (its `raw` only in part, see
+# event_row): the same list the live tail selects, so the two cannot drift apart (a column
+# left off here made a bus-fed worker judge no cloud call: `source` was missing).
+_EVENT_COLUMNS = tuple(name for name in OBSERVED_COLUMNS if name != "raw")
 
 
 @dataclass(frozen=True)

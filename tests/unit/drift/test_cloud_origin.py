@@ -131,5 +131,5 @@ def test_a_stored_event_carries_its_principal_to_detection() -> None:
     assert seen is not None
     assert seen.principal == row["principal_key"]
     assert environment_change.detect(seen, UNMANAGED)
-    # The event bus carries it too.
-    assert event_row(row)["principal_key"] == row["principal_key"]
+    # The event bus carries all of it: a worker fed by the bus observes the same.
+    assert from_event(event_row(row), Directory(None)) == seen
