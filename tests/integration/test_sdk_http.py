@@ -220,6 +220,22 @@ def test_a_guarded_call_waits_for_an_approval_decided_meanwhile(
     assert time.monotonic() - started < 10
 
 
+def test_a_peps_request_id_is_kept_with_its_decision(
+    tether: Client, key: WorkloadKey, server: ServerProcess, pep_key: str
+) -> None:
+    grant = task_grant(tether, key)
+    decision = tether.evaluate(grant, "read_invoice", "invoice:INV-9", request_id="pep-req-9")
+    headers = {"authorization": f"Bearer {pep_key}"}
+    kept: dict[str, Any] = {}
+    deadline = time.monotonic() + 10  # rows are committed by the worker within ~50 ms
+    while decision.decision_id not in kept and time.monotonic() < deadline:
+        listed = httpx.get(f"{server.url}/v1/decisions", params={"limit": 20}, headers=headers)
+        assert listed.status_code == 200, listed.text
+        kept = {d["decision_id"]: d for d in listed.json()["decisions"]}
+        time.sleep(0.05)
+    assert kept[decision.decision_id]["request_id"] == "pep-req-9"
+
+
 def test_an_ended_task_refuses_the_next_call(tether: Client, key: WorkloadKey) -> None:
     upstream = Upstream()
     read = upstream.tools(tether)["read"]

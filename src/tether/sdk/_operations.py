@@ -80,6 +80,7 @@ def evaluate(
     *,
     context: Mapping[str, Any] | None = None,
     timeout: float | None = None,
+    request_id: str | None = None,
 ) -> Flow[Decision]:
     """One decision (``POST /access/v1/evaluation``).
 
@@ -90,6 +91,8 @@ def evaluate(
         resource: the resource, or its ``type:id`` text.
         context: the request's context (a retry after approval adds ``approval_id``).
         timeout: seconds to wait for the answer (default: the client's).
+        request_id: the PEP's own id of the request (``X-Request-ID``), kept with the
+            decision in tether's log and echoed; tether makes one when it is left out.
 
     Raises:
         TetherUnavailable: tether could not be reached in time.
@@ -98,7 +101,12 @@ def evaluate(
     target = Resource.parse(resource) if isinstance(resource, str) else resource
     body = access_body(AccessRequest(subject, action, target, context or {}))
     decision: Decision = yield Call(
-        "POST", "/access/v1/evaluation", Decision.from_json, json=body, timeout=timeout
+        "POST",
+        "/access/v1/evaluation",
+        Decision.from_json,
+        json=body,
+        timeout=timeout,
+        request_id=request_id,
     )
     return decision
 
@@ -109,19 +117,26 @@ def evaluations(
     *,
     semantic: Semantic = "execute_all",
     timeout: float | None = None,
+    request_id: str | None = None,
 ) -> Flow[tuple[Decision, ...]]:
     """Several decisions in one request (``POST /access/v1/evaluations``).
 
     With ``deny_on_first_deny`` or ``permit_on_first_permit`` tether stops at the first
     such answer, so fewer decisions than requests may come back. An item tether could not
-    evaluate comes back as a ``deny`` whose ``error_code`` says why.
+    evaluate comes back as a ``deny`` whose ``error_code`` says why. ``request_id``: as
+    for :func:`evaluate`.
     """
     body = {
         "evaluations": [access_body(r) for r in requests],
         "options": {"evaluations_semantic": semantic},
     }
     decisions: tuple[Decision, ...] = yield Call(
-        "POST", "/access/v1/evaluations", _decisions, json=body, timeout=timeout
+        "POST",
+        "/access/v1/evaluations",
+        _decisions,
+        json=body,
+        timeout=timeout,
+        request_id=request_id,
     )
     return decisions
 

@@ -38,7 +38,9 @@ class Call(Generic[T]):
     """One request to tether and how to read its answer.
 
     ``bearer`` replaces the client's credential for this request (a workload's proof on
-    ``/v1/tasks`` and ``/oauth2/token``); ``timeout`` (seconds) replaces the client's.
+    ``/v1/tasks`` and ``/oauth2/token``); ``timeout`` (seconds) replaces the client's;
+    ``request_id`` is sent as ``X-Request-ID`` (AuthZEN: echoed, and kept with the
+    decision; without it tether makes one).
     """
 
     method: str
@@ -49,6 +51,7 @@ class Call(Generic[T]):
     params: Mapping[str, str] | None = None
     bearer: str | None = field(default=None, repr=False)
     timeout: float | None = None
+    request_id: str | None = None
 
     def answer(self, response: httpx.Response) -> T:
         """The parsed answer.

@@ -59,6 +59,8 @@ def _request(
     )
     if authorization is not None:
         headers["authorization"] = authorization
+    if call.request_id is not None:
+        headers["x-request-id"] = call.request_id
     return http.build_request(
         call.method,
         url,

@@ -88,6 +88,17 @@ def test_a_subject_and_properties_go_as_named() -> None:
     assert (answer.allowed, answer.outcome, answer.error_code) == (False, Outcome.DENY, "x")
 
 
+def test_a_peps_request_id_goes_as_x_request_id_and_none_is_made_up() -> None:
+    fake = FakeTether().on("POST", EVALUATION, decision())
+    fake.on("POST", "/access/v1/evaluations", httpx.Response(200, json={"evaluations": []}))
+    with fake.client() as client:
+        client.evaluate(BILLING, "read", "doc:1", request_id="pep-42")
+        client.evaluate(BILLING, "read", "doc:1")
+        client.evaluations([AccessRequest(BILLING, "read", Resource("doc", "1"))], request_id="b-7")
+    sent = [r.headers.get("x-request-id") for r in fake.requests]
+    assert sent == ["pep-42", None, "b-7"]  # left out: tether makes one
+
+
 def test_an_approval_required_decision_carries_its_ticket() -> None:
     ticket = {
         "id": "ap-1",
