@@ -101,7 +101,7 @@ class Gateway:
 
     @asynccontextmanager
     async def lifespan(self, _: Server[Upstream]) -> AsyncIterator[Upstream]:
-        async with open_upstream(self.upstream) as upstream:
+        async with self.decider.serving(), open_upstream(self.upstream) as upstream:
             self.live_upstream = upstream
             try:
                 yield upstream
