@@ -21,6 +21,7 @@ from tether.gateway import (
     decision_body,
 )
 from tether.gateway._decider import RememberedBearers
+from tether.gateway._proxy import TaskTokenVerifier
 from tether.services import Tether
 from tether.store.tables import decisions
 from tether.tokens import TaskAuthority
@@ -228,3 +229,23 @@ def test_while_serving_a_known_token_is_decided_without_a_thread_and_ends_at_onc
     assert inline.decision_id != first.decision_id
     assert ended.error_code == again.error_code == "task_ended"
     assert not tether.tasks.revocations._probe.reads_without_waiting  # off after serving
+
+
+def test_the_sdk_access_token_is_made_once_per_bearer_check(tether: Tether) -> None:
+    token, _ = token_of(tether)
+    decider = LocalDecider(tether)
+    verifier = TaskTokenVerifier(decider, most=1)
+
+    first = anyio.run(verifier.verify_token, token)
+    assert first is not None
+    assert first.client_id == "billing-bot"
+    assert anyio.run(verifier.verify_token, token) is first
+    decider._bearers.forget(token)  # its window over: checked again, made again
+    again = anyio.run(verifier.verify_token, token)
+    assert again is not None
+    assert again is not first
+    assert again == first
+    other, _ = token_of(tether)
+    assert anyio.run(verifier.verify_token, other) is not None  # the oldest goes (most=1)
+    assert anyio.run(verifier.verify_token, token) is not again
+    assert anyio.run(verifier.verify_token, "not-a-token") is None
