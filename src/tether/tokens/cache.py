@@ -135,10 +135,10 @@ class VersionProbe:
         unchanged = self.unchanged()
         if unchanged is not None or not (self.reads_without_waiting and self._sqlite):
             return unchanged
-        if self._connection is None or not self._lock.acquire(blocking=False):
+        if not self._lock.acquire(blocking=False):
             return None
         try:
-            return self._read_sqlite()
+            return None if self._connection is None else self._read_sqlite()
         except Exception:  # not known here: the next blocking read reconnects (or fails)
             self._discard()
             return None
