@@ -20,8 +20,10 @@ import asyncio
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -35,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds per variant")
     parser.add_argument("--seconds", type=float, default=2.0, help="length of a round")
     parser.add_argument("--sessions", type=int, default=8, help="concurrent MCP sessions")
+    parser.add_argument(
+        "--py-spy",
+        metavar="NAME=FILE",
+        help="after the rounds, one more round of NAME under `py-spy record` (collapsed stacks)",
+    )
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="tether-bench-gateway-cpu-"))
     spent: dict[str, list[tuple[float, float]]] = {}
@@ -68,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
                     total = (_cpu_s(pid) - before) / calls * 1000
                     alone = (_cpu_s(pid, own=False) - worker) / calls * 1000
                     spent.setdefault(name, []).append((total, alone))
+            if args.py_spy:
+                name, _, out = args.py_spy.partition("=")
+                _profiled(gateways[name], token, args, Path(out).resolve())
         tether.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -82,6 +92,35 @@ def main(argv: list[str] | None = None) -> int:
         each = " ".join(f"{r[0]:.2f}" for r in rows)
         print(f"{name:14} {total:6.2f} {alone:7.2f} {total - alone:8.2f}   {each}")
     return 0
+
+
+def _profiled(gateway: tuple[str, int], token: str, args: argparse.Namespace, out: Path) -> None:
+    """One round of ``args.seconds`` (at least 5 s) with py-spy sampling the gateway (the
+    thread holding the GIL, native frames too)."""
+    url, pid = gateway
+    seconds = max(5.0, args.seconds)
+    spy = [
+        shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")),
+        "record",
+        "--pid",
+        str(pid),
+        "--format",
+        "raw",
+    ]
+    spy += [
+        "--rate",
+        "500",
+        "--gil",
+        "--native",
+        "--duration",
+        f"{seconds:g}",
+        "--output",
+        str(out),
+    ]
+    with subprocess.Popen(spy, stdout=subprocess.DEVNULL) as process:
+        time.sleep(0.5)
+        asyncio.run(_round(url, token, args.sessions, seconds))
+        process.wait(timeout=60)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -75,6 +76,11 @@ class RememberedBearers:
 
 class GatewayDecider(Protocol):
     """What the gateway needs of tether; every method is safe to call concurrently."""
+
+    def serving(self) -> AbstractAsyncContextManager[None]:
+        """Entered for as long as the gateway's server runs (the decider's own background
+        work, if any)."""
+        ...
 
     async def authenticate(self, token: str) -> Bearer | None:
         """The token's holder, or ``None`` when it is not a valid tether task token

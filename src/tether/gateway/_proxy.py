@@ -46,7 +46,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tether.gateway._calls import PROMPT_GET, RESOURCE_READ, TOOL_CALL, GatewayDecision, ToolCall
-from tether.gateway._decider import DeciderUnavailable, GatewayDecider
+from tether.gateway._decider import (
+    REMEMBERED_TOKENS,
+    Bearer,
+    DeciderUnavailable,
+    GatewayDecider,
+)
 from tether.gateway._obligations import UNFULFILLABLE, constrain, unfulfillable
 from tether.gateway._shortcut import SdkSessions, ToolCallShortcut
 from tether.gateway._upstream import Upstream, UpstreamSpec, open_upstream
@@ -70,16 +75,25 @@ Context = ServerRequestContext[Upstream, Request]
 
 
 class TaskTokenVerifier:
-    """The SDK's ``TokenVerifier`` over a :class:`GatewayDecider`."""
+    """The SDK's ``TokenVerifier`` over a :class:`GatewayDecider`. The ``AccessToken`` of
+    a bearer is made once per check the decider made (while it hands back the same
+    :class:`Bearer`, the same ``AccessToken``), for at most ``most`` bearers."""
 
-    def __init__(self, decider: GatewayDecider) -> None:
+    def __init__(self, decider: GatewayDecider, *, most: int = REMEMBERED_TOKENS) -> None:
         self.decider = decider
+        self.most = most
+        self._made: dict[str, tuple[Bearer, AccessToken]] = {}
 
     async def verify_token(self, token: str) -> AccessToken | None:
         bearer = await self.decider.authenticate(token)
+        made = self._made.get(token)
         if bearer is None:
+            if made is not None:
+                del self._made[token]
             return None
-        return AccessToken(
+        if made is not None and made[0] is bearer:
+            return made[1]
+        access = AccessToken(
             token=token,
             client_id=bearer.identity,
             subject=bearer.identity,
@@ -87,6 +101,10 @@ class TaskTokenVerifier:
             expires_at=bearer.expires_at,
             claims={"iss": bearer.issuer, "txn": bearer.task_id},
         )
+        if made is None and len(self._made) >= self.most:
+            del self._made[next(iter(self._made))]  # the oldest first
+        self._made[token] = (bearer, access)
+        return access
 
 
 class Gateway:
@@ -101,7 +119,7 @@ class Gateway:
 
     @asynccontextmanager
     async def lifespan(self, _: Server[Upstream]) -> AsyncIterator[Upstream]:
-        async with open_upstream(self.upstream) as upstream:
+        async with self.decider.serving(), open_upstream(self.upstream) as upstream:
             self.live_upstream = upstream
             try:
                 yield upstream

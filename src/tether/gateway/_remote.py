@@ -28,7 +28,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from tether.estate.compiled import ToolMapping
@@ -71,6 +72,11 @@ class RemoteDecider:
         self._mappings: dict[str, ToolMapping] = {}
         self._mappings_read_at: float | None = None
         self._reports: dict[str, asyncio.Task[None]] = {}  # by token: its last result sent
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[None]:
+        """Nothing to run beside the gateway: the server owns the revocation state."""
+        yield
 
     async def authenticate(self, token: str) -> Bearer | None:
         remembered = self._bearers.get(token)

@@ -31,7 +31,12 @@ from typing import Any
 import anyio
 import mcp_types as types
 import orjson
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
+from mcp.server.auth.middleware.bearer_auth import (
+    AuthenticatedUser,
+    AuthorizationContext,
+    authorization_context,
+)
+from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 from mcp_types.methods import serialize_server_result, validate_client_request
@@ -40,7 +45,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tether.gateway._decider import DeciderUnavailable
+from tether.gateway._decider import REMEMBERED_TOKENS, DeciderUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +71,15 @@ class SdkSessions:
             isinstance(getattr(manager, "_session_owners", None), dict)
         )
 
-    def transport(self, session_id: str, user: AuthenticatedUser) -> Any | None:
-        """The session's live transport if ``user``'s principal opened it, else ``None``."""
+    def transport(self, session_id: str, principal: AuthorizationContext) -> Any | None:
+        """The session's live transport if ``principal`` (the SDK's
+        ``authorization_context`` of the bearer's user) opened it, else ``None``."""
         if not self.usable:
             return None
         transport = self._manager._server_instances.get(session_id)
         if transport is None or getattr(transport, "is_terminated", True):
             return None
-        if self._manager._session_owners.get(session_id) != authorization_context(user):
+        if self._manager._session_owners.get(session_id) != principal:
             return None
         idle = getattr(transport, "idle_scope", None)
         if idle is not None and idle.cancel_called:
@@ -113,6 +119,8 @@ class ToolCallShortcut:
         self.sessions = sessions
         self.path = path
         self.max_body = max_body
+        # The principal of each bearer's AccessToken, made once per AccessToken.
+        self._principals: dict[str, tuple[AccessToken, AuthorizationContext]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -160,7 +168,7 @@ class ToolCallShortcut:
             return False
         if access is None:
             return False
-        transport = self.sessions.transport(seen["session"], AuthenticatedUser(access))
+        transport = self.sessions.transport(seen["session"], self._principal(token, access))
         if transport is None:
             return False
         security = getattr(transport, "_security", None)
@@ -172,6 +180,17 @@ class ToolCallShortcut:
         answer = {"jsonrpc": "2.0", "id": request_id, **answer}
         await _respond(send, orjson.dumps(answer), seen["session"])
         return True
+
+    def _principal(self, token: str, access: AccessToken) -> AuthorizationContext:
+        """Whom ``access`` stands for, as the SDK compares it with a session's owner."""
+        known = self._principals.get(token)
+        if known is not None and known[0] is access:
+            return known[1]
+        principal = authorization_context(AuthenticatedUser(access))
+        if known is None and len(self._principals) >= REMEMBERED_TOKENS:
+            del self._principals[next(iter(self._principals))]  # the oldest first
+        self._principals[token] = (access, principal)
+        return principal
 
     async def _call(
         self,

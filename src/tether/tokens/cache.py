@@ -20,6 +20,13 @@ have moved and is not read, as SQLite's ``data_version`` spares the read there. 
 revocation on another replica then takes effect when its notice arrives (milliseconds
 after the commit), and at the latest :data:`TRUST_NOTICES_FOR_S` later should a notice
 ever be lost; a feed that is not listening means a read before every use, as before.
+
+On SQLite a read before each use can also be made where waiting is not allowed (an event
+loop), when its owner allows it (:meth:`RevocationState.read_without_waiting`, the MCP
+gateway): the file is local and in WAL mode a reader never waits for a writer, so the read
+over the open connection costs a few microseconds; it is made only when no other thread is
+reading, and a failure means "not known" (the caller then reads in a thread, where the
+probe reconnects and fails closed).
 """
 
 from __future__ import annotations
@@ -115,10 +122,28 @@ class VersionProbe:
         self._seen: tuple[int, int] | None = None  # (data_version, version) on SQLite
         self._feed: ChangeFeed | None = None
         self._noticed: tuple[int, float, int] | None = None  # (epoch, read at, version)
+        self.reads_without_waiting = False
 
     def follow(self, feed: ChangeFeed) -> None:
         """Skip reads while ``feed`` is live and announced no revocation (PostgreSQL)."""
         self._feed = feed
+
+    def known_without_waiting(self) -> int | None:
+        """The version, known without a read (:meth:`unchanged`) or, when
+        :attr:`reads_without_waiting` and the store is SQLite, read here if that cannot
+        wait (the connection open, no other thread reading); else ``None``."""
+        unchanged = self.unchanged()
+        if unchanged is not None or not (self.reads_without_waiting and self._sqlite):
+            return unchanged
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return None if self._connection is None else self._read_sqlite()
+        except Exception:  # not known here: the next blocking read reconnects (or fails)
+            self._discard()
+            return None
+        finally:
+            self._lock.release()
 
     def unchanged(self) -> int | None:
         """The version, known without a read: the change feed is live and announced no
@@ -154,13 +179,7 @@ class VersionProbe:
                         version = self._query(VERSION_SQL)
                         self._noticed = (epoch, read_at, version)
                         return version
-                    data_version = self._query("PRAGMA data_version")
-                    seen = self._seen
-                    if seen is not None and seen[0] == data_version:
-                        return seen[1]
-                    version = self._query(VERSION_SQL)
-                    self._seen = (data_version, version)
-                    return version
+                    return self._read_sqlite()
                 except Exception as exc:  # a dropped connection: reconnect once
                     self._discard()
                     if attempt == 1:
@@ -168,6 +187,17 @@ class VersionProbe:
                             f"cannot read the revocation state: {type(exc).__name__}"
                         ) from exc
         raise AssertionError("unreachable")
+
+    def _read_sqlite(self) -> int:
+        """The version on SQLite, the table read only when another connection committed
+        (the caller holds the lock)."""
+        data_version = self._query("PRAGMA data_version")
+        seen = self._seen
+        if seen is not None and seen[0] == data_version:
+            return seen[1]
+        version = self._query(VERSION_SQL)
+        self._seen = (data_version, version)
+        return version
 
     def _query(self, sql: str) -> int:
         cursor = self._connection.cursor()
@@ -251,11 +281,18 @@ class RevocationState:
             else:
                 self._tokens = table
 
+    def read_without_waiting(self, allowed: bool) -> None:
+        """Let :meth:`current` read the version on SQLite where waiting is not allowed
+        (:meth:`VersionProbe.known_without_waiting`): for an owner that decides on an event
+        loop and whose store is local (the MCP gateway with ``--db``)."""
+        self._probe.reads_without_waiting = allowed
+
     def current(self) -> bool:
         """Whether the revoked tokens and ended tasks held are known to be the store's
-        without reading it (what :meth:`refresh` would find them: its read is spared)."""
+        without waiting for it (what :meth:`refresh` would find them: its read is spared,
+        or made here when :meth:`read_without_waiting` allows)."""
         version = self._version
-        return version is not None and self._probe.unchanged() == version
+        return version is not None and self._probe.known_without_waiting() == version
 
     def task_ended(self, task_id: str) -> bool:
         return task_id in self._tasks

@@ -98,8 +98,9 @@ class TokenChecker:
     def inspect_in_memory(self, token: object) -> Inspection | None:
         """:meth:`inspect` when it needs no store I/O, else ``None`` (ask :meth:`inspect`):
         the token verified before (cached) and the revocation state is known current
-        without a read (PostgreSQL with a live change feed, :meth:`RevocationState.current`).
-        Safe on an event loop: no lock, no store, no signature check."""
+        without a read (PostgreSQL with a live change feed, :meth:`RevocationState.current`)
+        or with a read that cannot wait (SQLite, where its owner allows it). Safe on an
+        event loop: no lock waited for, no signature check."""
         if not isinstance(token, str) or not self.revocations.current():
             return None
         now = self._clock()

@@ -21,8 +21,10 @@ from tether.gateway import (
     decision_body,
 )
 from tether.gateway._decider import RememberedBearers
+from tether.gateway._proxy import TaskTokenVerifier
 from tether.services import Tether
 from tether.store.tables import decisions
+from tether.tokens import TaskAuthority
 from token_support import ISSUER, WorkloadKey, issue, open_task, write_estate
 
 TOOLS = """\
@@ -191,3 +193,59 @@ def test_remembered_bearers_last_their_window_never_past_exp_and_the_oldest_go_f
     assert memo.get("b") is not None
     now[0] += 2
     assert memo.get("b") is None
+
+
+def test_while_serving_a_known_token_is_decided_without_a_thread_and_ends_at_once(
+    tether: Tether,
+) -> None:
+    token, task_id = token_of(tether)
+    read = ToolCall("tools/call", "read_invoice", {"invoice_id": "INV-1"})
+    decider = LocalDecider(tether)
+    # Another authority on the same store stands for `tether task end` in another process.
+    elsewhere = TaskAuthority(
+        tether.engine, tether.settings, tether.keys, lambda: tether.snapshot.estate
+    )
+
+    async def serve() -> list[GatewayDecision]:
+        async with decider.serving():
+            made = [await decider.decide(token, read, "req-1")]  # first sight: in a thread
+            limiter = anyio.to_thread.current_default_thread_limiter()
+            limiter.total_tokens = 1
+            with anyio.fail_after(5):
+                async with limiter:  # no thread to be had: answered on the loop, or never
+                    made.append(await decider.decide(token, read, "req-2"))
+                elsewhere.end_task(task_id, actor="test")
+                made.append(await decider.decide(token, read, "req-3"))  # reloaded in a thread
+                async with limiter:
+                    made.append(await decider.decide(token, read, "req-4"))
+            return made
+
+    try:
+        first, inline, ended, again = anyio.run(serve)
+    finally:
+        elsewhere.close()
+    assert first.permits
+    assert inline.permits
+    assert inline.decision_id != first.decision_id
+    assert ended.error_code == again.error_code == "task_ended"
+    assert not tether.tasks.revocations._probe.reads_without_waiting  # off after serving
+
+
+def test_the_sdk_access_token_is_made_once_per_bearer_check(tether: Tether) -> None:
+    token, _ = token_of(tether)
+    decider = LocalDecider(tether)
+    verifier = TaskTokenVerifier(decider, most=1)
+
+    first = anyio.run(verifier.verify_token, token)
+    assert first is not None
+    assert first.client_id == "billing-bot"
+    assert anyio.run(verifier.verify_token, token) is first
+    decider._bearers.forget(token)  # its window over: checked again, made again
+    again = anyio.run(verifier.verify_token, token)
+    assert again is not None
+    assert again is not first
+    assert again == first
+    other, _ = token_of(tether)
+    assert anyio.run(verifier.verify_token, other) is not None  # the oldest goes (most=1)
+    assert anyio.run(verifier.verify_token, token) is not again
+    assert anyio.run(verifier.verify_token, "not-a-token") is None

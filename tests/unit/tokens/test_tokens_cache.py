@@ -121,3 +121,53 @@ def test_a_version_read_costs_no_transaction_left_open(tether: Tether) -> None:
         assert probe.read() == 1
     finally:
         probe.close()
+
+
+def test_reads_without_waiting_tell_the_next_check_of_a_revocation_elsewhere(
+    sqlite_tether: Tether, workload_key: WorkloadKey, clock: Clock
+) -> None:
+    """On SQLite, allowed by its owner: the version read where waiting is not allowed, so
+    an event loop still sees each revocation at the very next check."""
+    here = sqlite_tether.tasks
+    there = TaskAuthority(
+        sqlite_tether.engine,
+        sqlite_tether.settings,
+        sqlite_tether.keys,
+        lambda: sqlite_tether.snapshot.estate,
+        clock=clock,
+    )
+    try:
+        task = open_task(here, workload_key)
+        token = issue(here, workload_key, task.id).token
+        assert here.inspect(token).verified is not None  # verified, revocations loaded
+        assert here.inspect_in_memory(token) is None  # SQLite: a read, not allowed
+        here.revocations.read_without_waiting(True)
+        assert here.inspect_in_memory(token).verified is not None  # type: ignore[union-attr]
+        there.end_task(task.id, actor="cli")
+        assert here.inspect_in_memory(token) is None  # the version moved: load in a thread
+        assert here.inspect(token).error.code == "task_ended"  # type: ignore[union-attr]
+        in_memory = here.inspect_in_memory(token)
+        assert in_memory is not None
+        assert in_memory.error.code == "task_ended"
+        other = issue(here, workload_key, open_task(here, workload_key).id).token
+        assert here.inspect(other).verified is not None
+        with here.revocations._probe._lock:  # another thread reading: not known without it
+            assert here.inspect_in_memory(other) is None
+        here.revocations.read_without_waiting(False)
+        assert here.inspect_in_memory(other) is None
+    finally:
+        there.close()
+
+
+def test_a_read_without_waiting_that_fails_is_not_known(sqlite_tether: Tether) -> None:
+    probe = VersionProbe(sqlite_tether.engine)
+    probe.reads_without_waiting = True
+    try:
+        assert probe.known_without_waiting() is None  # no connection open yet: not here
+        assert probe.read() == 0
+        assert probe.known_without_waiting() == 0
+        probe._connection.dbapi_connection.close()  # a dropped connection
+        assert probe.known_without_waiting() is None
+        assert probe.read() == 0  # reconnected where waiting is fine
+    finally:
+        probe.close()
