@@ -56,9 +56,14 @@ def _as_is(value: Any) -> Any:
 
 
 def _request(
-    method: str, path: str, *, json: Any = None, form: Mapping[str, str] | None = None
+    method: str,
+    path: str,
+    *,
+    json: Any = None,
+    form: Mapping[str, str] | None = None,
+    request_id: str | None = None,
 ) -> Flow[Any]:
-    answer = yield Call(method, path, _as_is, json=json, form=form)
+    answer = yield Call(method, path, _as_is, json=json, form=form, request_id=request_id)
     return answer
 
 
@@ -102,7 +107,10 @@ class RemoteDecider:
         try:
             mappings = await self._current_mappings()
             body = decision_body(token, call, mappings.get(call.name))
-            answer = await self.client.run(_request("POST", "/access/v1/evaluation", json=body))
+            evaluation = _request(
+                "POST", "/access/v1/evaluation", json=body, request_id=request_id
+            )  # the JSON-RPC request's id, kept with the decision as in process
+            answer = await self.client.run(evaluation)
         except ArgumentProblem as problem:
             return GatewayDecision.refused(problem.code, problem.message)
         except TetherAPIError as exc:  # tether could not evaluate the request: refused

@@ -42,3 +42,23 @@ def test_a_result_reaches_tether_before_the_tokens_next_decision() -> None:
             "result": {"content": [{"type": "text", "text": "DE1"}]},
         }
     ]
+
+
+def test_the_json_rpc_request_id_goes_with_the_decision_as_in_process() -> None:
+    sent: list[str | None] = []
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/tools":
+            return httpx.Response(200, json={"tools": {}})
+        sent.append(request.headers.get("x-request-id"))
+        return httpx.Response(200, json={"decision": True, "context": {"outcome": "allow"}})
+
+    async def main() -> None:
+        transport = httpx.MockTransport(handle)
+        async with AsyncClient("http://t", credential=ApiKey("k"), transport=transport) as c:
+            decider = RemoteDecider(c)
+            await decider.decide("tok", ToolCall("tools/call", "pay", {}), "7")
+            await decider.decide("tok", ToolCall("tools/call", "pay", {}), None)
+
+    asyncio.run(main())
+    assert sent == ["7", None]
