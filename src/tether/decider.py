@@ -152,7 +152,9 @@ class Decider:
                     request, decision, decision_id=decision_id, caller=caller
                 )
             decision, approval = settled.decision, settled.approval
-        self.outcome_counts[decision.outcome.value] += 1
+        # A StrEnum's str() is its value, without the enum descriptor `.value` goes through.
+        outcome = str(decision.outcome)
+        self.outcome_counts[outcome] += 1
         context = dict(request.context) if task is None else task.recorded_context(request.context)
         row = {
             "decision_id": decision_id,
@@ -162,7 +164,7 @@ class Decider:
             "action": request.action,
             "resource_type": request.resource.type,
             "resource_id": request.resource.id,
-            "outcome": decision.outcome.value,
+            "outcome": outcome,
             "decision": decision.permits,
             "reasons": list(decision.reasons),
             "obligations": dict(decision.obligations),

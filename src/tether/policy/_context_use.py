@@ -52,7 +52,8 @@ def cut_context(context: dict[str, Any], use: ContextUse) -> dict[str, Any]:
     cut: dict[str, Any] = {}
     for key, value in context.items():
         if key not in use:
-            if not _inert(value):
+            # Strings first, without a call: most values left out are.
+            if type(value) is not str and not _inert(value):
                 return context
             continue
         subkeys = use[key]
@@ -63,7 +64,7 @@ def cut_context(context: dict[str, Any], use: ContextUse) -> dict[str, Any]:
         for subkey, subvalue in value.items():
             if subkey in subkeys:
                 kept[subkey] = subvalue
-            elif not _inert(subvalue):
+            elif type(subvalue) is not str and not _inert(subvalue):
                 return context
         cut[key] = kept
     return cut
