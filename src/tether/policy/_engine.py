@@ -352,10 +352,12 @@ class PolicyEngine:
 def build_context(request: DecisionRequest, extra: Mapping[str, Any]) -> dict[str, Any]:
     """The Cedar context: the caller's context minus reserved keys, plus tether's own."""
     context: dict[str, Any] = {}
-    if request.context:
-        context = to_cedar_value(
-            {k: v for k, v in request.context.items() if k not in RESERVED_CONTEXT_KEYS}
-        )
+    if request.context:  # to_cedar_value of the caller's context without the reserved keys
+        context = {
+            str(k): v if type(v) is str else to_cedar_value(v)
+            for k, v in request.context.items()
+            if k not in RESERVED_CONTEXT_KEYS and v is not None
+        }
     context["action"] = (
         to_cedar_value(request.action_properties) if request.action_properties else {}
     )
