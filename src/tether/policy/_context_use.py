@@ -52,10 +52,16 @@ def cut_context(context: dict[str, Any], use: ContextUse) -> dict[str, Any]:
     cut: dict[str, Any] = {}
     for key, value in context.items():
         if key not in use:
-            # Strings first, without a call: most values left out are.
-            if type(value) is not str and not _inert(value):
-                return context
-            continue
+            # The usual values left out without a call: strings, small integers, `{}`.
+            kind = type(value)
+            if (
+                kind is str
+                or (kind is int and _INT64_MIN <= value <= _INT64_MAX)
+                or (kind is dict and not value)
+                or _inert(value)
+            ):
+                continue
+            return context
         subkeys = use[key]
         if subkeys is None or not _plain_record(value):
             cut[key] = value
