@@ -24,7 +24,9 @@ is handed, per principal and action, the context of the policies that may apply
 ``chain_depth`` is for agents) is answered from the decision cache. The run prints how
 many Cedar evaluations the requests took; ``--cache-off`` turns the decision cache off so
 that every request is evaluated (approval tickets are still reused): the like-for-like
-measure of one uncached decision across versions.
+measure of one uncached decision across versions. ``--repeat`` sends the mix's own
+bodies again and again, unchanged (as ``bench/http.py``'s cached mix does): the decision
+cache answers all but the approval re-checks, so this is what the cached path costs.
 """
 
 from __future__ import annotations
@@ -51,7 +53,12 @@ WARMUP = 60
 
 
 def _serve(
-    requests: int, control: Path | None, *, ids_only: bool = False, cache_off: bool = False
+    requests: int,
+    control: Path | None,
+    *,
+    ids_only: bool = False,
+    cache_off: bool = False,
+    repeat: bool = False,
 ) -> None:
     estate = build_estate()
     folder = Path(tempfile.mkdtemp(prefix="tether-bench-uncached-"))
@@ -85,6 +92,7 @@ def _serve(
     setattr(engine, "authorize", counted)  # noqa: B010 - a module's name, counted
     app = create_app(Tether(load_settings()))
     bodies = [r.authzen_body() for r in estate.requests]
+    repeated = [orjson.dumps(body) for body in bodies]
     answered: list[bytes] = []
 
     async def call(body: bytes) -> None:
@@ -103,6 +111,8 @@ def _serve(
         # A new request id, and a new `chain_depth` (read by a guardrail: `> 3`) with the
         # same answer, so the decision cache never answers; but for the questions that
         # need approval, which keep their pending ticket (as bench/http.py's "all new").
+        if repeat:
+            return repeated[number % len(bodies)]
         request = estate.requests[number % len(bodies)]
         context = {**request.context, "request_id": str(number)}
         if request.expected != "approval_required" and not ids_only:
@@ -152,7 +162,12 @@ def _serve(
 
 
 def _callgrind(
-    requests: int, out: Path, *, ids_only: bool = False, cache_off: bool = False
+    requests: int,
+    out: Path,
+    *,
+    ids_only: bool = False,
+    cache_off: bool = False,
+    repeat: bool = False,
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="tether-bench-cg-") as folder:
         control = Path(folder)
@@ -160,6 +175,7 @@ def _callgrind(
             "valgrind",
             "--tool=callgrind",
             "--instr-atstart=no",
+            "--separate-threads=yes",
             f"--callgrind-out-file={out}",
             sys.executable,
             "-m",
@@ -168,6 +184,7 @@ def _callgrind(
             str(requests),
             *(["--ids-only"] if ids_only else []),
             *(["--cache-off"] if cache_off else []),
+            *(["--repeat"] if repeat else []),
             "--control",
             folder,
         ]
@@ -190,12 +207,21 @@ def _callgrind(
                 timeout=10,
             )
         process.wait()
-    dumps = sorted(out.parent.glob(out.name + "*"), key=lambda p: p.stat().st_size)
-    text = dumps[-1].read_text(errors="replace")
-    totals = [int(n) for n in re.findall(r"^(?:summary|totals): (\d+)", text, re.M)]
-    total = max(totals, default=0)
+    # One file per thread (`-01` is the event loop's, which answers the requests).
+    by_thread: dict[str, int] = {}
+    for dump in sorted(out.parent.glob(out.name + "*")):
+        text = dump.read_text(errors="replace")
+        totals = [int(n) for n in re.findall(r"^(?:summary|totals): (\d+)", text, re.M)]
+        by_thread[dump.name] = max(totals, default=0)
+    total = sum(by_thread.values())
+    main_dump = min(by_thread, key=lambda name: (not name.endswith("-01"), name), default="")
+    loop = by_thread.get(main_dump, 0)
     print(f"{total:,} instructions over {requests} requests: {total // requests:,} per request")
-    print(f"profile: {dumps[-1]} (callgrind_annotate --inclusive=yes {dumps[-1]})")
+    print(
+        f"of which the event loop's thread {loop // requests:,} per request (the figure to"
+        " compare: the other threads' share grows with valgrind's slowness)"
+    )
+    print(f"profile: {out.parent / main_dump} (callgrind_annotate --inclusive=yes)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -211,16 +237,20 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="turn the decision cache off: Cedar evaluates every request",
     )
+    parser.add_argument(
+        "--repeat",
+        action="store_true",
+        help="send the mix's bodies unchanged, again and again: the decision cache answers",
+    )
     parser.add_argument("--callgrind", action="store_true", help="count instructions")
     parser.add_argument("--out", type=Path, default=Path("callgrind.uncached.out"))
     parser.add_argument("--control", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    modes = {"ids_only": args.ids_only, "cache_off": args.cache_off, "repeat": args.repeat}
     if args.callgrind:
-        _callgrind(
-            args.requests, args.out.resolve(), ids_only=args.ids_only, cache_off=args.cache_off
-        )
+        _callgrind(args.requests, args.out.resolve(), **modes)
     else:
-        _serve(args.requests, args.control, ids_only=args.ids_only, cache_off=args.cache_off)
+        _serve(args.requests, args.control, **modes)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,10 @@ class RecordedDecision:
     approval: Mapping[str, Any] | None = None
 
 
+# A module name: an enum member read off its class costs a metaclass lookup each time.
+_APPROVAL_REQUIRED = Outcome.APPROVAL_REQUIRED
+
+
 class WouldBlock(Exception):  # control flow: never an error a caller sees
     """Raised by ``Decider.evaluate(may_block=False)`` when answering needs store I/O (an
     approval ticket); raised before anything is recorded, so the caller may simply
@@ -141,7 +145,7 @@ class Decider:
             decision = task.decide(snap.engine, request, self._context(snap, request))
         decision_id = new_id()
         approval = None
-        if decision.outcome is Outcome.APPROVAL_REQUIRED:  # a ticket, or the approved retry
+        if decision.outcome is _APPROVAL_REQUIRED:  # a ticket, or the approved retry
             # A ticket handed out moments ago is reused without I/O; a new one, or the
             # approved retry, is a store write.
             settled = None if may_block else self._approvals.reuse(request, decision, caller=caller)
@@ -152,7 +156,9 @@ class Decider:
                     request, decision, decision_id=decision_id, caller=caller
                 )
             decision, approval = settled.decision, settled.approval
-        self.outcome_counts[decision.outcome.value] += 1
+        # A StrEnum's str() is its value, without the enum descriptor `.value` goes through.
+        outcome = str(decision.outcome)
+        self.outcome_counts[outcome] += 1
         context = dict(request.context) if task is None else task.recorded_context(request.context)
         row = {
             "decision_id": decision_id,
@@ -162,7 +168,7 @@ class Decider:
             "action": request.action,
             "resource_type": request.resource.type,
             "resource_id": request.resource.id,
-            "outcome": decision.outcome.value,
+            "outcome": outcome,
             "decision": decision.permits,
             "reasons": list(decision.reasons),
             "obligations": dict(decision.obligations),

@@ -316,17 +316,18 @@ class TetherApp:
             return
         try:
             raw = await read_body(scope, receive, self._limit)
-            answer = partial(
-                self._answer, scope, path, raw, request_id.decode("latin-1"), admitted.identity_id
-            )
-            loop = asyncio.get_running_loop()
+            asked = (scope, path, raw, request_id.decode("latin-1"), admitted.identity_id)
             if path == "/access/v1/evaluation" and len(raw) <= INLINE_BODY_BYTES:
                 try:
-                    body = answer(may_block=False)
+                    body = self._answer(*asked, may_block=False)
                 except WouldBlock:  # nothing was recorded: answer again where waiting is fine
-                    body = await loop.run_in_executor(self._store, answer)
+                    body = await asyncio.get_running_loop().run_in_executor(
+                        self._store, partial(self._answer, *asked)
+                    )
             else:
-                body = await loop.run_in_executor(self._cpu, answer)
+                body = await asyncio.get_running_loop().run_in_executor(
+                    self._cpu, partial(self._answer, *asked)
+                )
         except TetherError as exc:
             status, body = problem_for(exc)
             self.metrics.errors.labels(path, str(status)).inc()

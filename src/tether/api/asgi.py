@@ -104,7 +104,10 @@ def replay_body(body: bytes, receive: Receive) -> Receive:
 
 def parse_json_body(scope: Scope, body: bytes) -> Any:
     content_type = header(scope, b"content-type")
-    media = (content_type or b"").split(b";", 1)[0].strip().lower()
+    # What PEPs send, compared first; anything else is read as a media type.
+    media = (
+        JSON if content_type == JSON else (content_type or b"").split(b";", 1)[0].strip().lower()
+    )
     if media != JSON and not (media.startswith(b"application/") and media.endswith(b"+json")):
         shown = content_type.decode("latin-1") if content_type else "none"
         raise InvalidRequest(

@@ -36,12 +36,13 @@ from tether.tokens.decisions import bind_inspected
 
 def decision_json(recorded: RecordedDecision) -> dict[str, Any]:
     decision: Decision = recorded.decision
+    permits = decision.permits
     context: dict[str, Any] = {
         "decision_id": recorded.decision_id,
-        "outcome": decision.outcome.value,
+        "outcome": str(decision.outcome),  # a StrEnum's str() is its value
         "reasons": list(decision.reasons),
     }
-    if decision.obligations and decision.permits:  # none to enforce on a refusal
+    if decision.obligations and permits:  # none to enforce on a refusal
         context["obligations"] = dict(decision.obligations)
     if decision.errors:
         context["errors"] = list(decision.errors)
@@ -50,7 +51,7 @@ def decision_json(recorded: RecordedDecision) -> dict[str, Any]:
     if decision.outcome is Outcome.APPROVAL_REQUIRED:
         # The ticket (id, status, expires_at, poll) of the pending approval.
         context["approval"] = dict(recorded.approval or {"required": True})
-    return {"decision": decision.permits, "context": context}
+    return {"decision": permits, "context": context}
 
 
 # The reason given for an evaluations item that could not be evaluated (§7.2.1).

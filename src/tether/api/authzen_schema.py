@@ -129,6 +129,11 @@ def parse_action(
 
 def parse_evaluation(body: Mapping[str, Any], *, path: str = "") -> DecisionRequest:
     """Parse an Access Evaluation request (§6.1) or raise :class:`RequestInvalid`."""
+    request = _well_formed(body)
+    return request if request is not None else _parse_naming_errors(body, path)
+
+
+def _parse_naming_errors(body: Mapping[str, Any], path: str) -> DecisionRequest:
     errors: list[FieldError] = []
     stype, sid, sprops = parse_entity(body, "subject", errors, path=path)
     action, aprops = parse_action(body, errors, path=path)
@@ -144,6 +149,50 @@ def parse_evaluation(body: Mapping[str, Any], *, path: str = "") -> DecisionRequ
         subject_properties=sprops,
         resource_properties=rprops,
         action_properties=aprops,
+    )
+
+
+def _well_formed(body: Mapping[str, Any]) -> DecisionRequest | None:
+    """The request of a body whose members are all present and of their JSON type, as
+    parsing JSON makes them (plain ``dict`` and ``str``), else ``None``: the same request
+    :func:`parse_evaluation` builds, without the member paths its error messages need
+    (the request every PEP sends, on every decision)."""
+    subject, action, resource = body.get("subject"), body.get("action"), body.get("resource")
+    if type(subject) is not dict or type(action) is not dict or type(resource) is not dict:
+        return None
+    stype, sid, name = subject.get("type"), subject.get("id"), action.get("name")
+    rtype, rid = resource.get("type"), resource.get("id")
+    if not (
+        type(stype) is str
+        and stype
+        and type(sid) is str
+        and sid
+        and type(name) is str
+        and name
+        and type(rtype) is str
+        and rtype
+        and type(rid) is str
+        and rid
+    ):
+        return None
+    # Absent (or null) is a new empty object, as the full parser makes it.
+    sprops = subject.get("properties")
+    sprops = {} if sprops is None else sprops
+    rprops = resource.get("properties")
+    rprops = {} if rprops is None else rprops
+    aprops = action.get("properties")
+    aprops = {} if aprops is None else aprops
+    context = body.get("context")
+    context = {} if context is None else context
+    if (
+        type(sprops) is not dict
+        or type(rprops) is not dict
+        or type(aprops) is not dict
+        or type(context) is not dict
+    ):
+        return None
+    return DecisionRequest(
+        EntityRef(stype, sid), name, EntityRef(rtype, rid), context, sprops, rprops, aprops
     )
 
 

@@ -21,6 +21,8 @@ from tether.errors import Limit, LimitExceeded, PayloadTooLarge
 # The members of an evaluation that carry caller-shaped JSON: `context`, and the
 # `properties` of each entity.
 ENTITIES = ("subject", "action", "resource")
+# JSON's scalars as parsing makes them: none of them is a container.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,13 @@ def check_value(value: Any, *, where: str, kind: str, bounds: JsonBounds) -> Non
         LimitExceeded: nested deeper than ``bounds.max_depth`` (code ``{kind}_too_deep``).
         PayloadTooLarge: more than ``bounds.max_values`` values (code ``{kind}_too_large``).
     """
+    if type(value) is dict and bounds.max_depth >= 1 and len(value) < bounds.max_values:
+        # The usual member, an object of scalars: within bounds, no walk.
+        for child in value.values():
+            if type(child) not in _SCALARS:
+                break
+        else:
+            return
     if not isinstance(value, dict | list):
         return
     count = 1

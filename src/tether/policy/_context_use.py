@@ -52,9 +52,16 @@ def cut_context(context: dict[str, Any], use: ContextUse) -> dict[str, Any]:
     cut: dict[str, Any] = {}
     for key, value in context.items():
         if key not in use:
-            if not _inert(value):
-                return context
-            continue
+            # The usual values left out without a call: strings, small integers, `{}`.
+            kind = type(value)
+            if (
+                kind is str
+                or (kind is int and _INT64_MIN <= value <= _INT64_MAX)
+                or (kind is dict and not value)
+                or _inert(value)
+            ):
+                continue
+            return context
         subkeys = use[key]
         if subkeys is None or not _plain_record(value):
             cut[key] = value
@@ -63,7 +70,7 @@ def cut_context(context: dict[str, Any], use: ContextUse) -> dict[str, Any]:
         for subkey, subvalue in value.items():
             if subkey in subkeys:
                 kept[subkey] = subvalue
-            elif not _inert(subvalue):
+            elif type(subvalue) is not str and not _inert(subvalue):
                 return context
         cut[key] = kept
     return cut
@@ -71,6 +78,7 @@ def cut_context(context: dict[str, Any], use: ContextUse) -> dict[str, Any]:
 
 #: Deeper than this, a part left out is not looked into: the whole context goes to Cedar.
 _MAX_INERT_DEPTH = 16
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _inert(value: Any, depth: int = 0) -> bool:
@@ -80,12 +88,18 @@ def _inert(value: Any, depth: int = 0) -> bool:
     if kind is str or kind is bool:
         return True
     if kind is int:
-        return bool(-(2**63) <= value < 2**63)
+        return bool(_INT64_MIN <= value <= _INT64_MAX)
     if depth >= _MAX_INERT_DEPTH:
         return False
     if kind is dict:
         for k, v in value.items():
-            if type(k) is not str or k.startswith("__") or not _inert(v, depth + 1):
+            if type(k) is not str or k.startswith("__"):
+                return False
+            # The usual members, strings and small integers, without a call each.
+            member = type(v)
+            if member is str or (member is int and _INT64_MIN <= v <= _INT64_MAX):
+                continue
+            if not _inert(v, depth + 1):
                 return False
         return True
     if kind is list:

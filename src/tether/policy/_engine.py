@@ -54,6 +54,9 @@ MAX_CACHED_CONTEXT = 2_048
 #: action no policy names shares one): built on first use (a Cedar parse of the few
 #: policies, ~0.1-1 ms), forgotten at once when full and refilled.
 SLICE_CACHE_SIZE = 16_384
+#: Entity type names remembered as valid Cedar names (a regular expression per request
+#: otherwise); past this many, new ones are checked every time.
+MAX_VALID_TYPES = 1_024
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +161,7 @@ class PolicyEngine:
             if e.parents
         }
         self._slices: dict[tuple[str, str, str | None], _Slice] = {}
+        self._valid_types: set[str] = set()
         self._slices_by_policies: dict[tuple[str, ...], _Slice] = {}
 
     @property
@@ -175,7 +179,10 @@ class PolicyEngine:
     ) -> Decision:
         """Evaluate one request. Never raises for bad request content: it denies."""
         subject, resource = request.subject, request.resource
-        if not _IDENTIFIER.match(subject.type) or not _IDENTIFIER.match(resource.type):
+        valid = self._valid_types
+        if (subject.type not in valid or resource.type not in valid) and not (
+            self._valid_type(subject.type) and self._valid_type(resource.type)
+        ):
             bad = subject.type if not _IDENTIFIER.match(subject.type) else resource.type
             return _error_decision(f"entity type `{bad}` is not a valid Cedar type name")
         try:
@@ -226,6 +233,14 @@ class PolicyEngine:
             if self._cache_size:
                 answers[key] = decision
         return decision
+
+    def _valid_type(self, name: str) -> bool:
+        """Whether ``name`` is a Cedar type name (remembered: a few per estate)."""
+        if not _IDENTIFIER.match(name):
+            return False
+        if len(self._valid_types) < MAX_VALID_TYPES:
+            self._valid_types.add(name)
+        return True
 
     def _slice_for(self, subject: EntityRef, action: str) -> _Slice:
         # An action no scope names is keyed as one: the slices stay bounded by the
@@ -337,10 +352,12 @@ class PolicyEngine:
 def build_context(request: DecisionRequest, extra: Mapping[str, Any]) -> dict[str, Any]:
     """The Cedar context: the caller's context minus reserved keys, plus tether's own."""
     context: dict[str, Any] = {}
-    if request.context:
-        context = to_cedar_value(
-            {k: v for k, v in request.context.items() if k not in RESERVED_CONTEXT_KEYS}
-        )
+    if request.context:  # to_cedar_value of the caller's context without the reserved keys
+        context = {
+            str(k): v if type(v) is str else to_cedar_value(v)
+            for k, v in request.context.items()
+            if k not in RESERVED_CONTEXT_KEYS and v is not None
+        }
     context["action"] = (
         to_cedar_value(request.action_properties) if request.action_properties else {}
     )

@@ -25,7 +25,7 @@ class Outcome(StrEnum):
 
     @property
     def permits(self) -> bool:
-        return self in (Outcome.ALLOW, Outcome.CONSTRAIN)
+        return self in _PERMITTING
 
     @property
     def precedence(self) -> int:
@@ -33,6 +33,7 @@ class Outcome(StrEnum):
         return _PRECEDENCE[self]
 
 
+_PERMITTING = frozenset({Outcome.ALLOW, Outcome.CONSTRAIN})
 _PRECEDENCE = {
     Outcome.ALLOW: 0,
     Outcome.CONSTRAIN: 1,
@@ -85,4 +86,5 @@ class Decision:
 
     @property
     def permits(self) -> bool:
-        return self.outcome.permits
+        # Not `self.outcome.permits`: a property through a property, on every answer.
+        return self.outcome in _PERMITTING

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from tether.api.asgi import parse_json_body
 from tether.api.authzen_schema import (
     RequestInvalid,
+    _parse_naming_errors,
+    _well_formed,
     merge_item,
     parse_evaluation,
     parse_semantic,
@@ -310,3 +312,27 @@ def test_arbitrary_bytes_are_a_request_or_a_tether_error(raw: bytes) -> None:
         assert isinstance(body, InvalidRequest), repr(body)
         return
     _parse_and_decide(body)
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=NEAR_VALID | JSON)
+def test_the_well_formed_shortcut_builds_what_the_full_parser_builds(body: Any) -> None:
+    if not isinstance(body, dict):
+        return
+    quick = _well_formed(body)
+    if quick is not None:  # else the full parser answers, naming what is wrong if anything
+        assert quick == _parse_naming_errors(body, "")
+
+
+def test_the_shortcut_takes_the_usual_request_and_makes_new_empty_members() -> None:
+    assert _well_formed(VALID) == parse_evaluation(VALID)
+    bare = {
+        "subject": {"type": "u", "id": "a"},
+        "action": {"name": "r"},
+        "resource": VALID["resource"],
+    }
+    first, second = _well_formed(bare), _well_formed(bare)
+    assert first is not None
+    assert second is not None
+    first.context["k"] = first.subject_properties["k"] = first.action_properties["k"] = 1
+    assert second.context == second.subject_properties == second.action_properties == {}
