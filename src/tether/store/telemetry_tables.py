@@ -59,7 +59,15 @@ events = Table(
     Column("hash", String(64), nullable=False),
 )
 Index("ix_events_identity_at", events.c.identity_id, events.c.at)
-Index("ix_events_task_at", events.c.task_id, events.c.at)  # access paths (0009)
+# Access paths (0009), of the events that belong to a task only (00tx): cloud audit events
+# have none, and `task_id IN (...)` is answered from the partial index on both backends.
+Index(
+    "ix_events_task_at",
+    events.c.task_id,
+    events.c.at,
+    sqlite_where=events.c.task_id.is_not(None),
+    postgresql_where=events.c.task_id.is_not(None),
+)
 
 audit_checkpoints = Table(
     "audit_checkpoints",

@@ -68,6 +68,11 @@ class IngestSummary:
         )
 
 
+def _items_of(summary: IngestSummary) -> int:
+    """The events a batch held (stored and duplicates), for ``on_progress``."""
+    return summary.ingested + summary.duplicates
+
+
 def _sqlite_time(value: datetime) -> str:
     # The storage format SQLAlchemy's SQLite DateTime reads back (UTC, no offset).
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
@@ -76,8 +81,9 @@ def _sqlite_time(value: datetime) -> str:
 StoredCallback = Callable[[Sequence[ObservedAccess]], None]
 """Called with the events of a batch once they are committed (see ``on_stored``)."""
 
-# A row ready to chain: column values (``dedupe_key`` ... ``raw``), header, raw, the event.
-_Row = tuple[tuple[Any, ...], bytes, bytes, ObservedAccess]
+# A row ready to chain: column values (``dedupe_key`` ... ``raw``), header, raw, and the
+# event itself when the hooks are to see it (else None: its parsed JSON is freed at once).
+_Row = tuple[tuple[Any, ...], bytes, bytes, ObservedAccess | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +98,7 @@ class _Prepared:
 @dataclass(frozen=True, slots=True)
 class _Written:
     summary: IngestSummary
-    stored: list[ObservedAccess]
+    stored: list[ObservedAccess]  # for the hooks (empty when there are none)
 
 
 @contextlib.contextmanager
@@ -174,8 +180,8 @@ class EventStore:
             ThreadPoolExecutor(1, thread_name_prefix="tether-chain-commit") as committer,
         ):
             try:
-                for batch in self._batches(items, on_error, errors):
-                    prepared = self._prepare(batch)  # overlaps the commit of the batch before
+                # Each batch is prepared as it is read, overlapping the commit of the one before.
+                for prepared in self._prepared_batches(items, on_error, errors):
                     if pending is not None:
                         done, pending = pending, None
                         try:
@@ -184,14 +190,14 @@ class EventStore:
                             self._attributor.forget(prepared.discovered)
                             raise
                         if on_progress is not None:
-                            on_progress(len(done[1].stored) + done[1].summary.duplicates)
+                            on_progress(_items_of(done[1].summary))
                     written = self._write(prepared, connection, commit=False)
                     pending = (committer.submit(connection.commit), written, prepared)
                 if pending is not None:
                     done, pending = pending, None
                     summary += self._committed(connection, *done)
                     if on_progress is not None:
-                        on_progress(len(done[1].stored) + done[1].summary.duplicates)
+                        on_progress(_items_of(done[1].summary))
             finally:
                 if pending is not None:  # reading failed while a commit was under way
                     with contextlib.suppress(BaseException):
@@ -219,27 +225,35 @@ class EventStore:
             for callback in self.on_stored:
                 callback(events)
 
-    def _batches(
+    def _prepared_batches(
         self,
         items: Iterable[ObservedAccess | IngestError],
         on_error: Callable[[IngestError], None] | None,
         errors: list[int],
-    ) -> Iterator[list[ObservedAccess]]:
-        """Batches of ``batch_size`` events; IngestErrors counted in ``errors[0]``."""
-        batch: list[ObservedAccess] = []
+    ) -> Iterator[_Prepared]:
+        """Batches of ``batch_size`` events, each event serialised as soon as it is read
+        (while its parsed JSON is still in the CPU's caches); IngestErrors counted in
+        ``errors[0]``."""
         size = self._batch_size
+        row_of = self._row_maker(keep_events=bool(self.on_stored))
+        rows: dict[str, _Row] = {}
+        duplicates = 0
         for item in items:
             if isinstance(item, IngestError):
                 errors[0] += 1
                 if on_error is not None:
                     on_error(item)
                 continue
-            batch.append(item)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+            key = item.dedupe_key
+            if key in rows:
+                duplicates += 1
+            else:
+                rows[key] = row_of(item)
+            if len(rows) + duplicates >= size:
+                yield _Prepared(rows, duplicates, self._attributor.take_new())
+                rows, duplicates = {}, 0
+        if rows or duplicates:
+            yield _Prepared(rows, duplicates, self._attributor.take_new())
 
     def append(self, events: Sequence[ObservedAccess], *, connection: Any = None) -> IngestSummary:
         """Store one batch in one transaction; events already stored are skipped.
@@ -260,27 +274,31 @@ class EventStore:
         """Attribute and serialise a batch (no I/O): rows keyed by dedupe key."""
         rows: dict[str, _Row] = {}
         duplicates = 0
+        row_of = self._row_maker(keep_events=True)
+        for event in events:
+            if event.dedupe_key in rows:
+                duplicates += 1
+            else:
+                rows[event.dedupe_key] = row_of(event)
+        return _Prepared(rows, duplicates, self._attributor.take_new())
+
+    def _row_maker(self, *, keep_events: bool) -> Callable[[ObservedAccess], _Row]:
+        """A function attributing and serialising one event into its row (no I/O)."""
         sqlite = self._sqlite
         attribute = self._attributor.attribute
-        last_at: datetime | None = None
-        at_text = ""
-        stored_at: Any = None
-        for event in events:
-            key = event.dedupe_key
-            if key in rows:
-                duplicates += 1
-                continue
-            if event.at != last_at:  # events of one source second share their time
-                last_at = event.at
-                at_text = time_text(last_at)
+        last: list[Any] = [None, "", None]  # the last time seen, its chain and stored spelling
+
+        def row_of(event: ObservedAccess) -> _Row:
+            if event.at != last[0]:  # events of one source second share their time
+                at_text = time_text(event.at)
                 # The storage format SQLAlchemy's SQLite DateTime reads back (UTC, no offset).
-                stored_at = at_text[:-1].replace("T", " ") if sqlite else last_at
+                last[:] = event.at, at_text, at_text[:-1].replace("T", " ") if sqlite else event.at
             environment = event.environment
             principal = event.principal
             # HASHED_COLUMNS order (tether.telemetry.chain), as row_header reads them back.
             hashed = [
-                key,
-                at_text,
+                event.dedupe_key,
+                last[1],
                 bool(event.at_is_ingest_time),
                 str(event.source),
                 event.source_event_id,
@@ -306,10 +324,11 @@ class EventStore:
             ]
             header = orjson.dumps(hashed)
             raw_json = event.raw_json or canonical_json(event.raw)
-            hashed[1] = stored_at
+            hashed[1] = last[2]
             hashed.append(raw_json.decode("utf-8"))
-            rows[key] = (tuple(hashed), header, raw_json, event)
-        return _Prepared(rows, duplicates, self._attributor.take_new())
+            return (tuple(hashed), header, raw_json, event if keep_events else None)
+
+        return row_of
 
     def _write(
         self, prepared: _Prepared, connection: Any = None, *, commit: bool = True
@@ -342,7 +361,8 @@ class EventStore:
                 seq += 1
                 link = link_hash(head, header, raw_json)
                 params.append((seq, *values, head, link))
-                stored.append(event)
+                if event is not None:
+                    stored.append(event)
                 head = link
                 if seq % every == 0:
                     boundaries.append((seq, link))

@@ -31,3 +31,29 @@ def test_store_is_at_head_and_upgrade_is_a_no_op(store: Engine) -> None:
 def test_decision_id_is_unique(store: Engine) -> None:
     uniques = inspect(store).get_unique_constraints("decisions")
     assert any(u["column_names"] == ["decision_id"] for u in uniques)
+
+
+def test_the_task_index_holds_only_events_of_a_task_and_answers_task_queries(
+    store: Engine,
+) -> None:
+    tasks_query = "SELECT seq FROM events WHERE task_id IN ('t-1', 't-2')"
+    with store.connect() as connection:
+        if store.dialect.name == "sqlite":
+            definition = connection.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'ix_events_task_at'"
+            ).scalar_one()
+            plan = " ".join(
+                str(row[-1])
+                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {tasks_query}")
+            )
+        else:
+            definition = connection.exec_driver_sql(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_events_task_at'"
+                " AND schemaname = current_schema()"
+            ).scalar_one()
+            connection.exec_driver_sql("SET enable_seqscan = off")  # an empty table
+            plan = " ".join(
+                str(row[0]) for row in connection.exec_driver_sql(f"EXPLAIN {tasks_query}")
+            )
+    assert "task_id IS NOT NULL" in definition.replace("(", "").replace(")", "")
+    assert "ix_events_task_at" in plan

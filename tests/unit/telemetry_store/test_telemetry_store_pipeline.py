@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import weakref
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import orjson
 import pytest
@@ -88,3 +91,42 @@ def test_collection_is_back_on_after_an_ingest_even_when_it_fails(
         events.ingest(items())
     assert gc.isenabled()
     assert count(store, "SELECT COUNT(*) FROM events") == 3  # the batch before the failure
+
+
+class _Raw(dict[str, Any]):
+    """A record's parsed JSON that can be watched (a plain dict takes no weak reference)."""
+
+
+def _watched(numbers: range, refs: list[weakref.ref[_Raw]]) -> Iterator[ObservedAccess]:
+    """Events whose parsed JSON ``refs`` watch; yields each once the ones before it were
+    handed over."""
+    for event in cloudtrail(*numbers):
+        raw = _Raw(event.raw)
+        refs.append(weakref.ref(raw))
+        yield dataclasses.replace(event, raw=raw)
+        del raw
+
+
+@pytest.mark.parametrize("hooked", [False, True])
+def test_without_a_hook_a_batch_holds_rows_not_the_events_read(
+    store: Engine, keys: KeyRing, hooked: bool
+) -> None:
+    writer = EventStore(store, keys, batch_size=100)
+    seen: list[int] = []
+    if hooked:
+        writer.on_stored.append(lambda stored: seen.append(len(stored)))
+    refs: list[weakref.ref[_Raw]] = []
+    alive: list[int] = []
+
+    def items() -> Iterator[ObservedAccess]:
+        for event in _watched(range(1, 11), refs):
+            # All but the event just handed over (still the writer's loop variable).
+            alive.append(sum(ref() is not None for ref in refs[:-2]))
+            yield event
+
+    progress: list[int] = []
+    summary = writer.ingest(items(), on_progress=progress.append)
+    assert (summary.ingested, progress) == (10, [10])
+    assert alive[-1] == (8 if hooked else 0)  # the hook is handed the events themselves
+    assert seen == ([10] if hooked else [])
+    assert verify_chain(store, keys).ok
