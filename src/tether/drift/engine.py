@@ -63,7 +63,7 @@ from tether.drift.model import (
 )
 from tether.drift.observations import from_decision, from_event, observation_of
 from tether.drift.positions import examined_up_to, resume_point, save_position
-from tether.drift.provenance import RunRecord, ToolOutput, read_output
+from tether.drift.provenance import RunRecord, read_output
 from tether.drift.responses import (
     RECOVER_EVERY_S,
     BehaviourBoard,
@@ -73,6 +73,7 @@ from tether.drift.responses import (
     choose_response,
 )
 from tether.drift.scoring import to_finding
+from tether.drift.task_outputs import TaskOutputs
 from tether.estate.compiled import CompiledEstate
 from tether.frozen import builder
 from tether.policy import EntityRef
@@ -167,7 +168,7 @@ class DriftEngine:
         self._histories: OrderedDict[tuple[str, str], deque[Observation]] = OrderedDict()
         self._task_views: OrderedDict[str, TaskView | None] = OrderedDict()
         # What each task's calls returned, by history key, and which calls had a result.
-        self._outputs: OrderedDict[tuple[str, str], list[ToolOutput]] = OrderedDict()
+        self._outputs: OrderedDict[tuple[str, str], TaskOutputs] = OrderedDict()
         self._call_keys: OrderedDict[str, tuple[str, str]] = OrderedDict()  # ref -> history key
         # Results of calls not seen yet: ref -> (monotonic arrival, result, reporter's task).
         self._early: OrderedDict[str, tuple[float, Any, Any]] = OrderedDict()
@@ -514,12 +515,11 @@ class DriftEngine:
         provenance can only tell intent and purpose), empty and complete before the first."""
         if obs.task_id is None:
             return None
-        ran = [h for h in earlier if h.task_id == obs.task_id and h.outcome in _RAN]
+        ran = [h.ref for h in earlier if h.task_id == obs.task_id and h.outcome in _RAN]
         outputs = self._outputs.get((obs.identity_id, obs.task_id))
         if not outputs:
             return None if ran else RunRecord()
-        reported = {o.ref for o in outputs}
-        return RunRecord(tuple(outputs), all(h.ref in reported for h in ran))
+        return outputs.record(ran)
 
     def _note_result(self, ref: str, result: Any, task: Any = None) -> None:
         """Remember what the call ``ref`` returned, and whether its task's intent covers it.
@@ -538,13 +538,16 @@ class DriftEngine:
             return  # a call long forgotten: nothing to judge by
         if task is not None and (not isinstance(task, list | tuple) or tuple(task) != key):
             return  # reported with another task's token: not the reporter's call
-        if any(o.ref == ref for o in self._outputs.get(key, ())):
+        outputs = self._outputs.get(key)
+        if outputs is not None and ref in outputs:
             return  # a call has one result: the first reported
         watched = self._directory.watch(key[0])
         ctx = self._context(call, watched.view, (h for h in history if h.ref != ref))
         tool = call.tool_name or call.action
         output = read_output(ref, tool, result, covered=covered(call, ctx))
-        self._outputs.setdefault(key, []).append(output)
+        if outputs is None:
+            outputs = self._outputs[key] = TaskOutputs()
+        outputs.add(output)
         self._outputs.move_to_end(key)
         if len(self._outputs) > self._max_histories:
             self._outputs.popitem(last=False)
