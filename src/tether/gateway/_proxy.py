@@ -25,6 +25,7 @@ transport with JSON-RPC errors; each session is independent of the others.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -121,6 +122,11 @@ class Gateway:
     async def lifespan(self, _: Server[Upstream]) -> AsyncIterator[Upstream]:
         async with self.decider.serving(), open_upstream(self.upstream) as upstream:
             self.live_upstream = upstream
+            # As `tether serve`: what is loaded now lives as long as the gateway; kept out
+            # of the collector's full passes, which otherwise stall every call in flight
+            # (the MCP SDK's objects, Cedar, the store: a full pass took ~100 ms, measured).
+            gc.collect()
+            gc.freeze()
             try:
                 yield upstream
             finally:

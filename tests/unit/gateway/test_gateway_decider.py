@@ -249,3 +249,24 @@ def test_the_sdk_access_token_is_made_once_per_bearer_check(tether: Tether) -> N
     assert anyio.run(verifier.verify_token, other) is not None  # the oldest goes (most=1)
     assert anyio.run(verifier.verify_token, token) is not again
     assert anyio.run(verifier.verify_token, "not-a-token") is None
+
+
+def test_the_gateway_keeps_what_it_loaded_out_of_the_collectors_full_passes(
+    tether: Tether,
+) -> None:
+    import gc
+
+    from tether.gateway._proxy import Gateway
+    from tether.gateway._upstream import UpstreamSpec
+
+    gateway = Gateway(LocalDecider(tether), UpstreamSpec.parse("http://127.0.0.1:9/mcp", None))
+
+    async def serve() -> int:
+        async with gateway.lifespan(gateway.server()):  # the upstream unreachable: it waits
+            return gc.get_freeze_count()
+
+    gc.unfreeze()
+    try:
+        assert anyio.run(serve) > 0  # ~180k objects: a full pass would stall calls ~100 ms
+    finally:
+        gc.unfreeze()
