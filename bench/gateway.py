@@ -416,12 +416,12 @@ def main(argv: list[str] | None = None) -> int:
             # Half (--rate) of what the slower path carries: both paths then run below
             # saturation on these shared cores, where latency is each call's own.
             offered = args.rate * min(_merged(r).rate for r in rounds.values())
+            # Rounds twice as long: a full collection in the upstream (~90 ms, every few
+            # seconds) lands in either path's rounds, and the p99 needs several of them.
             for _ in range(2):
                 for mode, url, bearer in paths:
                     paced[mode].append(
-                        asyncio.run(
-                            _round(url, bearer, args.sessions, seconds / 2, pids, rate=offered)
-                        )
+                        asyncio.run(_round(url, bearer, args.sessions, seconds, pids, rate=offered))
                     )
         with _started(serve, tether_base, "/healthz", folder, "tether") as server:
             guarded_us = _guarded_overhead(
