@@ -104,7 +104,7 @@ COMMANDS: dict[str, LazyCommand] = {
         "approvals_app",
         "Human approvals of high-impact actions (outcome approval_required).",
     ),
-    "audit": LazyCommand("tether.cli.telemetry", "audit_app", "The tamper-evident audit chain."),
+    "audit": LazyCommand("tether.cli.audit", "audit_app", "The tamper-evident audit chain."),
     "retention": LazyCommand(
         "tether.cli.retention", "retention_app", "Retention of telemetry events."
     ),
