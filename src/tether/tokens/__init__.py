@@ -23,6 +23,8 @@ identities), ``checking`` and ``cache`` (verifying a presented token, revocation
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -149,3 +151,16 @@ def __getattr__(name: str) -> object:
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value
+
+
+class _Tokens(types.ModuleType):
+    """This package: ``tether.tokens.exchange`` stays the function when the module of that
+    name is imported (the import system sets each submodule on its package)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _WHERE and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Tokens
