@@ -130,10 +130,17 @@ def child_env(work: Path) -> dict[str, str]:
 
 
 def warm_bytecode(work: Path) -> None:
-    """Compile every module the CLI imports once, into the cache of :func:`child_env`."""
-    tether = Path(sys.executable).parent / "tether"
+    """Compile every module the CLI's commands import once, into the cache of
+    :func:`child_env` (``tether --help`` no longer imports them: tether.cli.main)."""
+    load_all = (
+        "from tether.cli import main\nfor name in main.COMMANDS:\n    main.load_command(name)"
+    )
     subprocess.run(
-        [str(tether), "--help"], capture_output=True, cwd=work, env=child_env(work), check=True
+        [sys.executable, "-c", load_all],
+        capture_output=True,
+        cwd=work,
+        env=child_env(work),
+        check=True,
     )
 
 

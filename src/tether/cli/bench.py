@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import typer
+
 from tether.cli.output import EXIT_BAD_INPUT, fail
 
 
@@ -19,3 +21,8 @@ def bench_command(quick: bool) -> int:
         )
     command = [sys.executable, str(script), *(["--quick"] if quick else [])]
     return subprocess.call(command, cwd=script.parent.parent)  # noqa: S603 - our own script
+
+
+def bench(quick: bool = typer.Option(False, "--quick", help="shorter runs")) -> None:
+    """Run the benchmarks in bench/ (decisions/s against peers)."""
+    raise SystemExit(bench_command(quick))
