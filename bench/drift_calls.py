@@ -4,7 +4,7 @@ Not part of the suite. The gateway bench's store and estate (``bench/gateway.py`
 example's estate, a task token for ``read_invoice``), one real decision taken through the
 in-process gateway decider to get a decision row as the gateway records it, then
 ``--calls`` copies of that row (one new decision id and a later time each), each followed
-by its reported result (the invoice as the upstream returns it), fed to a
+by its reported result (the invoice as the example's upstream returns it), fed to a
 :class:`~tether.drift.engine.DriftEngine` built as the worker builds it, in batches of
 ``--batch`` calls as the worker's loop hands them over. Printed: CPU per call
 (``time.process_time``) of the first and the last ``--window`` calls, and the load
@@ -16,6 +16,7 @@ average; with ``--write``, the decision log's write of the same rows too.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import tempfile
@@ -34,11 +35,16 @@ from tether.gateway._local import LocalDecider
 
 
 def _result(invoice: str) -> dict[str, Any]:
-    text = (
-        f'{{"id": "{invoice}", "amount": 120, "iban": "DE89370400440532013000", '
-        '"contact": "ap@example.org"}'
-    )
-    return {"content": [{"type": "text", "text": text}], "isError": False}
+    """``read_invoice``'s result as the example's FastMCP server answers it: the record as
+    structured content and as indented JSON text."""
+    record = {
+        "id": invoice,
+        "amount": 120,
+        "iban": "DE89370400440532013000",
+        "contact": "ap@example.org",
+    }
+    text = json.dumps(record, indent=2)
+    return {"content": [{"type": "text", "text": text}], "structuredContent": record}
 
 
 def main() -> None:
