@@ -92,6 +92,15 @@ def _started(
         stop(process)
 
 
+def _upstream_started(stack: contextlib.ExitStack, folder: Path) -> str:
+    """The example's invoice server running (until ``stack`` closes): its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, str(EXAMPLE / "invoice_server.py"), str(port)]
+    stack.enter_context(_started(command, base, "/mcp", folder, "upstream"))
+    return base
+
+
 _TICK = os.sysconf("SC_CLK_TCK")
 
 

@@ -27,7 +27,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.gateway import EXAMPLE, TETHER, _cpu_s, _round, _started, _store
+from bench.gateway import TETHER, _cpu_s, _round, _started, _store, _upstream_started
 from bench.http import free_port
 
 
@@ -47,11 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     spent: dict[str, list[tuple[float, float]]] = {}
     try:
         db, tether, token = _store(folder)
-        up_port = free_port()
-        up_base = f"http://127.0.0.1:{up_port}"
         with ExitStack() as stack:
-            upstream = [sys.executable, str(EXAMPLE / "invoice_server.py"), str(up_port)]
-            stack.enter_context(_started(upstream, up_base, "/mcp", folder, "upstream"))
+            up_base = _upstream_started(stack, folder)
             gateways: dict[str, tuple[str, int]] = {}
             for variant in args.variants:
                 name, _, source = variant.partition("=")

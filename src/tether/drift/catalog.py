@@ -259,6 +259,8 @@ def estate_catalog(tools: Mapping[str, Any]) -> DefaultToolCatalog:
 def target_values(info: ToolInfo, arguments: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``(argument, value)`` for each target argument present in a call, lists flattened."""
     found: list[tuple[str, str]] = []
+    if not arguments or info.target_names.isdisjoint(arguments):
+        return found  # most calls: no target argument at all
     for name in info.target_arguments:
         value = arguments.get(name)
         items = value if isinstance(value, list | tuple) else [value]

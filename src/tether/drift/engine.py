@@ -513,12 +513,15 @@ class DriftEngine:
     def _record(self, obs: Observation, earlier: tuple[Observation, ...]) -> RunRecord | None:
         """What the task's earlier calls returned: ``None`` when none was reported (then
         provenance can only tell intent and purpose), empty and complete before the first."""
-        if obs.task_id is None:
+        task_id = obs.task_id
+        if task_id is None:
             return None
-        ran = [h.ref for h in earlier if h.task_id == obs.task_id and h.outcome in _RAN]
-        outputs = self._outputs.get((obs.identity_id, obs.task_id))
+        outputs = self._outputs.get((obs.identity_id, task_id))
+        # The earlier calls of the task that ran (and so had a result), looked through
+        # only as far as needed: none of them for a task whose record is no longer complete.
+        ran = (h.ref for h in earlier if h.outcome in _RAN and h.task_id == task_id)
         if not outputs:
-            return None if ran else RunRecord()
+            return None if next(ran, None) is not None else RunRecord()
         return outputs.record(ran)
 
     def _note_result(self, ref: str, result: Any, task: Any = None) -> None:
@@ -533,8 +536,14 @@ class DriftEngine:
             self._hold_early(ref, result, task)
             return
         history = self._histories.get(key)
-        call = next((h for h in history if h.ref == ref), None) if history else None
-        if history is None or call is None:
+        call: Observation | None = None
+        others: list[Observation] = []  # the history but the call: as before it
+        for h in history or ():
+            if h.ref != ref:
+                others.append(h)
+            elif call is None:
+                call = h
+        if call is None:
             return  # a call long forgotten: nothing to judge by
         if task is not None and (not isinstance(task, list | tuple) or tuple(task) != key):
             return  # reported with another task's token: not the reporter's call
@@ -542,7 +551,7 @@ class DriftEngine:
         if outputs is not None and ref in outputs:
             return  # a call has one result: the first reported
         watched = self._directory.watch(key[0])
-        ctx = self._context(call, watched.view, (h for h in history if h.ref != ref))
+        ctx = self._context(call, watched.view, others)
         tool = call.tool_name or call.action
         output = read_output(ref, tool, result, covered=covered(call, ctx))
         if outputs is None:

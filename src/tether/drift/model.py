@@ -171,6 +171,11 @@ class ToolInfo:
 
     role: ToolRole
     target_arguments: tuple[str, ...] = ()
+    # The same names as a set: most calls name none of them, told in one C call.
+    target_names: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "target_names", frozenset(self.target_arguments))
 
 
 class ToolCatalog(Protocol):

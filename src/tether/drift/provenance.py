@@ -200,25 +200,51 @@ class RunRecord:
     complete: bool = True
 
 
-def _scalars(value: Any, depth: int = 0) -> Iterable[str]:
+def _scalars(value: Any, depth: int = 0) -> list[str]:
+    """The scalar values of a record, as text, in order (nested JSON text walked too)."""
+    found: list[str] = []
+    _collect(value, depth, found)
+    return found
+
+
+def _collect(value: Any, depth: int, found: list[str]) -> None:
     if depth > _MAX_DEPTH:
         return
-    if isinstance(value, Mapping):
+    # A parsed JSON document holds only these exact types: told by `type` first, as every
+    # result is walked (an ABC's `isinstance` costs more than the rest of a step).
+    kind = type(value)
+    if kind is dict:
         for item in value.values():
-            yield from _scalars(item, depth + 1)
+            _collect(item, depth + 1, found)
+    elif kind is list:
+        for item in value:
+            _collect(item, depth + 1, found)
+    elif kind is str:
+        _collect_text(value, depth, found)
+    elif kind is int or kind is float:
+        found.append(str(value))
+    elif value is None or kind is bool:
+        return
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _collect(item, depth + 1, found)
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from _scalars(item, depth + 1)
+            _collect(item, depth + 1, found)
     elif isinstance(value, str):
-        # Only JSON inside a text field (an MCP text block): a field's prose read as YAML
-        # would let its author dress a value up as a record field.
-        nested = _json_document(value) if value[:1] in "{[" else None
-        if isinstance(nested, Mapping | list):
-            yield from _scalars(nested, depth + 1)
-        else:
-            yield value
+        _collect_text(value, depth, found)
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        yield str(value)
+        found.append(str(value))
+
+
+def _collect_text(value: str, depth: int, found: list[str]) -> None:
+    # Only JSON inside a text field (an MCP text block): a field's prose read as YAML
+    # would let its author dress a value up as a record field.
+    nested = _json_document(value) if value[:1] in "{[" else None
+    if isinstance(nested, Mapping | list):
+        _collect(nested, depth + 1, found)
+    else:
+        found.append(value)
 
 
 def _json_document(text: str) -> Any:
@@ -265,9 +291,9 @@ def read_output(ref: str, tool: str, result: Any, *, covered: bool) -> ToolOutpu
     if tool_result is not None:
         structured, text = tool_result
         text = text[:MAX_RESULT_CHARS]
-        found = set(_text_fields(text))
+        found = _text_fields(text)
         if isinstance(structured, Mapping | list):
-            found |= read_output(ref, tool, structured, covered=covered).fields
+            found |= _record_fields(structured)
         elif not found and text.strip():
             found = {normalise_target(text)} - {""}  # a result that is the value itself
         return ToolOutput(ref, tool, covered, frozenset(found), text.lower())
@@ -279,19 +305,25 @@ def read_output(ref: str, tool: str, result: Any, *, covered: bool) -> ToolOutpu
         text = json.dumps(result, ensure_ascii=False, default=str)[:MAX_RESULT_CHARS]
     fields: set[str] = set()
     if isinstance(parsed, Mapping | list):
-        fields = {normalise_target(s) for s in _scalars(parsed) if len(s) <= 512}
+        fields = _record_fields(parsed)
     elif text.strip():
-        fields = {normalise_target(text)}  # a result that is the value itself
-    fields.discard("")
+        fields = {normalise_target(text)} - {""}  # a result that is the value itself
     return ToolOutput(ref, tool, covered, frozenset(fields), text.lower())
 
 
-def _text_fields(text: str) -> frozenset[str]:
+def _record_fields(parsed: Mapping[str, Any] | list[Any]) -> set[str]:
+    """The normalised whole scalar values of a record (its text is not needed for them)."""
+    fields = {normalise_target(s) for s in _scalars(parsed) if len(s) <= 512}
+    fields.discard("")
+    return fields
+
+
+def _text_fields(text: str) -> set[str]:
     """The record fields of text blocks holding JSON (beside structured content)."""
     nested = _json_document(text) if text[:1] in "{[" else None
     if not isinstance(nested, Mapping | list):
-        return frozenset()
-    return frozenset(normalise_target(s) for s in _scalars(nested) if len(s) <= 512) - {""}
+        return set()
+    return _record_fields(nested)
 
 
 def mentions(text: str, value: str) -> bool:

@@ -13,6 +13,7 @@ never ``unsourced``: forgetting makes no finding of its own.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 
 from tether.drift.provenance import RunRecord, ToolOutput
 
@@ -23,11 +24,14 @@ MAX_OUTPUTS_PER_TASK = 500
 class TaskOutputs:
     """The results of one task's calls, oldest first, at most ``limit`` of them."""
 
-    __slots__ = ("_outputs", "_refs", "forgot")
+    __slots__ = ("_kept", "_outputs", "_refs", "forgot")
 
     def __init__(self, limit: int = MAX_OUTPUTS_PER_TASK) -> None:
         self._outputs: deque[ToolOutput] = deque(maxlen=limit)
         self._refs: set[str] = set()
+        # The outputs as a tuple, made once for all the records until the next result
+        # (a call's own record and its result's are made from the same outputs).
+        self._kept: tuple[ToolOutput, ...] | None = None
         self.forgot = False
         """Whether results were dropped to stay within the limit."""
 
@@ -44,8 +48,13 @@ class TaskOutputs:
             self.forgot = True
         outputs.append(output)
         self._refs.add(output.ref)
+        self._kept = None
 
-    def record(self, ran: list[str]) -> RunRecord:
+    def record(self, ran: Iterable[str]) -> RunRecord:
         """The run record before a call, given the refs of the earlier calls that ran."""
-        complete = not self.forgot and all(ref in self._refs for ref in ran)
-        return RunRecord(tuple(self._outputs), complete)
+        refs = self._refs
+        complete = not self.forgot and all(ref in refs for ref in ran)
+        kept = self._kept
+        if kept is None:
+            kept = self._kept = tuple(self._outputs)
+        return RunRecord(kept, complete)

@@ -187,3 +187,14 @@ def test_an_unintended_sink_to_a_destination_a_result_holds_reworded_stays_high(
     (signal,) = out_of_intent.detect(obs, _with_record(bill))
     assert signal.details["provenance"][0]["origin"] == "covered_text"
     assert "decision:bill" in signal.evidence
+
+
+def test_each_task_is_judged_by_its_own_targets_on_one_catalog() -> None:
+    catalog = DefaultToolCatalog()
+    landlord = _task(IntendedCall("send_money", {"recipient": "GB29NWBK60161331926819"}))
+    grocer = _task(IntendedCall("send_money", {"recipient": "DE89370400440532013000"}))
+    paid = _obs("send_money", recipient="DE89370400440532013000", amount=10)
+    for _ in range(2):  # the second time, each task's targets as worked out the first
+        assert out_of_intent.detect(paid, DetectionContext(AGENT, landlord, None, (), catalog))
+        assert not out_of_intent.detect(paid, DetectionContext(AGENT, grocer, None, (), catalog))
+    assert out_of_intent.intended_targets(grocer, catalog).values == {"de89370400440532013000"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from tether.drift.provenance import Origin, RunRecord, ToolOutput, mentions, read_output, trace
 
 LISTING = """- amount: 50.0
@@ -167,3 +169,19 @@ def test_the_users_words_excuse_a_retyped_value_only_when_they_spell_it_out() ->
     assert _trace("evil com", page, purpose="ask evil.com") is Origin.REWORDED
     # With nothing else holding it, it is not made up either.
     assert _trace("evil.com/x", purpose="see if the devil comes") is Origin.REWORDED
+
+
+def test_record_fields_are_read_alike_from_json_and_other_containers() -> None:
+    nested = '{"iban": "GB11ABCD12345678901234", "n": 7}'
+    parsed = {"to": ["A@Example.org ", nested], "ok": True, "amount": 1.5, "none": None}
+    other = MappingProxyType({"to": ("A@Example.org ", nested), "ok": True, "amount": 1.5})
+    wanted = {"a@example.org", "gb11abcd12345678901234", "7", "1.5"}
+    assert read_output("decision:8", "t", parsed, covered=True).fields == wanted
+    assert read_output("decision:9", "t", other, covered=True).fields == wanted
+    result = {"content": [{"type": "text", "text": nested}], "structuredContent": other}
+    assert read_output("decision:10", "t", result, covered=True).fields == {
+        "gb11abcd12345678901234",
+        "7",
+        "a@example.org",
+        "1.5",
+    }

@@ -95,8 +95,28 @@ class IntendedTargets:
         return self._values
 
 
+#: The targets of recently judged tasks: ``(id(task), id(catalog))`` -> the two and theirs.
+_INTENDED: dict[tuple[int, int], tuple[TaskView, ToolCatalog, IntendedTargets]] = {}
+_MAX_INTENDED = 256
+
+
 def intended_targets(task: TaskView, catalog: ToolCatalog) -> IntendedTargets:
-    """Every target value the task declares, normalised (see :class:`IntendedTargets`)."""
+    """Every target value the task declares, normalised (see :class:`IntendedTargets`).
+
+    Worked out once for a task view and a catalog (both fixed for their lifetime; the
+    detectors ask for every call of the task, up to three times a call)."""
+    key = (id(task), id(catalog))
+    hit = _INTENDED.get(key)
+    if hit is not None and hit[0] is task and hit[1] is catalog:
+        return hit[2]
+    found = _intended_targets(task, catalog)
+    if len(_INTENDED) >= _MAX_INTENDED:
+        _INTENDED.clear()
+    _INTENDED[key] = (task, catalog, found)
+    return found
+
+
+def _intended_targets(task: TaskView, catalog: ToolCatalog) -> IntendedTargets:
     by_tool: dict[str, list[str]] = {}
     untargeted: set[str] = set()  # tools with an intended call that names no target
     for call in task.calls:
