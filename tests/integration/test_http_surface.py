@@ -144,6 +144,11 @@ def test_openapi_lists_the_authzen_paths(client: httpx.Client) -> None:
         "/access/v1/search/action",
     ):
         assert "post" in paths[path], path
+        # The PEP's request id (the SDK's `request_id=`): a header parameter, echoed back.
+        operation = paths[path]["post"]
+        headers = [p["name"] for p in operation["parameters"] if p["in"] == "header"]
+        assert headers == ["X-Request-ID"], path
+        assert "X-Request-ID" in operation["responses"]["200"]["headers"], path
     assert "get" in paths["/.well-known/authzen-configuration"]
 
 

@@ -37,10 +37,21 @@ _PAGE = obj(token=STRING, limit={"type": "integer", "minimum": 0})
 _TYPED = obj(("type",), type=STRING, **_PROPERTIES)
 
 
+# AuthZEN §10.1.3: the PEP's id of the request, echoed on the answer; kept with the
+# decision (tether makes one when it is left out).
+REQUEST_ID = {
+    "X-Request-ID": {
+        **STRING,
+        "description": "the PEP's request id: echoed, and kept with the decision",
+    }
+}
+
+
 def _search(kind: str, **entities: Schema | None) -> Doc:
     given = {name: schema for name, schema in entities.items() if schema is not None}
     return Doc(
         f"AuthZEN {kind} Search (§8): the {kind.lower()}s the policies permit",
+        headers=REQUEST_ID,
         body=obj(tuple(given), **given, context=OBJECT, page=_PAGE),
         answer=obj(
             ("results",),
@@ -53,11 +64,13 @@ def _search(kind: str, **entities: Schema | None) -> Doc:
 AUTHZEN_DOCS = {
     "/access/v1/evaluation": Doc(
         "AuthZEN Access Evaluation (§6); a task token as `subject.properties.token`",
+        headers=REQUEST_ID,
         body=EVALUATION,
         answer=DECISION,
     ),
     "/access/v1/evaluations": Doc(
         "AuthZEN Access Evaluations (§7, batch, up to TETHER_MAX_EVALUATIONS)",
+        headers=REQUEST_ID,
         body=EVALUATIONS,
         # §7.1: without items (none, or an empty list) it is one evaluation, one decision.
         answer={"anyOf": [obj(("evaluations",), evaluations=array(DECISION)), DECISION]},

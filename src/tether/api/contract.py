@@ -52,6 +52,8 @@ class Doc:
     Args:
         summary: one line a reader of the API document sees first.
         query: query parameters by name (their JSON schemas); all optional.
+        headers: request headers the handler reads, by name (their JSON schemas and what
+            they mean); all optional, and each one the answer carries back.
         body: the JSON request body's schema (``None``: no JSON body).
         form: an ``application/x-www-form-urlencoded`` body's schema (OAuth endpoints).
         body_required: whether the body may be left out.
@@ -66,6 +68,7 @@ class Doc:
 
     summary: str
     query: Mapping[str, Schema] = field(default_factory=dict)
+    headers: Mapping[str, Schema] = field(default_factory=dict)
     body: Schema | None = None
     form: Schema | None = None
     body_required: bool = True

@@ -131,6 +131,10 @@ def _parameters(template: str, doc: Doc) -> list[dict[str, Any]]:
         {"name": name, "in": "query", "required": False, "schema": schema}
         for name, schema in doc.query.items()
     ]
+    parameters += [
+        {"name": name, "in": "header", "required": False, "schema": schema}
+        for name, schema in doc.headers.items()
+    ]
     return parameters
 
 
@@ -153,6 +157,10 @@ def _operation(method: str, template: str, roles: frozenset[Role], doc: Doc) -> 
     for status, meaning in doc.refusals.items():  # the route's own, beside the edge's
         refusals[status] = f"{refusals[status]}; or {meaning}" if status in refusals else meaning
     responses: dict[str, Any] = {str(doc.status): _success(doc)}
+    if doc.headers:  # read from the request, carried back on every answer
+        echoed = {name: {"schema": schema} for name, schema in doc.headers.items()}
+        for answer in responses.values():
+            answer["headers"] = echoed
     content = _error_content(path)
     for status in sorted(refusals):
         own = doc.refusal_bodies.get(status)
