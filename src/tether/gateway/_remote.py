@@ -40,7 +40,7 @@ from tether.gateway._decider import (
     RememberedBearers,
 )
 from tether.sdk import AsyncClient
-from tether.sdk._protocol import Call, Flow
+from tether.sdk._protocol import Call, Flow, is_header_value
 from tether.sdk.errors import ClientError, TetherAPIError, TetherUnavailable, UnexpectedResponse
 
 log = logging.getLogger(__name__)
@@ -107,9 +107,10 @@ class RemoteDecider:
         try:
             mappings = await self._current_mappings()
             body = decision_body(token, call, mappings.get(call.name))
-            evaluation = _request(
-                "POST", "/access/v1/evaluation", json=body, request_id=request_id
-            )  # the JSON-RPC request's id, kept with the decision as in process
+            # The JSON-RPC request's id, kept with the decision as in process (unless it
+            # cannot be a header value: tether then makes one).
+            sent_id = request_id if request_id and is_header_value(request_id) else None
+            evaluation = _request("POST", "/access/v1/evaluation", json=body, request_id=sent_id)
             answer = await self.client.run(evaluation)
         except ArgumentProblem as problem:
             return GatewayDecision.refused(problem.code, problem.message)

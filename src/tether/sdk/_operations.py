@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
-from tether.sdk._protocol import Call, ClientConfig, Flow
+from tether.sdk._protocol import Call, ClientConfig, Flow, is_header_value
 from tether.sdk.credentials import BearerToken
 from tether.sdk.errors import UnexpectedResponse
 from tether.sdk.events import ToolCall, otlp_document, reported_result
@@ -100,6 +100,7 @@ def evaluate(
     """
     target = Resource.parse(resource) if isinstance(resource, str) else resource
     body = access_body(AccessRequest(subject, action, target, context or {}))
+    _check_request_id(request_id)
     decision: Decision = yield Call(
         "POST",
         "/access/v1/evaluation",
@@ -126,6 +127,7 @@ def evaluations(
     evaluate comes back as a ``deny`` whose ``error_code`` says why. ``request_id``: as
     for :func:`evaluate`.
     """
+    _check_request_id(request_id)
     body = {
         "evaluations": [access_body(r) for r in requests],
         "options": {"evaluations_semantic": semantic},
@@ -139,6 +141,15 @@ def evaluations(
         request_id=request_id,
     )
     return decisions
+
+
+def _check_request_id(request_id: str | None) -> None:
+    """A request id goes as a header value: visible ASCII, spaces inside (RFC 9110 §5.5)."""
+    if request_id is not None and not is_header_value(request_id):
+        raise ValueError(
+            f"request_id {request_id!r} cannot be sent as `X-Request-ID`: use visible ASCII "
+            "(spaces inside allowed), no control characters"
+        )
 
 
 def _proof(config: ClientConfig, proof: str | None, what: str) -> str:

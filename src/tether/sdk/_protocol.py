@@ -17,6 +17,7 @@ same generators, which is how every request, answer and decision rule is written
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
@@ -31,6 +32,15 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 P = ParamSpec("P")
+
+
+#: A header value an id can be: visible ASCII, spaces only inside (RFC 9110 §5.5).
+_HEADER_VALUE = re.compile(r"[!-~]+(?: +[!-~]+)*")
+
+
+def is_header_value(value: str) -> bool:
+    """Whether ``value`` can go as a header value as it is (an ``X-Request-ID``)."""
+    return _HEADER_VALUE.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)

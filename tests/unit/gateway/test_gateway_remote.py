@@ -59,6 +59,7 @@ def test_the_json_rpc_request_id_goes_with_the_decision_as_in_process() -> None:
             decider = RemoteDecider(c)
             await decider.decide("tok", ToolCall("tools/call", "pay", {}), "7")
             await decider.decide("tok", ToolCall("tools/call", "pay", {}), None)
+            await decider.decide("tok", ToolCall("tools/call", "pay", {}), "a\nb")
 
     asyncio.run(main())
-    assert sent == ["7", None]
+    assert sent == ["7", None, None]  # an id that cannot be a header: tether makes one

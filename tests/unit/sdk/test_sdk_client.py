@@ -97,6 +97,9 @@ def test_a_peps_request_id_goes_as_x_request_id_and_none_is_made_up() -> None:
         client.evaluations([AccessRequest(BILLING, "read", Resource("doc", "1"))], request_id="b-7")
     sent = [r.headers.get("x-request-id") for r in fake.requests]
     assert sent == ["pep-42", None, "b-7"]  # left out: tether makes one
+    with fake.client() as client, pytest.raises(ValueError, match="X-Request-ID"):
+        client.evaluate(BILLING, "read", "doc:1", request_id="bad\nid")
+    assert len(fake.requests) == 3  # refused before anything was sent
 
 
 def test_an_approval_required_decision_carries_its_ticket() -> None:
